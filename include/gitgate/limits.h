@@ -1,0 +1,36 @@
+/*
+ * limits.h - every named maximum in one place. A buffer that holds untrusted
+ * input is created with one of these as its cap; exceeding it is an error
+ * (GG_ELIMIT), never a reallocation without bound.
+ */
+#ifndef GITGATE_LIMITS_H
+#define GITGATE_LIMITS_H
+
+/* Tokens */
+#define GG_MAX_TOKEN_LEN 8192         /* whole v4.public token, bytes */
+#define GG_MAX_CLAIM_ITEMS 256        /* entries in repos / branches */
+#define GG_MAX_CLAIM_STR 1024         /* one claim string */
+#define GG_MAX_KEYS 16                /* verify keys configured at once */
+
+/* Files we read whole */
+#define GG_MAX_CONFIG_LEN (64 * 1024)
+#define GG_MAX_KEYFILE_LEN 1024
+#define GG_MAX_REVOCATIONS_LEN (16 * 1024 * 1024)
+
+/* HTTP */
+#define GG_MAX_HEADER_LEN 8192        /* one request header value */
+#define GG_MAX_URL_LEN 2048
+#define GG_RELAY_BUF (128 * 1024)     /* per-direction relay buffer */
+
+/* git protocol */
+#define GG_MAX_PKT_LEN 65520          /* largest pkt-line incl. 4-byte length */
+#define GG_MAX_PKT_DATA (GG_MAX_PKT_LEN - 4)
+#define GG_MAX_PUSH_COMMANDS 10000    /* ref updates in one push */
+#define GG_MAX_REFNAME 4096
+#define GG_MAX_PUSH_OPTIONS 1000
+#define GG_MAX_REPORT_LEN (4 * 1024 * 1024) /* upstream receive-pack reply */
+
+/* Ref patterns */
+#define GG_MAX_PATTERN_LEN 1024
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * revocation.h - the set of revoked token ids (jti).
+ *
+ * File format: one jti per line; blank lines and lines starting with '#'
+ * are ignored; surrounding whitespace is trimmed. A missing file is an empty
+ * set (nothing revoked yet).
+ */
+#ifndef GITGATE_REVOCATION_H
+#define GITGATE_REVOCATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gitgate/err.h"
+
+struct revocation_set;
+
+/* Parse file contents (pure; used by tests and fuzzers). */
+int revocation_parse(struct revocation_set **out, const char *text,
+		     size_t len, struct gg_err *err);
+/* Load path; a missing file yields an empty set. */
+int revocation_load(struct revocation_set **out, const char *path,
+		    struct gg_err *err);
+void revocation_free(struct revocation_set *set);
+bool revocation_contains(const struct revocation_set *set, const char *jti);
+size_t revocation_count(const struct revocation_set *set);
+
+/*
+ * Add jtis to the file at path atomically: take an exclusive lock, write
+ * old contents + new lines to a temporary file in the same directory, fsync,
+ * rename over path. Readers see the old or the new file, never a partial
+ * one. jtis already present are not added twice.
+ */
+int revocation_append(const char *path, const char *const *jtis, size_t n,
+		      struct gg_err *err);
+
+#endif

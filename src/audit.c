@@ -1,0 +1,2 @@
+/* audit: not written yet */
+#include "gitgate/err.h"

@@ -1,0 +1,2 @@
+/* authstate: not written yet */
+#include "gitgate/err.h"

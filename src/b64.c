@@ -1,0 +1,2 @@
+/* b64: not written yet */
+#include "gitgate/err.h"

@@ -1,0 +1,2 @@
+/* bpipe: not written yet */
+#include "gitgate/err.h"

@@ -1,0 +1,2 @@
+/* keyfile: not written yet */
+#include "gitgate/err.h"

@@ -1,0 +1,2 @@
+/* mirror: not written yet */
+#include "gitgate/err.h"

@@ -1,0 +1,2 @@
+/* paserk: not written yet */
+#include "gitgate/err.h"

@@ -1,0 +1,2 @@
+/* paseto: not written yet */
+#include "gitgate/err.h"

@@ -1,0 +1,2 @@
+/* pktline: not written yet */
+#include "gitgate/err.h"

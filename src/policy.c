@@ -1,0 +1,2 @@
+/* policy: not written yet */
+#include "gitgate/err.h"

@@ -1,0 +1,2 @@
+/* push: not written yet */
+#include "gitgate/err.h"

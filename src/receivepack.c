@@ -1,0 +1,2 @@
+/* receivepack: not written yet */
+#include "gitgate/err.h"

@@ -1,0 +1,2 @@
+/* relay: not written yet */
+#include "gitgate/err.h"

@@ -1,0 +1,2 @@
+/* report: not written yet */
+#include "gitgate/err.h"

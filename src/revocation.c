@@ -1,0 +1,2 @@
+/* revocation: not written yet */
+#include "gitgate/err.h"

@@ -1,0 +1,2 @@
+/* route: not written yet */
+#include "gitgate/err.h"

@@ -1,0 +1,2 @@
+/* timeutil: not written yet */
+#include "gitgate/err.h"

@@ -1,0 +1,2 @@
+/* token: not written yet */
+#include "gitgate/err.h"
