@@ -33,4 +33,11 @@
 /* Ref patterns */
 #define GG_MAX_PATTERN_LEN 1024
 
+/* Push enforcement (pktline, receivepack, policy, report) */
+#define GG_MAX_SIDEBAND_OLD_PKT 1000  /* old "side-band": whole pkt-line cap */
+#define GG_MAX_PUSH_HEADER (16 * 1024 * 1024) /* command list + push options */
+#define GG_MAX_PUSH_CAPS 4096         /* capability list on the first command */
+#define GG_MAX_REASON_LEN 200         /* policy reason shown by git push */
+#define GG_MAX_REPORT_REFS GG_MAX_PUSH_COMMANDS /* ref lines in a report */
+
 #endif
