@@ -1,2 +1,230 @@
-/* authstate: not written yet */
-#include "gitgate/err.h"
+/*
+ * authstate.c - hot-reloaded key set and revocation list.
+ */
+#include "gitgate/authstate.h"
+#include "gitgate/keyfile.h"
+#include "gitgate/limits.h"
+#include "gitgate/revocation.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* What a file looked like when last loaded; any change triggers a reload.
+ * Renames (how `gitgate revoke` writes) change the inode. */
+struct filesig {
+	bool exists;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+struct authstate {
+	pthread_rwlock_t lock;
+	char **key_paths;
+	size_t nkeys;
+	char *revocations_path;
+	struct filesig *sigs; /* nkeys + 1 (revocations last) */
+
+	/* Current state, replaced whole on reload. */
+	struct token_keyset keyset;
+	struct revocation_set *revoked;
+};
+
+static struct filesig file_signature(const char *path)
+{
+	struct filesig sig;
+	struct stat st;
+
+	memset(&sig, 0, sizeof(sig));
+	if (stat(path, &st) == 0) {
+		sig.exists = true;
+		sig.dev = st.st_dev;
+		sig.ino = st.st_ino;
+		sig.size = st.st_size;
+		sig.mtime = st.st_mtim;
+	}
+	return sig;
+}
+
+static bool sig_equal(const struct filesig *a, const struct filesig *b)
+{
+	return a->exists == b->exists && a->dev == b->dev &&
+	       a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec &&
+	       a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* Load every key and the revocation list into fresh objects. */
+static int load_all(struct token_keyset *keys, struct revocation_set **revoked,
+		    struct authstate *as, struct gg_err *err)
+{
+	size_t i;
+	int ret;
+
+	keys->keys = calloc(as->nkeys, sizeof(*keys->keys));
+	keys->nkeys = 0;
+	if (!keys->keys)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	for (i = 0; i < as->nkeys; i++) {
+		ret = keyfile_load_public(&keys->keys[i], as->key_paths[i],
+					  err);
+		if (ret)
+			goto fail;
+		keys->nkeys++;
+	}
+	ret = revocation_load(revoked, as->revocations_path, err);
+	if (ret)
+		goto fail;
+	return GG_OK;
+fail:
+	free(keys->keys);
+	keys->keys = NULL;
+	keys->nkeys = 0;
+	return ret;
+}
+
+static void snapshot_sigs(struct filesig *sigs, struct authstate *as)
+{
+	size_t i;
+
+	for (i = 0; i < as->nkeys; i++)
+		sigs[i] = file_signature(as->key_paths[i]);
+	sigs[as->nkeys] = file_signature(as->revocations_path);
+}
+
+int authstate_new(struct authstate **out, const char *const *key_paths,
+		  size_t nkeys, const char *revocations_path,
+		  struct gg_err *err)
+{
+	struct authstate *as;
+	size_t i;
+	int ret;
+
+	*out = NULL;
+	if (nkeys == 0 || nkeys > GG_MAX_KEYS)
+		return gg_err_set(err, GG_EINVAL, "need 1..%d verify keys",
+				  GG_MAX_KEYS);
+	as = calloc(1, sizeof(*as));
+	if (!as)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	pthread_rwlock_init(&as->lock, NULL);
+	as->key_paths = calloc(nkeys, sizeof(char *));
+	as->sigs = calloc(nkeys + 1, sizeof(*as->sigs));
+	as->revocations_path = strdup(revocations_path);
+	if (!as->key_paths || !as->sigs || !as->revocations_path)
+		goto nomem;
+	for (i = 0; i < nkeys; i++) {
+		as->key_paths[i] = strdup(key_paths[i]);
+		if (!as->key_paths[i])
+			goto nomem;
+		as->nkeys++;
+	}
+	snapshot_sigs(as->sigs, as);
+	ret = load_all(&as->keyset, &as->revoked, as, err);
+	if (ret) {
+		authstate_free(as);
+		return ret;
+	}
+	*out = as;
+	return GG_OK;
+nomem:
+	authstate_free(as);
+	return gg_err_set(err, GG_ENOMEM, "out of memory");
+}
+
+void authstate_free(struct authstate *as)
+{
+	size_t i;
+
+	if (!as)
+		return;
+	for (i = 0; i < as->nkeys; i++)
+		free(as->key_paths[i]);
+	free(as->key_paths);
+	free(as->sigs);
+	free(as->revocations_path);
+	free(as->keyset.keys);
+	revocation_free(as->revoked);
+	pthread_rwlock_destroy(&as->lock);
+	free(as);
+}
+
+int authstate_verify(struct authstate *as, struct token_claims **out,
+		     const char *token, size_t len, int64_t now,
+		     struct gg_err *err)
+{
+	int ret;
+
+	pthread_rwlock_rdlock(&as->lock);
+	ret = token_verify(out, token, len, &as->keyset, now, as->revoked,
+			   err);
+	pthread_rwlock_unlock(&as->lock);
+	return ret;
+}
+
+static bool changed(struct authstate *as, struct filesig *now)
+{
+	size_t i;
+
+	for (i = 0; i <= as->nkeys; i++)
+		if (!sig_equal(&as->sigs[i], &now[i]))
+			return true;
+	return false;
+}
+
+int authstate_refresh(struct authstate *as, int force, struct gg_err *err)
+{
+	struct filesig *now = calloc(as->nkeys + 1, sizeof(*now));
+	struct token_keyset keys, old_keys;
+	struct revocation_set *revoked = NULL, *old_revoked;
+	int ret;
+
+	if (!now)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	snapshot_sigs(now, as);
+	if (!force && !changed(as, now)) {
+		free(now);
+		return 0;
+	}
+	/* Remember the new signatures even if loading fails, so a broken
+	 * file is reported once per change rather than every poll. */
+	memcpy(as->sigs, now, (as->nkeys + 1) * sizeof(*now));
+	free(now);
+	ret = load_all(&keys, &revoked, as, err);
+	if (ret)
+		return ret;
+	pthread_rwlock_wrlock(&as->lock);
+	old_keys = as->keyset;
+	old_revoked = as->revoked;
+	as->keyset = keys;
+	as->revoked = revoked;
+	pthread_rwlock_unlock(&as->lock);
+	free(old_keys.keys);
+	revocation_free(old_revoked);
+	return 1;
+}
+
+size_t authstate_nkeys(struct authstate *as)
+{
+	size_t n;
+
+	pthread_rwlock_rdlock(&as->lock);
+	n = as->keyset.nkeys;
+	pthread_rwlock_unlock(&as->lock);
+	return n;
+}
+
+size_t authstate_nrevoked(struct authstate *as)
+{
+	size_t n;
+
+	pthread_rwlock_rdlock(&as->lock);
+	n = revocation_count(as->revoked);
+	pthread_rwlock_unlock(&as->lock);
+	return n;
+}

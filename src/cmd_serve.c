@@ -1,8 +1,132 @@
+/*
+ * cmd_serve.c - `gitgate serve --config FILE`: run the proxy in the
+ * foreground. The main thread owns the signals (blocked everywhere else and
+ * taken with sigtimedwait), so reloads and shutdown run in ordinary code,
+ * not in async signal handlers; its 200 ms wake-ups also poll the key and
+ * revocation files, which bounds how late a revocation takes effect.
+ */
 #include "gitgate/cli.h"
+#include "gitgate/config.h"
+#include "gitgate/log.h"
+#include "gitgate/server.h"
+
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static const char usage[] =
+	"usage: gitgate serve --config FILE [--verbose]\n"
+	"\n"
+	"Run the proxy in the foreground, logging to stderr.\n"
+	"  --config FILE   JSON config (see README \"Config file\")\n"
+	"  --verbose       also log debug messages\n"
+	"Signals: SIGTERM/SIGINT stop gracefully (transfers in flight get\n"
+	"30 s to finish); SIGHUP reloads keys and revocations and reopens the\n"
+	"audit log (for rotation).\n";
+
+/* Secrets live in this process's memory: never let it dump core or be
+ * ptrace-attached by other users' processes. */
+static void harden_process(void)
+{
+	struct rlimit no_core = { 0, 0 };
+
+	setrlimit(RLIMIT_CORE, &no_core);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+static int run(struct server *srv, sigset_t *sigs)
+{
+	struct timespec tick = { 0, 200 * 1000 * 1000 };
+	unsigned cut;
+	int sig;
+
+	for (;;) {
+		sig = sigtimedwait(sigs, NULL, &tick);
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: reloading");
+			server_tick(srv, 1);
+		} else if (sig == SIGTERM || sig == SIGINT) {
+			log_info("%s: stopping (waiting up to 30 s for "
+				 "transfers in flight)",
+				 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			cut = server_shutdown(srv, 30);
+			if (cut)
+				log_warnx("stopped with %u request(s) still "
+					  "in flight",
+					  cut);
+			return CLI_OK;
+		} else {
+			server_tick(srv, 0);
+		}
+	}
+}
 
 int cmd_serve(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	return cli_fail("serve", "not implemented yet");
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct gg_err err = GG_ERR_INIT;
+	struct config *cfg = NULL;
+	struct server *srv = NULL;
+	const char *config_path = NULL;
+	sigset_t sigs;
+	int c, ret;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+c:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'v':
+			log_set_level(LOG_LEVEL_DEBUG);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return CLI_OK;
+		default:
+			return cli_usage_error(usage, "serve: unknown or "
+						      "incomplete option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error(usage, "serve: unexpected argument '%s'",
+				       argv[optind]);
+	if (!config_path)
+		return cli_usage_error(usage, "serve: --config is required");
+
+	harden_process();
+	if (config_load(&cfg, config_path, &err) != 0)
+		return cli_fail("config", err.msg);
+	/* Block before any thread exists so every thread inherits it. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	ret = server_new(&srv, cfg, &err);
+	if (ret != 0) {
+		config_free(cfg);
+		return cli_fail("serve", err.msg);
+	}
+	log_info("listening on %s%s%s:%u, relaying to %s",
+		 strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
+		 strchr(cfg->listen_host, ':') ? "]" : "", cfg->listen_port,
+		 cfg->upstream_url);
+	ret = run(srv, &sigs);
+	server_free(srv);
+	config_free(cfg);
+	return ret;
 }

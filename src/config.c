@@ -1,2 +1,450 @@
-/* config: not written yet */
-#include "gitgate/err.h"
+/*
+ * config.c - load and strictly validate the JSON config file.
+ *
+ * Every problem is collected before refusing (a operator fixing a config
+ * wants the whole list, not one error per restart), and each names the key.
+ */
+#include "gitgate/config.h"
+#include "gitgate/limits.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Problems found so far, joined with "; ". */
+struct problems {
+	char buf[GG_ERR_MSG_MAX * 4];
+	size_t len;
+	int count;
+};
+
+static void problem(struct problems *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void problem(struct problems *p, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	p->count++;
+	if (p->len + 3 >= sizeof(p->buf))
+		return;
+	if (p->len) {
+		memcpy(p->buf + p->len, "; ", 3);
+		p->len += 2;
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(p->buf + p->len, sizeof(p->buf) - p->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		p->len += (size_t)n < sizeof(p->buf) - p->len
+				  ? (size_t)n
+				  : sizeof(p->buf) - p->len - 1;
+}
+
+/* Directory part of path ("." when it has none); caller frees. */
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+static char *resolve(const char *dir, const char *rel)
+{
+	size_t n;
+	char *out;
+
+	if (rel[0] == '/')
+		return strdup(rel);
+	n = strlen(dir) + 1 + strlen(rel) + 1;
+	out = malloc(n);
+	if (out)
+		snprintf(out, n, "%s/%s", dir, rel);
+	return out;
+}
+
+/* Parse "host:port", "[v6]:port". */
+static int parse_listen(struct config *cfg, const char *text)
+{
+	const char *colon, *host = text;
+	size_t hostlen;
+	char *end;
+	long port;
+
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		if (!close || close[1] != ':')
+			return -1;
+		host = text + 1;
+		hostlen = (size_t)(close - host);
+		colon = close + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (!colon || strchr(text, ':') != colon)
+			return -1;
+		hostlen = (size_t)(colon - text);
+	}
+	if (hostlen == 0 || hostlen > 255)
+		return -1;
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || *end || colon[1] == '\0' || port < 1 || port > 65535)
+		return -1;
+	cfg->listen_host = strndup(host, hostlen);
+	cfg->listen_port = (unsigned short)port;
+	return cfg->listen_host ? 0 : -1;
+}
+
+/* Fetch an optional string member; records a problem for wrong types. */
+static const char *get_string(json_t *obj, const char *key, const char *label,
+			      int required, struct problems *p)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v) {
+		if (required)
+			problem(p, "%s: required", label);
+		return NULL;
+	}
+	if (!json_is_string(v) || json_string_length(v) == 0) {
+		problem(p, "%s: must be a non-empty string", label);
+		return NULL;
+	}
+	if (strlen(json_string_value(v)) != json_string_length(v)) {
+		problem(p, "%s: contains a NUL byte", label);
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+static void check_keys(json_t *obj, const char *const *allowed,
+		       const char *prefix, struct problems *p)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+	char safe[64];
+
+	json_object_foreach(obj, key, v) {
+		for (i = 0; allowed[i]; i++)
+			if (!strcmp(key, allowed[i]))
+				break;
+		if (!allowed[i]) {
+			gg_err_sanitize(safe, sizeof(safe), key, strlen(key));
+			problem(p, "%s%s: unknown key", prefix, safe);
+		}
+	}
+}
+
+static void parse_verify_keys(struct config *cfg, json_t *root,
+			      const char *dir, struct problems *p)
+{
+	json_t *v = json_object_get(root, "verify_key"), *item;
+	size_t i;
+
+	if (!v) {
+		problem(p, "verify_key: required");
+		return;
+	}
+	if (json_is_string(v)) {
+		v = json_pack("[O]", v);
+	} else if (json_is_array(v) && json_array_size(v) > 0 &&
+		   json_array_size(v) <= GG_MAX_KEYS) {
+		json_incref(v);
+	} else {
+		problem(p, "verify_key: must be a path or an array of 1..%d "
+			   "paths", GG_MAX_KEYS);
+		return;
+	}
+	cfg->verify_keys = calloc(json_array_size(v), sizeof(char *));
+	json_array_foreach(v, i, item) {
+		if (!json_is_string(item) || json_string_length(item) == 0) {
+			problem(p, "verify_key[%zu]: must be a non-empty "
+				   "string", i);
+			continue;
+		}
+		if (cfg->verify_keys)
+			cfg->verify_keys[cfg->nverify_keys++] =
+				resolve(dir, json_string_value(item));
+	}
+	json_decref(v);
+}
+
+static void parse_upstream(struct config *cfg, json_t *root, const char *dir,
+			   struct problems *p)
+{
+	static const char *const keys[] = { "url", "token_file", NULL };
+	json_t *up = json_object_get(root, "upstream");
+	const char *url, *tf;
+	size_t n;
+
+	if (!up) {
+		problem(p, "upstream: required");
+		return;
+	}
+	if (!json_is_object(up)) {
+		problem(p, "upstream: must be an object");
+		return;
+	}
+	check_keys(up, keys, "upstream.", p);
+	url = get_string(up, "url", "upstream.url", 1, p);
+	if (url) {
+		if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+			problem(p, "upstream.url: must start with http:// or "
+				   "https://");
+		else if (strchr(url, '@') || strchr(url, '?') ||
+			 strchr(url, '#'))
+			problem(p, "upstream.url: must not contain "
+				   "credentials, query or fragment");
+		else if (strlen(url) > GG_MAX_URL_LEN / 2)
+			problem(p, "upstream.url: too long");
+		else {
+			cfg->upstream_url = strdup(url);
+			n = strlen(cfg->upstream_url);
+			while (n > 0 && cfg->upstream_url[n - 1] == '/')
+				cfg->upstream_url[--n] = '\0';
+		}
+	}
+	tf = get_string(up, "token_file", "upstream.token_file", 0, p);
+	if (tf)
+		cfg->upstream_token_file = resolve(dir, tf);
+}
+
+static char *path_key(json_t *root, const char *key, const char *def,
+		      const char *dir, struct problems *p)
+{
+	const char *v = get_string(root, key, key, 0, p);
+
+	if (!v && json_object_get(root, key))
+		return NULL; /* wrong type: already reported */
+	return resolve(dir, v ? v : def);
+}
+
+static void parse_root(struct config *cfg, json_t *root, const char *dir,
+		       struct problems *p)
+{
+	static const char *const keys[] = { "listen", "verify_key",
+					    "upstream", "audit_log",
+					    "revocations", "cache_dir", NULL };
+	const char *listen;
+
+	check_keys(root, keys, "", p);
+	listen = get_string(root, "listen", "listen", 1, p);
+	if (listen && parse_listen(cfg, listen) != 0)
+		problem(p, "listen: must be HOST:PORT (e.g. 127.0.0.1:8080 "
+			   "or [::1]:8080)");
+	parse_verify_keys(cfg, root, dir, p);
+	parse_upstream(cfg, root, dir, p);
+	cfg->audit_log = path_key(root, "audit_log", "audit.jsonl", dir, p);
+	cfg->revocations = path_key(root, "revocations", "revoked.txt", dir, p);
+	cfg->cache_dir = path_key(root, "cache_dir", "cache", dir, p);
+}
+
+int config_parse(struct config **out, const char *path, const char *text,
+		 size_t len, struct gg_err *err)
+{
+	struct problems p = { .len = 0, .count = 0 };
+	struct config *cfg = NULL;
+	json_error_t jerr;
+	json_t *root = NULL;
+	char *dir = NULL;
+	int ret = GG_ENOMEM;
+
+	*out = NULL;
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		ret = gg_err_set(err, GG_EINVAL, "%s:%d:%d: %s", path,
+				 jerr.line, jerr.column, jerr.text);
+		goto out;
+	}
+	if (!json_is_object(root)) {
+		ret = gg_err_set(err, GG_EINVAL,
+				 "%s: must be a JSON object", path);
+		goto out;
+	}
+	cfg = calloc(1, sizeof(*cfg));
+	dir = dir_of(path);
+	if (!cfg || !dir || !(cfg->path = strdup(path)))
+		goto nomem;
+	parse_root(cfg, root, dir, &p);
+	if (p.count) {
+		ret = gg_err_set(err, GG_EINVAL, "%s: %s", path, p.buf);
+		goto out;
+	}
+	if (!cfg->audit_log || !cfg->revocations || !cfg->cache_dir ||
+	    !cfg->listen_host || !cfg->upstream_url ||
+	    cfg->nverify_keys == 0)
+		goto nomem;
+	*out = cfg;
+	cfg = NULL;
+	ret = GG_OK;
+	goto out;
+nomem:
+	ret = gg_err_set(err, GG_ENOMEM, "%s: out of memory", path);
+out:
+	config_free(cfg);
+	free(dir);
+	json_decref(root);
+	return ret;
+}
+
+/* Read a whole small file (at most max bytes) into a NUL-terminated
+ * buffer. */
+static int read_small_file(char **out, size_t *outlen, const char *path,
+			   size_t max, struct gg_err *err)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return gg_err_errno(err, GG_EIO, "%s", path);
+	buf = malloc(max + 1);
+	if (!buf) {
+		ret = gg_err_set(err, GG_ENOMEM, "%s: out of memory", path);
+		goto out;
+	}
+	for (;;) {
+		n = read(fd, buf + len, max + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = gg_err_errno(err, GG_EIO, "%s", path);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max) {
+			ret = gg_err_set(err, GG_ELIMIT,
+					 "%s: larger than %zu bytes", path,
+					 max);
+			goto out;
+		}
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*outlen = len;
+	buf = NULL;
+	ret = GG_OK;
+out:
+	free(buf);
+	close(fd);
+	return ret;
+}
+
+int config_load(struct config **out, const char *path, struct gg_err *err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int ret;
+
+	*out = NULL;
+	ret = read_small_file(&text, &len, path, GG_MAX_CONFIG_LEN, err);
+	if (ret)
+		return ret;
+	ret = config_parse(out, path, text, len, err);
+	free(text);
+	return ret;
+}
+
+void config_free(struct config *cfg)
+{
+	size_t i;
+
+	if (!cfg)
+		return;
+	for (i = 0; i < cfg->nverify_keys; i++)
+		free(cfg->verify_keys[i]);
+	free(cfg->verify_keys);
+	free(cfg->path);
+	free(cfg->listen_host);
+	free(cfg->upstream_url);
+	free(cfg->upstream_token_file);
+	free(cfg->audit_log);
+	free(cfg->revocations);
+	free(cfg->cache_dir);
+	free(cfg);
+}
+
+/* Copy text (len bytes, no NULs) into guarded memory; strips one trailing
+ * newline (and CR) as files written by editors and `echo` carry one. */
+static int secret_dup(char **out, const char *text, size_t len,
+		      const char *what, struct gg_err *err)
+{
+	char *s;
+
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		len--;
+	if (len == 0)
+		return gg_err_set(err, GG_EINVAL, "%s: upstream secret is "
+						  "empty", what);
+	if (memchr(text, '\n', len) || memchr(text, '\0', len))
+		return gg_err_set(err, GG_EINVAL, "%s: upstream secret must "
+						  "be one line", what);
+	s = sodium_malloc(len + 1);
+	if (!s)
+		return gg_err_set(err, GG_ENOMEM, "%s: out of memory", what);
+	memcpy(s, text, len);
+	s[len] = '\0';
+	*out = s;
+	return GG_OK;
+}
+
+int config_load_upstream_secret(char **out, const struct config *cfg,
+				struct gg_err *err)
+{
+	const char *env = getenv("GITGATE_UPSTREAM_TOKEN");
+	struct stat st;
+	char *text = NULL;
+	size_t len = 0;
+	int ret;
+
+	*out = NULL;
+	if (sodium_init() < 0)
+		return gg_err_set(err, GG_ERR, "libsodium failed to start");
+	if (env && *env)
+		return secret_dup(out, env, strlen(env),
+				  "GITGATE_UPSTREAM_TOKEN", err);
+	if (!cfg->upstream_token_file)
+		return gg_err_set(err, GG_EINVAL,
+				  "upstream.token_file: not set and "
+				  "GITGATE_UPSTREAM_TOKEN is empty");
+	if (stat(cfg->upstream_token_file, &st) != 0)
+		return gg_err_errno(err, GG_EIO, "upstream.token_file: %s",
+				    cfg->upstream_token_file);
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+		return gg_err_set(err, GG_EINVAL,
+				  "upstream.token_file: %s: permissions %04o "
+				  "are too open (want 0600)",
+				  cfg->upstream_token_file,
+				  (unsigned)(st.st_mode & 07777));
+	ret = read_small_file(&text, &len, cfg->upstream_token_file,
+			      GG_MAX_KEYFILE_LEN, err);
+	if (ret)
+		return ret;
+	ret = secret_dup(out, text, len, "upstream.token_file", err);
+	sodium_memzero(text, len);
+	free(text);
+	return ret;
+}
+
+void config_secret_free(char *secret)
+{
+	if (secret)
+		sodium_free(secret); /* sodium_free wipes before freeing */
+}

@@ -1,2 +1,864 @@
-/* server: not written yet */
-#include "gitgate/err.h"
+/*
+ * server.c - the proxy's HTTP front (libmicrohttpd, thread per connection).
+ *
+ * Request life: the first callback classifies the route, authenticates the
+ * token and checks repo and operation; a refusal is answered at once
+ * (401/403/404) and audited before the client sees it. Allowed requests are
+ * relayed: info/refs and upload-pack stream both ways through a relay;
+ * receive-pack bodies are spooled to disk first (push rules need the whole
+ * command list and pack before anything goes upstream).
+ */
+#include "gitgate/server.h"
+#include "gitgate/audit.h"
+#include "gitgate/authstate.h"
+#include "gitgate/limits.h"
+#include "gitgate/log.h"
+#include "gitgate/push.h"
+#include "gitgate/relay.h"
+#include "gitgate/route.h"
+#include "gitgate/token.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct server {
+	struct config *cfg; /* private copy of the paths we need */
+	char *upstream_url;
+	char *secret; /* sodium_malloc'd */
+	char *cache_dir;
+	struct authstate *auth;
+	struct audit_log *audit;
+	struct relay_shared *shared;
+	struct MHD_Daemon *daemon;
+	int listen_fd;
+	unsigned in_flight; /* requests between first callback and completion */
+	pthread_mutex_t lock;
+};
+
+enum req_state { REQ_NEW, REQ_STREAM_BODY, REQ_SPOOL_BODY, REQ_ANSWERED };
+
+struct request {
+	struct server *srv;
+	struct MHD_Connection *conn;
+	enum req_state state;
+	struct route route;
+	char id[33];
+	char client[INET6_ADDRSTRLEN + 8];
+	int64_t start_ms;
+	struct token_claims *claims;
+	struct relay *relay;
+	struct push *push;
+	bool body_failed;  /* upstream gave up mid-body: discard the rest */
+	bool audited;
+	int status;        /* HTTP status sent to the client */
+	const char *decision;
+	char reason[GG_ERR_MSG_MAX];
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- responses ---------------------------------------------------- */
+
+static enum MHD_Result queue_text(struct MHD_Connection *conn,
+				  unsigned status, const char *text,
+				  bool challenge)
+{
+	char body[GG_ERR_MSG_MAX + 2];
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	size_t n;
+
+	n = (size_t)snprintf(body, sizeof(body), "%s\n", text);
+	if (n >= sizeof(body))
+		n = sizeof(body) - 1;
+	resp = MHD_create_response_from_buffer(n, body,
+					       MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type",
+				"text/plain; charset=utf-8");
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	if (challenge)
+		MHD_add_response_header(resp, "WWW-Authenticate",
+					"Basic realm=\"gitgate\"");
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* ---- audit -------------------------------------------------------- */
+
+static void audit_request(struct request *req, const struct audit_ref *refs,
+			  size_t nrefs)
+{
+	struct audit_record rec;
+	struct gg_err err = GG_ERR_INIT;
+
+	if (req->audited || !req->srv->audit)
+		return;
+	req->audited = true;
+	memset(&rec, 0, sizeof(rec));
+	rec.time_ms = req->start_ms;
+	rec.request_id = req->id;
+	rec.sub = req->claims ? req->claims->sub : NULL;
+	rec.jti = req->claims ? req->claims->jti : NULL;
+	rec.repo = req->route.repo[0] ? req->route.repo : NULL;
+	rec.service = route_service_name(req->route.service);
+	rec.client = req->client;
+	rec.decision = req->decision ? req->decision : "deny";
+	rec.reason = req->reason;
+	rec.refs = refs;
+	rec.nrefs = nrefs;
+	rec.status = req->status;
+	rec.bytes_in = req->bytes_in;
+	rec.bytes_out = req->bytes_out;
+	rec.duration_ms = now_ms() - req->start_ms;
+	if (audit_append(req->srv->audit, &rec, &err) != 0)
+		log_warnx("audit log: %s (refusing requests until it can "
+			  "be written)", err.msg);
+}
+
+/* Answer with a refusal, audited first (fail closed: if the audit line
+ * cannot be written the client gets 503 instead). */
+static enum MHD_Result deny(struct request *req, unsigned status,
+			    const char *reason)
+{
+	bool challenge = status == MHD_HTTP_UNAUTHORIZED;
+
+	req->state = REQ_ANSWERED;
+	req->status = (int)status;
+	req->decision = "deny";
+	snprintf(req->reason, sizeof(req->reason), "%s", reason);
+	audit_request(req, NULL, 0);
+	if (req->srv->audit && !audit_healthy(req->srv->audit))
+		return queue_text(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				  "gitgate: audit log unavailable", false);
+	return queue_text(req->conn, status, reason, challenge);
+}
+
+/* ---- relaying ----------------------------------------------------- */
+
+static ssize_t read_relay(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct request *req = cls;
+	ssize_t n = relay_read(req->relay, buf, max);
+
+	(void)pos;
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (n == 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	return n;
+}
+
+/* Client headers forwarded upstream. Authorization never is: upstream gets
+ * gitgate's credential instead. */
+static const char *const fwd_headers[] = {
+	"Content-Type", "Accept", "Git-Protocol", "Content-Encoding",
+	"User-Agent", "Accept-Encoding", "Accept-Language", NULL
+};
+
+struct header_list {
+	char *lines[8];
+	size_t n;
+};
+
+static void header_list_release(struct header_list *h)
+{
+	while (h->n > 0)
+		free(h->lines[--h->n]);
+}
+
+static int collect_headers(struct header_list *out, struct request *req)
+{
+	const char *v;
+	size_t i, len;
+
+	out->n = 0;
+	for (i = 0; fwd_headers[i]; i++) {
+		v = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+						fwd_headers[i]);
+		if (!v)
+			continue;
+		/* The push path parses upstream's reply itself: ask for it
+		 * uncompressed. */
+		if (req->route.kind == ROUTE_RECEIVE_PACK &&
+		    !strcmp(fwd_headers[i], "Accept-Encoding"))
+			continue;
+		len = strlen(fwd_headers[i]) + 2 + strlen(v) + 1;
+		out->lines[out->n] = malloc(len);
+		if (!out->lines[out->n])
+			return -1;
+		snprintf(out->lines[out->n], len, "%s: %s", fwd_headers[i], v);
+		out->n++;
+	}
+	return 0;
+}
+
+static char *upstream_url(struct request *req)
+{
+	const char *suffix;
+	char *url;
+	size_t len;
+
+	switch (req->route.kind) {
+	case ROUTE_INFO_REFS:
+		suffix = req->route.service == ROUTE_SVC_UPLOAD
+				 ? "/info/refs?service=git-upload-pack"
+				 : "/info/refs?service=git-receive-pack";
+		break;
+	case ROUTE_UPLOAD_PACK:
+		suffix = "/git-upload-pack";
+		break;
+	default:
+		suffix = "/git-receive-pack";
+		break;
+	}
+	len = strlen(req->srv->upstream_url) + 1 + strlen(req->route.repo) +
+	      4 + strlen(suffix) + 1;
+	url = malloc(len);
+	if (url)
+		snprintf(url, len, "%s/%s.git%s", req->srv->upstream_url,
+			 req->route.repo, suffix);
+	return url;
+}
+
+static int start_relay(struct request *req, int64_t content_length,
+		       struct gg_err *err)
+{
+	struct header_list headers = { .n = 0 };
+	struct relay_request rr;
+	char *url = upstream_url(req);
+	int ret;
+
+	if (!url || collect_headers(&headers, req) != 0) {
+		ret = gg_err_set(err, GG_ENOMEM, "out of memory");
+		goto out;
+	}
+	memset(&rr, 0, sizeof(rr));
+	rr.method = req->route.kind == ROUTE_INFO_REFS ? "GET" : "POST";
+	rr.url = url;
+	rr.secret = req->srv->secret;
+	rr.headers = (const char *const *)headers.lines;
+	rr.nheaders = headers.n;
+	rr.content_length = content_length;
+	rr.shared = req->srv->shared;
+	ret = relay_start(&req->relay, &rr, err);
+out:
+	header_list_release(&headers);
+	free(url);
+	return ret;
+}
+
+/* Map an upstream status to what the client gets; NULL = pass through. */
+static const char *upstream_refusal(long status, unsigned *client_status)
+{
+	if (status >= 200 && status < 300)
+		return NULL;
+	if (status == 404) {
+		*client_status = MHD_HTTP_NOT_FOUND;
+		return "repository not found upstream";
+	}
+	*client_status = MHD_HTTP_BAD_GATEWAY;
+	if (status == 401 || status == 403)
+		return "upstream rejected gitgate's credential";
+	if (status >= 300 && status < 400)
+		return "upstream redirected (not followed)";
+	return "upstream failed";
+}
+
+/* Wait for upstream's answer and queue the streamed response. */
+static enum MHD_Result answer_from_relay(struct request *req)
+{
+	struct relay_response meta;
+	struct gg_err err = GG_ERR_INIT;
+	struct MHD_Response *resp;
+	unsigned status = MHD_HTTP_BAD_GATEWAY;
+	const char *refusal;
+	char why[GG_ERR_MSG_MAX];
+	enum MHD_Result ret;
+	size_t i;
+
+	if (relay_wait_headers(req->relay, &meta, &err) != 0) {
+		log_warnx("request %s: %s: %s", req->id, req->route.repo,
+			  err.msg);
+		return deny(req, MHD_HTTP_BAD_GATEWAY, err.msg);
+	}
+	refusal = upstream_refusal(meta.status, &status);
+	if (refusal) {
+		snprintf(why, sizeof(why), "%s (HTTP %ld)", refusal,
+			 meta.status);
+		log_warnx("request %s: %s: %s", req->id, req->route.repo, why);
+		relay_abort(req->relay);
+		return deny(req, status, meta.status == 404 ? refusal : why);
+	}
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+						 64 * 1024, read_relay, req,
+						 NULL);
+	if (!resp)
+		return MHD_NO;
+	for (i = 0; i < meta.nheaders; i++) {
+		const char *colon = strchr(meta.headers[i], ':');
+		char name[64];
+		size_t n = (size_t)(colon - meta.headers[i]);
+
+		if (!colon || n >= sizeof(name))
+			continue;
+		memcpy(name, meta.headers[i], n);
+		name[n] = '\0';
+		colon++;
+		while (*colon == ' ')
+			colon++;
+		MHD_add_response_header(resp, name, colon);
+	}
+	MHD_add_response_header(resp, "X-Request-Id", req->id);
+	req->state = REQ_ANSWERED;
+	req->status = (int)meta.status;
+	req->decision = "allow";
+	ret = MHD_queue_response(req->conn, (unsigned)meta.status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* ---- authentication and authorisation ------------------------------ */
+
+struct count_ctx {
+	const char *name;
+	int count;
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind,
+				    const char *key, const char *value)
+{
+	struct count_ctx *c = cls;
+
+	(void)kind;
+	(void)value;
+	if (!strcasecmp(key, c->name))
+		c->count++;
+	return MHD_YES;
+}
+
+static int header_count(struct MHD_Connection *conn, const char *name)
+{
+	struct count_ctx c = { name, 0 };
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &c);
+	return c.count;
+}
+
+/* Headers whose duplicates could make gitgate and upstream disagree. */
+static const char *const single_headers[] = {
+	"Authorization", "Content-Type", "Content-Encoding", "Git-Protocol",
+	"Content-Length", "Transfer-Encoding", NULL
+};
+
+static enum MHD_Result authenticate(struct request *req)
+{
+	char token[GG_MAX_TOKEN_LEN + 1];
+	struct gg_err err = GG_ERR_INIT;
+	const char *auth;
+	size_t len = 0;
+	int ret;
+
+	auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+					   "Authorization");
+	if (!auth)
+		return deny(req, MHD_HTTP_UNAUTHORIZED,
+			    "authentication required: use the token as the "
+			    "password");
+	ret = route_auth_token(token, sizeof(token), &len, auth, &err);
+	if (ret == 0)
+		ret = authstate_verify(req->srv->auth, &req->claims, token,
+				       len, now_ms() / 1000, &err);
+	sodium_memzero(token, sizeof(token));
+	if (ret != 0) {
+		char reason[GG_ERR_MSG_MAX + 8];
+
+		snprintf(reason, sizeof(reason), "token %s",
+			 ret == GG_ELIMIT ? "too long" : err.msg);
+		return deny(req, MHD_HTTP_UNAUTHORIZED, reason);
+	}
+	return MHD_YES;
+}
+
+static enum MHD_Result authorise(struct request *req)
+{
+	char reason[GG_ERR_MSG_MAX];
+	bool push = req->route.service == ROUTE_SVC_RECEIVE;
+	unsigned need = push ? TOKEN_OP_PUSH : TOKEN_OP_FETCH;
+
+	if (!token_claims_has_repo(req->claims, req->route.repo)) {
+		snprintf(reason, sizeof(reason),
+			 "token does not grant access to %s", req->route.repo);
+		return deny(req, MHD_HTTP_FORBIDDEN, reason);
+	}
+	if (!(req->claims->ops & need)) {
+		snprintf(reason, sizeof(reason), "token does not allow %s to %s",
+			 push ? "push" : "fetch", req->route.repo);
+		return deny(req, MHD_HTTP_FORBIDDEN, reason);
+	}
+	return MHD_YES;
+}
+
+/* ---- request phases ------------------------------------------------ */
+
+static void client_address(struct request *req)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	ci = MHD_get_connection_info(req->conn,
+				     MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	sa = ci ? ci->client_addr : NULL;
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET,
+			  &((const struct sockaddr_in *)(const void *)sa)
+				   ->sin_addr,
+			  host, sizeof(host));
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+			  &((const struct sockaddr_in6 *)(const void *)sa)
+				   ->sin6_addr,
+			  host, sizeof(host));
+	snprintf(req->client, sizeof(req->client), "%s", host);
+}
+
+static struct request *request_new(struct server *srv,
+				   struct MHD_Connection *conn)
+{
+	struct request *req = calloc(1, sizeof(*req));
+	unsigned char rnd[16];
+
+	if (!req)
+		return NULL;
+	req->srv = srv;
+	req->conn = conn;
+	req->start_ms = now_ms();
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(req->id, sizeof(req->id), rnd, sizeof(rnd));
+	client_address(req);
+	pthread_mutex_lock(&srv->lock);
+	srv->in_flight++;
+	pthread_mutex_unlock(&srv->lock);
+	return req;
+}
+
+static enum MHD_Result begin(struct request *req, const char *url,
+			     const char *method)
+{
+	struct gg_err err = GG_ERR_INIT;
+	const char *service;
+	size_t i;
+	int ret;
+
+	service = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
+					      "service");
+	ret = route_parse(&req->route, method, url, service, &err);
+	if (ret == GG_EDENIED)
+		return deny(req, MHD_HTTP_METHOD_NOT_ALLOWED, err.msg);
+	if (ret != 0)
+		return deny(req, MHD_HTTP_NOT_FOUND, err.msg);
+	if (req->route.kind == ROUTE_HEALTHZ) {
+		req->state = REQ_ANSWERED;
+		req->audited = true; /* health checks are not decisions */
+		return queue_text(req->conn, MHD_HTTP_OK, "ok", false);
+	}
+	for (i = 0; single_headers[i]; i++)
+		if (header_count(req->conn, single_headers[i]) > 1)
+			return deny(req, MHD_HTTP_BAD_REQUEST,
+				    "repeated header");
+	if (authenticate(req) != MHD_YES || req->state == REQ_ANSWERED)
+		return MHD_YES;
+	if (authorise(req) != MHD_YES || req->state == REQ_ANSWERED)
+		return MHD_YES;
+	if (req->srv->audit && !audit_healthy(req->srv->audit))
+		return deny(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+			    "audit log unavailable");
+	return MHD_YES;
+}
+
+static int64_t client_content_length(struct request *req)
+{
+	const char *v = MHD_lookup_connection_value(
+		req->conn, MHD_HEADER_KIND, "Content-Length");
+	char *end;
+	long long n;
+
+	if (!v)
+		return -1;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno || *end || n < 0)
+		return -1;
+	return n;
+}
+
+/* Allowed request: start relaying (GET, upload-pack) or spooling. */
+static enum MHD_Result proceed(struct request *req)
+{
+	struct gg_err err = GG_ERR_INIT;
+	int ret;
+
+	if (req->route.kind == ROUTE_RECEIVE_PACK) {
+		ret = push_new(&req->push, req->srv->cache_dir, req->route.repo,
+			       &err);
+		if (ret != 0) {
+			log_warnx("request %s: %s", req->id, err.msg);
+			return deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				    "cannot spool push");
+		}
+		req->state = REQ_SPOOL_BODY;
+		return MHD_YES;
+	}
+	ret = start_relay(req,
+				 req->route.kind == ROUTE_INFO_REFS
+					 ? 0
+					 : client_content_length(req),
+				 &err);
+	if (ret != 0)
+		return deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
+	if (req->route.kind == ROUTE_INFO_REFS)
+		return answer_from_relay(req);
+	req->state = REQ_STREAM_BODY;
+	return MHD_YES;
+}
+
+static enum MHD_Result body_chunk(struct request *req, const char *data,
+				  size_t len)
+{
+	struct gg_err err = GG_ERR_INIT;
+
+	req->bytes_in += len;
+	if (req->body_failed)
+		return MHD_YES;
+	if (req->state == REQ_STREAM_BODY) {
+		if (relay_write_body(req->relay, data, len) != 0)
+			req->body_failed = true;
+		return MHD_YES;
+	}
+	if (push_body(req->push, data, len, &err) != 0) {
+		log_warnx("request %s: %s", req->id, err.msg);
+		req->body_failed = true;
+		snprintf(req->reason, sizeof(req->reason), "%s", err.msg);
+	}
+	return MHD_YES;
+}
+
+/* Send the spooled push body upstream and relay the answer. */
+static enum MHD_Result forward_push(struct request *req)
+{
+	struct gg_err err = GG_ERR_INIT;
+	char buf[64 * 1024];
+	uint64_t off = 0, len = push_spool_len(req->push);
+	ssize_t n;
+
+	if (start_relay(req, (int64_t)len, &err) != 0)
+		return deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
+	while (off < len) {
+		n = pread(push_spool_fd(req->push), buf, sizeof(buf),
+			  (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_warn("request %s: reading push spool", req->id);
+			relay_abort(req->relay);
+			return deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				    "cannot read spooled push");
+		}
+		if (relay_write_body(req->relay, buf, (size_t)n) != 0)
+			break; /* upstream ended early; its answer says why */
+		off += (uint64_t)n;
+	}
+	relay_finish_body(req->relay);
+	return answer_from_relay(req);
+}
+
+static enum MHD_Result body_done(struct request *req)
+{
+	if (req->state == REQ_STREAM_BODY) {
+		relay_finish_body(req->relay);
+		return answer_from_relay(req);
+	}
+	if (req->body_failed)
+		return deny(req, MHD_HTTP_BAD_REQUEST, req->reason);
+	return forward_push(req);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+				  const char *url, const char *method,
+				  const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct request *req = *con_cls;
+
+	(void)version;
+	if (!req) {
+		req = request_new(cls, conn);
+		if (!req)
+			return MHD_NO;
+		*con_cls = req;
+		if (begin(req, url, method) != MHD_YES)
+			return MHD_NO;
+		if (req->state == REQ_ANSWERED)
+			return MHD_YES;
+		return proceed(req);
+	}
+	if (req->state == REQ_ANSWERED) {
+		*upload_data_size = 0; /* refused: discard the body */
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		enum MHD_Result r = body_chunk(req, upload_data,
+					       *upload_data_size);
+		*upload_data_size = 0;
+		return r;
+	}
+	return body_done(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn,
+			 void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct server *srv = cls;
+	struct request *req = *con_cls;
+
+	(void)conn;
+	if (!req)
+		return;
+	if (req->relay) {
+		if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+			relay_abort(req->relay);
+		req->bytes_out += relay_bytes_down(req->relay);
+	}
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !req->audited) {
+		snprintf(req->reason, sizeof(req->reason),
+			 "client disconnected or timed out");
+		if (!req->decision)
+			req->decision = "deny";
+	}
+	audit_request(req, NULL, 0);
+	relay_free(req->relay);
+	push_free(req->push);
+	token_claims_free(req->claims);
+	sodium_memzero(req, sizeof(*req));
+	free(req);
+	*con_cls = NULL;
+	pthread_mutex_lock(&srv->lock);
+	srv->in_flight--;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* ---- lifecycle ----------------------------------------------------- */
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	log_info("http: %s", msg);
+}
+
+/* Bind the listen address ourselves: getaddrinfo handles IPv4 and IPv6
+ * literals and names alike, and errors can name the address. */
+static int open_listener(const char *host, unsigned short port,
+			 struct gg_err *err)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char portstr[8];
+	int fd = -1, one = 1, rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	rc = getaddrinfo(host, portstr, &hints, &res);
+	if (rc != 0)
+		return gg_err_set(err, GG_EINVAL, "listen: %s: %s", host,
+				  gai_strerror(rc));
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, 128) == 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return gg_err_errno(err, GG_EIO, "listen: cannot bind %s:%u",
+				    host, port);
+	return fd;
+}
+
+static int load_state(struct server *srv, const struct config *cfg,
+		      struct gg_err *err)
+{
+	int ret;
+
+	srv->upstream_url = strdup(cfg->upstream_url);
+	srv->cache_dir = strdup(cfg->cache_dir);
+	if (!srv->upstream_url || !srv->cache_dir)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	ret = config_load_upstream_secret(&srv->secret, cfg, err);
+	if (ret)
+		return ret;
+	ret = authstate_new(&srv->auth, (const char *const *)cfg->verify_keys,
+			    cfg->nverify_keys, cfg->revocations, err);
+	if (ret)
+		return ret;
+	ret = audit_open(&srv->audit, cfg->audit_log, err);
+	if (ret)
+		return ret;
+	ret = relay_global_init(err);
+	if (ret)
+		return ret;
+	srv->shared = relay_shared_new();
+	if (!srv->shared)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	return GG_OK;
+}
+
+int server_new(struct server **out, const struct config *cfg,
+	       struct gg_err *err)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+	int ret;
+
+	*out = NULL;
+	if (!srv)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	pthread_mutex_init(&srv->lock, NULL);
+	srv->listen_fd = -1;
+	ret = load_state(srv, cfg, err);
+	if (ret)
+		goto fail;
+	srv->listen_fd = open_listener(cfg->listen_host, cfg->listen_port, err);
+	if (srv->listen_fd < 0) {
+		ret = srv->listen_fd;
+		goto fail;
+	}
+	srv->daemon = MHD_start_daemon(
+		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+			MHD_USE_ITC | MHD_USE_ERROR_LOG,
+		0, NULL, NULL, on_request, srv,
+		MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_END);
+	if (!srv->daemon) {
+		ret = gg_err_set(err, GG_ERR, "cannot start HTTP server");
+		goto fail;
+	}
+	*out = srv;
+	return GG_OK;
+fail:
+	server_free(srv);
+	return ret;
+}
+
+void server_tick(struct server *srv, int force)
+{
+	struct gg_err err = GG_ERR_INIT;
+	int ret = authstate_refresh(srv->auth, force, &err);
+
+	if (ret < 0)
+		log_warnx("reload failed, keeping previous keys and "
+			  "revocations: %s",
+			  err.msg);
+	else if (ret > 0)
+		log_info("reloaded %zu key(s), %zu revoked token(s)",
+			 authstate_nkeys(srv->auth),
+			 authstate_nrevoked(srv->auth));
+	if (force) {
+		gg_err_init(&err);
+		if (audit_reopen(srv->audit, &err) != 0)
+			log_warnx("audit log reopen failed: %s", err.msg);
+		else
+			log_info("audit log reopened");
+	}
+}
+
+static unsigned in_flight(struct server *srv)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&srv->lock);
+	n = srv->in_flight;
+	pthread_mutex_unlock(&srv->lock);
+	return n;
+}
+
+unsigned server_shutdown(struct server *srv, unsigned grace_s)
+{
+	struct timespec tick = { 0, 50 * 1000 * 1000 };
+	unsigned waited = 0, left;
+	int fd;
+
+	if (!srv->daemon)
+		return 0;
+	fd = MHD_quiesce_daemon(srv->daemon);
+	if (fd >= 0) {
+		close(fd);
+		srv->listen_fd = -1;
+	}
+	while ((left = in_flight(srv)) > 0 && waited < grace_s * 20) {
+		nanosleep(&tick, NULL);
+		waited++;
+	}
+	MHD_stop_daemon(srv->daemon);
+	srv->daemon = NULL;
+	return left;
+}
+
+void server_free(struct server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->daemon)
+		MHD_stop_daemon(srv->daemon);
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
+	relay_shared_free(srv->shared);
+	audit_close(srv->audit);
+	authstate_free(srv->auth);
+	config_secret_free(srv->secret);
+	free(srv->upstream_url);
+	free(srv->cache_dir);
+	pthread_mutex_destroy(&srv->lock);
+	free(srv);
+}

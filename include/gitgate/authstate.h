@@ -1,0 +1,42 @@
+/*
+ * authstate.h - the verify keys and revocation set a running proxy checks
+ * tokens against, reloaded when their files change (polled) or on SIGHUP.
+ *
+ * Requests verify under a read lock; a reload builds the new key set and
+ * revocation set completely, then swaps them in under the write lock, so a
+ * request sees the old state or the new one, never a mix. A reload that
+ * fails keeps the previous state (and says why): a typo in a key file must
+ * not lock every sandbox out, and revocations only ever grow.
+ */
+#ifndef GITGATE_AUTHSTATE_H
+#define GITGATE_AUTHSTATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gitgate/err.h"
+#include "gitgate/token.h"
+
+struct authstate;
+
+/* Loads everything once; fails if any key cannot be loaded. */
+int authstate_new(struct authstate **out, const char *const *key_paths,
+		  size_t nkeys, const char *revocations_path,
+		  struct gg_err *err);
+void authstate_free(struct authstate *as);
+
+/* token_verify against the current keys and revocations. */
+int authstate_verify(struct authstate *as, struct token_claims **out,
+		     const char *token, size_t len, int64_t now,
+		     struct gg_err *err);
+
+/* Reload when a file changed since the last load (or always when force).
+ * Returns 1 if reloaded, 0 if nothing changed, <0 on failure (old state
+ * kept). */
+int authstate_refresh(struct authstate *as, int force, struct gg_err *err);
+
+/* Counts for the start-up / reload log line. */
+size_t authstate_nkeys(struct authstate *as);
+size_t authstate_nrevoked(struct authstate *as);
+
+#endif
