@@ -1,2 +1,845 @@
-/* audit: not written yet */
-#include "gitgate/err.h"
+/*
+ * audit.c - the tamper-evident audit log (format: see audit.h).
+ *
+ * Writer policy: one mutex per log serialises appends; each line goes out
+ * in one write(2) on an O_APPEND descriptor (a loop only for short writes)
+ * and is fdatasync'd before audit_append returns, so a decision the client
+ * has seen is on disk. A failed write leaves no partial line behind when
+ * the file can be cut back to its last complete line; a crash mid-write
+ * can, and audit_open then refuses to start until the operator looks.
+ */
+#include "gitgate/audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CANON_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII)
+#define TIME_MAX 48
+#define READ_CHUNK (64 * 1024)
+
+/* Fields every line carries (besides prev and hash, checked apart). */
+static const char *const required_fields[] = {
+	"time",	  "request_id", "sub",	     "jti",	  "repo",
+	"service", "client",	 "decision", "reason",	  "refs",
+	"status",  "bytes_in",	 "bytes_out", "duration_ms",
+};
+
+struct audit_log {
+	pthread_mutex_t lock;
+	char *path;
+	int fd;
+	bool regular; /* size tracking, truncation and fsync errors apply */
+	off_t size;   /* bytes of complete lines (regular files) */
+	bool dirty;   /* a partial line may follow size: cut before writing */
+	bool healthy;
+	char last[AUDIT_HASH_HEX + 1];
+};
+
+/* ---- secrets never reach the log ---- */
+
+/* PASETO tokens ("v4.public.", "v4.local.") and PASERK secret or local keys
+ * ("k4.secret.", "k4.local.", "-wrap", "-pw" forms), any version digit. */
+static bool has_paseto_marker(const char *s)
+{
+	static const struct {
+		char lead;
+		const char *rest;
+	} marks[] = { { 'v', ".public." }, { 'v', ".local." },
+		      { 'k', ".secret" },  { 'k', ".local" } };
+	size_t i, m;
+
+	for (i = 0; s[i]; i++) {
+		if (s[i + 1] < '0' || s[i + 1] > '9')
+			continue;
+		for (m = 0; m < sizeof(marks) / sizeof(marks[0]); m++)
+			if (s[i] == marks[m].lead &&
+			    !strncmp(s + i + 2, marks[m].rest,
+				     strlen(marks[m].rest)))
+				return true;
+	}
+	return false;
+}
+
+static bool looks_secret(const char *s)
+{
+	return has_paseto_marker(s) || !strncasecmp(s, "Bearer ", 7) ||
+	       !strncasecmp(s, "Basic ", 6);
+}
+
+/* ---- building a line ---- */
+
+/* A JSON string for s: null when absent, redacted when it looks like a
+ * secret. Ref names are bytes, not necessarily UTF-8, which jansson
+ * refuses: such a string keeps its ASCII and gets '?' for the rest.
+ * NULL only when out of memory. */
+static json_t *jstr(const char *s)
+{
+	json_t *v;
+	char *copy;
+	size_t i;
+
+	if (!s)
+		return json_null();
+	if (looks_secret(s))
+		return json_string(AUDIT_REDACTED);
+	v = json_string(s);
+	if (v)
+		return v;
+	copy = strdup(s);
+	if (!copy)
+		return NULL;
+	for (i = 0; copy[i]; i++)
+		if ((unsigned char)copy[i] >= 0x80)
+			copy[i] = '?';
+	v = json_string(copy);
+	free(copy);
+	return v;
+}
+
+/* jansson integers are int64: clamp the unsigned byte counters. */
+static json_t *jcount(uint64_t n)
+{
+	return json_integer(n > INT64_MAX ? INT64_MAX : (json_int_t)n);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* RFC 3339 UTC with milliseconds: 2026-11-23T10:00:00.123Z. */
+static int format_time(char out[TIME_MAX], int64_t ms, struct gg_err *err)
+{
+	time_t secs;
+	int64_t frac;
+	struct tm tm;
+	size_t n;
+
+	if (ms == 0)
+		ms = now_ms();
+	secs = (time_t)(ms / 1000);
+	frac = ms % 1000;
+	if (frac < 0) {
+		frac += 1000;
+		secs--;
+	}
+	if (!gmtime_r(&secs, &tm))
+		return gg_err_set(err, GG_EINVAL, "audit: time out of range");
+	n = strftime(out, TIME_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (n == 0)
+		return gg_err_set(err, GG_EINVAL, "audit: time out of range");
+	snprintf(out + n, TIME_MAX - n, ".%03dZ", (int)frac);
+	return 0;
+}
+
+static int set(json_t *obj, const char *key, json_t *value)
+{
+	/* json_object_set_new takes value even on failure, NULL included. */
+	return json_object_set_new(obj, key, value) < 0 ? GG_ENOMEM : 0;
+}
+
+static json_t *build_refs(const struct audit_ref *refs, size_t nrefs)
+{
+	json_t *arr = json_array();
+	json_t *o;
+	size_t i;
+
+	for (i = 0; arr && i < nrefs; i++) {
+		o = json_object();
+		if (!o || set(o, "ref", jstr(refs[i].ref)) ||
+		    set(o, "old", jstr(refs[i].old)) ||
+		    set(o, "new", jstr(refs[i].new)) ||
+		    set(o, "action", jstr(refs[i].action)) ||
+		    set(o, "result", jstr(refs[i].result)) ||
+		    json_array_append_new(arr, o) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+static int set_strings(json_t *obj, const struct audit_record *rec)
+{
+	if (set(obj, "request_id", jstr(rec->request_id)) ||
+	    set(obj, "sub", jstr(rec->sub)) || set(obj, "jti", jstr(rec->jti)) ||
+	    set(obj, "repo", jstr(rec->repo)) ||
+	    set(obj, "service", jstr(rec->service)) ||
+	    set(obj, "client", jstr(rec->client)) ||
+	    set(obj, "decision", jstr(rec->decision)) ||
+	    set(obj, "reason", jstr(rec->reason)))
+		return GG_ENOMEM;
+	return 0;
+}
+
+static int set_numbers(json_t *obj, const struct audit_record *rec)
+{
+	if (set(obj, "status", json_integer(rec->status)) ||
+	    set(obj, "bytes_in", jcount(rec->bytes_in)) ||
+	    set(obj, "bytes_out", jcount(rec->bytes_out)) ||
+	    set(obj, "duration_ms", json_integer(rec->duration_ms)))
+		return GG_ENOMEM;
+	return 0;
+}
+
+static bool is_hash_hex(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < AUDIT_HASH_HEX; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return s[i] == '\0';
+}
+
+/* The record as a JSON object without its hash member. */
+static int build_object(json_t **out, const struct audit_record *rec,
+			const char *prev, struct gg_err *err)
+{
+	char when[TIME_MAX];
+	json_t *obj;
+	int ret;
+
+	if (!rec->decision || (strcmp(rec->decision, "allow") &&
+			       strcmp(rec->decision, "deny")))
+		return gg_err_set(err, GG_EINVAL,
+				  "audit: decision must be allow or deny");
+	if (!prev || !is_hash_hex(prev))
+		return gg_err_set(err, GG_EINVAL, "audit: malformed prev hash");
+	ret = format_time(when, rec->time_ms, err);
+	if (ret)
+		return ret;
+	obj = json_object();
+	if (!obj || set(obj, "time", json_string(when)) ||
+	    set_strings(obj, rec) || set_numbers(obj, rec) ||
+	    set(obj, "refs", build_refs(rec->refs, rec->nrefs)) ||
+	    set(obj, "prev", json_string(prev))) {
+		json_decref(obj);
+		return gg_err_set(err, GG_ENOMEM, "audit: out of memory");
+	}
+	*out = obj;
+	return 0;
+}
+
+static void hash_hex(char out[AUDIT_HASH_HEX + 1], const char *data,
+		     size_t len)
+{
+	unsigned char digest[crypto_generichash_BYTES];
+
+	crypto_generichash(digest, sizeof(digest), (const unsigned char *)data,
+			   len, NULL, 0);
+	sodium_bin2hex(out, AUDIT_HASH_HEX + 1, digest, sizeof(digest));
+}
+
+/* Canonical serialisation of obj and its hash. */
+static int hash_object(char out[AUDIT_HASH_HEX + 1], const json_t *obj,
+		       struct gg_err *err)
+{
+	char *canon = json_dumps(obj, CANON_FLAGS);
+
+	if (!canon)
+		return gg_err_set(err, GG_ENOMEM, "audit: out of memory");
+	hash_hex(out, canon, strlen(canon));
+	free(canon);
+	return 0;
+}
+
+int audit_line_format(char **out, size_t *outlen,
+		      char hash[AUDIT_HASH_HEX + 1],
+		      const struct audit_record *rec, const char *prev,
+		      struct gg_err *err)
+{
+	json_t *obj = NULL;
+	char *text = NULL, *line;
+	size_t len;
+	int ret;
+
+	ret = build_object(&obj, rec, prev, err);
+	if (ret)
+		goto out;
+	ret = hash_object(hash, obj, err);
+	if (ret)
+		goto out;
+	text = set(obj, "hash", json_string(hash)) ? NULL :
+						     json_dumps(obj, CANON_FLAGS);
+	if (!text) {
+		ret = gg_err_set(err, GG_ENOMEM, "audit: out of memory");
+		goto out;
+	}
+	len = strlen(text);
+	if (len > AUDIT_MAX_LINE) {
+		ret = gg_err_set(err, GG_ELIMIT,
+				 "audit: record of %zu bytes exceeds %d", len,
+				 AUDIT_MAX_LINE);
+		goto out;
+	}
+	line = malloc(len + 2);
+	if (!line) {
+		ret = gg_err_set(err, GG_ENOMEM, "audit: out of memory");
+		goto out;
+	}
+	memcpy(line, text, len);
+	line[len] = '\n';
+	line[len + 1] = '\0';
+	*out = line;
+	*outlen = len + 1;
+out:
+	free(text);
+	json_decref(obj);
+	return ret;
+}
+
+/* ---- checking a line ---- */
+
+static int check_fields(const json_t *obj, struct gg_err *err)
+{
+	const char *s;
+	size_t i;
+
+	for (i = 0; i < sizeof(required_fields) / sizeof(required_fields[0]);
+	     i++)
+		if (!json_object_get(obj, required_fields[i]))
+			return gg_err_set(err, GG_EINVAL, "missing field '%s'",
+					  required_fields[i]);
+	s = json_string_value(json_object_get(obj, "prev"));
+	if (!s || !is_hash_hex(s))
+		return gg_err_set(err, GG_EINVAL,
+				  "prev is missing or not a 64-digit hex hash");
+	s = json_string_value(json_object_get(obj, "hash"));
+	if (!s || !is_hash_hex(s))
+		return gg_err_set(err, GG_EINVAL,
+				  "hash is missing or not a 64-digit hex hash");
+	return 0;
+}
+
+/* The bytes on disk must be exactly what the writer would produce: edits
+ * that keep the JSON meaning (spaces, key order, escapes) still count. */
+static int check_canonical(const json_t *obj, const char *line, size_t len,
+			   struct gg_err *err)
+{
+	char *text = json_dumps(obj, CANON_FLAGS);
+	int ret = 0;
+
+	if (!text)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	if (strlen(text) != len || memcmp(text, line, len))
+		ret = gg_err_set(err, GG_EINVAL,
+				 "not in canonical form (line edited)");
+	free(text);
+	return ret;
+}
+
+int audit_line_check(struct audit_line *out, const char *line, size_t len,
+		     struct gg_err *err)
+{
+	char calc[AUDIT_HASH_HEX + 1];
+	struct audit_line res;
+	json_error_t jerr;
+	json_t *obj = NULL;
+	int ret;
+
+	if (len > 0 && line[len - 1] == '\r')
+		return gg_err_set(err, GG_EINVAL,
+				  "ends with a carriage return (CRLF: line "
+				  "edited)");
+	obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!obj || !json_is_object(obj)) {
+		ret = gg_err_set(err, GG_EINVAL,
+				 "does not parse as a JSON object (edited or "
+				 "corrupted)");
+		goto out;
+	}
+	ret = check_fields(obj, err);
+	if (!ret)
+		ret = check_canonical(obj, line, len, err);
+	if (ret)
+		goto out;
+	snprintf(res.prev, sizeof(res.prev), "%s",
+		 json_string_value(json_object_get(obj, "prev")));
+	snprintf(res.hash, sizeof(res.hash), "%s",
+		 json_string_value(json_object_get(obj, "hash")));
+	json_object_del(obj, "hash");
+	ret = hash_object(calc, obj, err);
+	if (ret)
+		goto out;
+	if (strcmp(calc, res.hash)) {
+		ret = gg_err_set(err, GG_EINVAL, "hash mismatch (line edited)");
+		goto out;
+	}
+	*out = res;
+out:
+	json_decref(obj);
+	return ret;
+}
+
+/* ---- chain ---- */
+
+void audit_chain_init(struct audit_chain *chain)
+{
+	memset(chain, 0, sizeof(*chain));
+	chain->file_start = true;
+	memcpy(chain->first_prev, AUDIT_GENESIS, sizeof(AUDIT_GENESIS));
+	memcpy(chain->last, AUDIT_GENESIS, sizeof(AUDIT_GENESIS));
+}
+
+void audit_chain_begin_file(struct audit_chain *chain)
+{
+	chain->line = 0;
+	chain->file_start = true;
+}
+
+static int check_link(struct audit_chain *chain, const char *prev,
+		      struct gg_err *err)
+{
+	if (chain->records == 0) {
+		/* Nothing to compare with: the file may continue a rotated
+		 * one, so remember where it claims to start. */
+		memcpy(chain->first_prev, prev, AUDIT_HASH_HEX + 1);
+		chain->continued = strcmp(prev, AUDIT_GENESIS) != 0;
+		return 0;
+	}
+	if (!strcmp(prev, chain->last))
+		return 0;
+	if (chain->file_start)
+		return gg_err_set(err, GG_EINVAL,
+				  "line %llu: prev does not match the last "
+				  "hash of the previous file (file missing or "
+				  "out of order)",
+				  (unsigned long long)chain->line);
+	return gg_err_set(err, GG_EINVAL,
+			  "line %llu: prev does not match line %llu's hash "
+			  "(line deleted or reordered)",
+			  (unsigned long long)chain->line,
+			  (unsigned long long)chain->line - 1);
+}
+
+int audit_chain_add(struct audit_chain *chain, const char *line, size_t len,
+		    struct gg_err *err)
+{
+	struct gg_err why = GG_ERR_INIT;
+	struct audit_line parsed;
+	int ret;
+
+	chain->line++;
+	ret = audit_line_check(&parsed, line, len, &why);
+	if (ret)
+		return gg_err_set(err, ret, "line %llu: %s",
+				  (unsigned long long)chain->line, why.msg);
+	ret = check_link(chain, parsed.prev, err);
+	if (ret)
+		return ret;
+	memcpy(chain->last, parsed.hash, sizeof(parsed.hash));
+	chain->file_start = false;
+	chain->records++;
+	return 0;
+}
+
+int audit_verify_file(struct audit_chain *chain, const char *path,
+		      struct gg_err *err)
+{
+	struct audit_reader r;
+	const char *line;
+	size_t len;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return gg_err_errno(err, GG_EIO, "cannot open %s", path);
+	audit_chain_begin_file(chain);
+	audit_reader_init(&r, fd);
+	while ((ret = audit_reader_next(&line, &len, &r, err)) == 1) {
+		ret = audit_chain_add(chain, line, len, err);
+		if (ret)
+			goto out;
+	}
+	if (ret == 0 && audit_reader_pending(&r) > 0)
+		ret = gg_err_set(err, GG_EINVAL,
+				 "line %llu: truncated line (no newline at end "
+				 "of file)",
+				 (unsigned long long)chain->line + 1);
+out:
+	audit_reader_release(&r);
+	close(fd);
+	return ret;
+}
+
+/* ---- reader ---- */
+
+void audit_reader_init(struct audit_reader *r, int fd)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = fd;
+}
+
+void audit_reader_release(struct audit_reader *r)
+{
+	free(r->buf);
+	audit_reader_init(r, -1);
+}
+
+size_t audit_reader_pending(const struct audit_reader *r)
+{
+	return r->len - r->start;
+}
+
+/* Make room for at least one more byte: drop consumed bytes first, grow
+ * (doubling, capped) only when the pending line fills the buffer. */
+static int reader_room(struct audit_reader *r, struct gg_err *err)
+{
+	size_t ncap;
+	char *nbuf;
+
+	if (r->start > 0) {
+		memmove(r->buf, r->buf + r->start, r->len - r->start);
+		r->len -= r->start;
+		r->start = 0;
+	}
+	if (r->len < r->cap)
+		return 0;
+	if (r->cap > AUDIT_MAX_LINE)
+		return gg_err_set(err, GG_ELIMIT,
+				  "line longer than %d bytes", AUDIT_MAX_LINE);
+	ncap = r->cap ? r->cap * 2 : READ_CHUNK;
+	if (ncap > (size_t)AUDIT_MAX_LINE + 1)
+		ncap = (size_t)AUDIT_MAX_LINE + 1;
+	nbuf = realloc(r->buf, ncap);
+	if (!nbuf)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	r->buf = nbuf;
+	r->cap = ncap;
+	return 0;
+}
+
+int audit_reader_next(const char **line, size_t *len, struct audit_reader *r,
+		      struct gg_err *err)
+{
+	char *nl;
+	ssize_t n;
+	int ret;
+
+	for (;;) {
+		nl = r->len > r->start + r->scan ?
+			     memchr(r->buf + r->start + r->scan, '\n',
+				    r->len - r->start - r->scan) :
+			     NULL;
+		if (nl) {
+			*line = r->buf + r->start;
+			*len = (size_t)(nl - *line);
+			r->start += *len + 1;
+			r->scan = 0;
+			return 1;
+		}
+		r->scan = r->len - r->start;
+		ret = reader_room(r, err);
+		if (ret)
+			return ret;
+		n = read(r->fd, r->buf + r->len, r->cap - r->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return gg_err_errno(err, GG_EIO, "read");
+		if (n == 0)
+			return 0;
+		r->len += (size_t)n;
+	}
+}
+
+/* ---- writer ---- */
+
+/* Position of the last "\n" before end (exclusive), or -1 if none. Reads
+ * backwards in chunks so a large log costs only its tail. */
+static int find_line_start(off_t *out, int fd, off_t end, struct gg_err *err)
+{
+	char chunk[READ_CHUNK];
+	off_t pos = end, from;
+	ssize_t n;
+
+	while (pos > 0) {
+		if (end - pos > AUDIT_MAX_LINE)
+			return gg_err_set(err, GG_ELIMIT,
+					  "last line longer than %d bytes",
+					  AUDIT_MAX_LINE);
+		from = pos > READ_CHUNK ? pos - READ_CHUNK : 0;
+		n = pread(fd, chunk, (size_t)(pos - from), from);
+		if (n != pos - from)
+			return gg_err_errno(err, GG_EIO, "read");
+		while (n > 0) {
+			n--;
+			if (chunk[n] == '\n') {
+				*out = from + n + 1;
+				return 0;
+			}
+		}
+		pos = from;
+	}
+	*out = 0;
+	return 0;
+}
+
+/* The hash of the last line of a regular file of size bytes, or
+ * AUDIT_GENESIS when it is empty. */
+static int read_last_hash(char out[AUDIT_HASH_HEX + 1], int fd, off_t size,
+			  const char *path, struct gg_err *err)
+{
+	struct gg_err why = GG_ERR_INIT;
+	struct audit_line parsed;
+	char *buf = NULL;
+	off_t start;
+	char c;
+	int ret;
+
+	if (size == 0) {
+		memcpy(out, AUDIT_GENESIS, sizeof(AUDIT_GENESIS));
+		return 0;
+	}
+	if (pread(fd, &c, 1, size - 1) != 1)
+		return gg_err_errno(err, GG_EIO, "audit log %s: read", path);
+	if (c != '\n')
+		return gg_err_set(err, GG_EINVAL,
+				  "audit log %s: last line is truncated (no "
+				  "newline); run 'gitgate audit verify'",
+				  path);
+	ret = find_line_start(&start, fd, size - 1, &why);
+	if (ret)
+		goto fail;
+	buf = malloc((size_t)(size - 1 - start) + 1);
+	if (!buf) {
+		ret = gg_err_set(&why, GG_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (pread(fd, buf, (size_t)(size - 1 - start), start) !=
+	    size - 1 - start) {
+		ret = gg_err_errno(&why, GG_EIO, "read");
+		goto fail;
+	}
+	ret = audit_line_check(&parsed, buf, (size_t)(size - 1 - start), &why);
+	if (ret)
+		goto fail;
+	memcpy(out, parsed.hash, sizeof(parsed.hash));
+	free(buf);
+	return 0;
+fail:
+	free(buf);
+	return gg_err_set(err, ret,
+			  "audit log %s: last line: %s; run 'gitgate audit "
+			  "verify'",
+			  path, why.msg);
+}
+
+struct opened {
+	int fd;
+	bool regular;
+	off_t size;
+	dev_t dev;
+	ino_t ino;
+	char last[AUDIT_HASH_HEX + 1];
+};
+
+/* O_RDWR, not O_WRONLY: the tail is read back through the same descriptor
+ * (pread ignores O_APPEND), so there is no window where the path names a
+ * different file. */
+static int open_log(struct opened *out, const char *path, struct gg_err *err)
+{
+	struct stat st;
+	int fd, ret;
+
+	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return gg_err_errno(err, GG_EIO, "audit log %s: open", path);
+	if (fstat(fd, &st) < 0) {
+		ret = gg_err_errno(err, GG_EIO, "audit log %s: stat", path);
+		goto fail;
+	}
+	out->fd = fd;
+	out->regular = S_ISREG(st.st_mode);
+	out->size = out->regular ? st.st_size : 0;
+	out->dev = st.st_dev;
+	out->ino = st.st_ino;
+	/* A device or pipe has no tail to read: it starts a chain. */
+	ret = read_last_hash(out->last, fd, out->size, path, err);
+	if (ret)
+		goto fail;
+	return 0;
+fail:
+	close(fd);
+	return ret;
+}
+
+int audit_open(struct audit_log **out, const char *path, struct gg_err *err)
+{
+	struct audit_log *log;
+	struct opened o;
+	int ret;
+
+	if (sodium_init() < 0)
+		return gg_err_set(err, GG_ERR, "audit: libsodium init failed");
+	log = calloc(1, sizeof(*log));
+	if (!log || !(log->path = strdup(path))) {
+		free(log);
+		return gg_err_set(err, GG_ENOMEM, "audit: out of memory");
+	}
+	ret = open_log(&o, path, err);
+	if (ret) {
+		free(log->path);
+		free(log);
+		return ret;
+	}
+	pthread_mutex_init(&log->lock, NULL);
+	log->fd = o.fd;
+	log->regular = o.regular;
+	log->size = o.size;
+	log->healthy = true;
+	memcpy(log->last, o.last, sizeof(o.last));
+	*out = log;
+	return 0;
+}
+
+void audit_close(struct audit_log *log)
+{
+	if (!log)
+		return;
+	close(log->fd);
+	pthread_mutex_destroy(&log->lock);
+	free(log->path);
+	free(log);
+}
+
+bool audit_healthy(struct audit_log *log)
+{
+	bool ok;
+
+	pthread_mutex_lock(&log->lock);
+	ok = log->healthy;
+	pthread_mutex_unlock(&log->lock);
+	return ok;
+}
+
+/* Cut a partial line left by an earlier failed write, so the file again
+ * ends with a complete, chained line. */
+static int cut_partial(struct audit_log *log, struct gg_err *err)
+{
+	if (!log->dirty)
+		return 0;
+	if (ftruncate(log->fd, log->size) < 0)
+		return gg_err_errno(err, GG_EIO,
+				    "audit log %s: removing a partial line",
+				    log->path);
+	log->dirty = false;
+	return 0;
+}
+
+static int write_line(struct audit_log *log, const char *line, size_t len,
+		      struct gg_err *err)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = write(log->fd, line + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			gg_err_errno(err, GG_EIO, "audit log %s: write",
+				     log->path);
+			if (done > 0 && log->regular) {
+				log->dirty = true;
+				cut_partial(log, NULL);
+			}
+			return GG_EIO;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Pipes and character devices cannot sync (EINVAL): only regular files
+ * promise durability. */
+static int sync_log(struct audit_log *log, struct gg_err *err)
+{
+	if (fdatasync(log->fd) == 0 || (!log->regular && errno == EINVAL))
+		return 0;
+	return gg_err_errno(err, GG_EIO, "audit log %s: fsync", log->path);
+}
+
+int audit_append(struct audit_log *log, const struct audit_record *rec,
+		 struct gg_err *err)
+{
+	char hash[AUDIT_HASH_HEX + 1];
+	char *line = NULL;
+	size_t len = 0;
+	int ret;
+
+	pthread_mutex_lock(&log->lock);
+	ret = audit_line_format(&line, &len, hash, rec, log->last, err);
+	if (ret)
+		goto out;
+	ret = cut_partial(log, err);
+	if (!ret)
+		ret = write_line(log, line, len, err);
+	if (ret) {
+		log->healthy = false;
+		goto out;
+	}
+	/* The line is in the file from here on, synced or not: the chain
+	 * continues from it either way. */
+	memcpy(log->last, hash, sizeof(hash));
+	log->size += (off_t)len;
+	ret = sync_log(log, err);
+	log->healthy = ret == 0;
+out:
+	pthread_mutex_unlock(&log->lock);
+	free(line);
+	return ret;
+}
+
+int audit_reopen(struct audit_log *log, struct gg_err *err)
+{
+	struct stat cur;
+	struct opened o;
+	int ret;
+
+	pthread_mutex_lock(&log->lock);
+	ret = open_log(&o, log->path, err);
+	if (ret)
+		goto out;
+	if (fstat(log->fd, &cur) == 0 && cur.st_dev == o.dev &&
+	    cur.st_ino == o.ino) {
+		close(o.fd); /* not rotated: keep writing where we are */
+		log->healthy = true;
+		goto out;
+	}
+	if (o.size > 0 && strcmp(o.last, log->last)) {
+		close(o.fd);
+		ret = gg_err_set(err, GG_EINVAL,
+				 "audit log %s: reopen: the file there ends "
+				 "with another chain; still writing to the "
+				 "old file",
+				 log->path);
+		goto out;
+	}
+	close(log->fd);
+	log->fd = o.fd;
+	log->regular = o.regular;
+	log->size = o.size;
+	log->dirty = false;
+	log->healthy = true;
+out:
+	pthread_mutex_unlock(&log->lock);
+	return ret;
+}

@@ -5,6 +5,30 @@
  * One writer per file: audit_append is thread-safe (serialised inside), the
  * line is written with one write(2) on an O_APPEND descriptor and fsync'd
  * before audit_append returns, so the caller may then answer the client.
+ *
+ * Line format. Every line is the canonical serialisation of one JSON object
+ * followed by "\n". Canonical = jansson json_dumps with
+ * JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII: no whitespace, keys in
+ * byte order, strings escaped as \" \\ \b \f \n \r \t, other bytes below
+ * 0x20 and every non-ASCII character as \uXXXX with UPPER-case hex (UTF-16
+ * surrogate pairs above U+FFFF), '/' and DEL unescaped, integers in decimal.
+ *
+ *   prev = the hash member of the previous line; AUDIT_GENESIS (64 zeros)
+ *          for the first line ever written.
+ *   hash = lowercase hex of BLAKE2b-256 (crypto_generichash, no key) over
+ *          the canonical serialisation of the object WITHOUT its hash member
+ *          (prev included, no trailing newline).
+ *
+ * A verifier parses the line, requires that re-serialising it canonically
+ * gives back exactly the bytes on disk (so whitespace, key order or escape
+ * edits are caught even though they keep the JSON meaning), then removes
+ * hash, re-serialises and compares the digest.
+ *
+ * Never a secret: the record has no field for a token, key or
+ * Authorization header, and any string value that looks like one (contains
+ * "v<digit>.public." / "v<digit>.local." / "k<digit>.secret" /
+ * "k<digit>.local", or starts with "Bearer " / "Basic ") is written as
+ * "[redacted]".
  */
 #ifndef GITGATE_AUDIT_H
 #define GITGATE_AUDIT_H
@@ -14,6 +38,17 @@
 #include <stdint.h>
 
 #include "gitgate/err.h"
+
+/* Hex digits in a hash; buffers holding one are AUDIT_HASH_HEX + 1. */
+#define AUDIT_HASH_HEX 64
+/* prev of the first line of a chain. */
+#define AUDIT_GENESIS \
+	"0000000000000000000000000000000000000000000000000000000000000000"
+/* Longest line we write or read (newline excluded). A push of
+ * GG_MAX_PUSH_COMMANDS refs with long names fits. */
+#define AUDIT_MAX_LINE (64 * 1024 * 1024)
+/* The redacted form of a string value that looked like a secret. */
+#define AUDIT_REDACTED "[redacted]"
 
 struct audit_ref {
 	const char *ref;
@@ -59,7 +94,90 @@ int audit_append(struct audit_log *log, const struct audit_record *rec,
 bool audit_healthy(struct audit_log *log);
 
 /* Reopen the path (after the operator renamed the file for rotation); the
- * new file's first prev is the last hash written to the old one. */
+ * new file's first prev is the last hash written to the old one. A file
+ * already at the path must end with that same hash (it is the same file,
+ * or a copy of it); otherwise the reopen is refused and the old descriptor
+ * stays in use. A successful reopen clears the unhealthy state: the next
+ * append tells whether the new file is writable. */
 int audit_reopen(struct audit_log *log, struct gg_err *err);
+
+/*
+ * Pure line functions (no I/O), shared by the writer, `gitgate audit
+ * verify` and the tests.
+ */
+
+/* Serialise rec as one line chained to prev (AUDIT_HASH_HEX lowercase hex),
+ * "\n"-terminated. *out is malloc'd and NUL-terminated, *outlen excludes the
+ * NUL; hash receives the line's hash. GG_EINVAL if decision is not
+ * "allow"/"deny" or prev is malformed; GG_ELIMIT past AUDIT_MAX_LINE. */
+int audit_line_format(char **out, size_t *outlen,
+		      char hash[AUDIT_HASH_HEX + 1],
+		      const struct audit_record *rec, const char *prev,
+		      struct gg_err *err);
+
+struct audit_line {
+	char prev[AUDIT_HASH_HEX + 1];
+	char hash[AUDIT_HASH_HEX + 1];
+};
+
+/* Check one line on its own (len bytes, newline excluded): parses, has
+ * every field, is canonical, and its hash matches its content. GG_EINVAL
+ * with the reason (no line number) otherwise. */
+int audit_line_check(struct audit_line *out, const char *line, size_t len,
+		     struct gg_err *err);
+
+/*
+ * Chain verification over one or more files in order (rotated files
+ * first). Invariant: last is the hash a following line must carry as
+ * prev; line is the number of the last line seen in the current file.
+ */
+struct audit_chain {
+	uint64_t records;               /* lines accepted, over all files */
+	uint64_t line;                  /* line number in the current file */
+	bool file_start;                /* next line opens a new file */
+	bool continued;                 /* first prev was not AUDIT_GENESIS */
+	char first_prev[AUDIT_HASH_HEX + 1];
+	char last[AUDIT_HASH_HEX + 1];  /* AUDIT_GENESIS before any line */
+};
+
+void audit_chain_init(struct audit_chain *chain);
+/* Line numbers restart at 1; the next line's prev must be the previous
+ * file's last hash (unless no record has been seen yet). */
+void audit_chain_begin_file(struct audit_chain *chain);
+/* Accept the next line or fail with "line N: <why>". A first line whose
+ * prev is not AUDIT_GENESIS is accepted (the file continues a rotated one)
+ * and sets continued: the head of a chain cannot be checked from the file
+ * alone. */
+int audit_chain_add(struct audit_chain *chain, const char *line, size_t len,
+		    struct gg_err *err);
+/* audit_chain_begin_file, then every line of path; a final line without
+ * "\n" fails as "line N: truncated line (no newline at end of file)". */
+int audit_verify_file(struct audit_chain *chain, const char *path,
+		      struct gg_err *err);
+
+/*
+ * Incremental line reader over a descriptor (file, pipe), for verify and
+ * `audit --follow`. Invariant: buf[start..len) holds read bytes not yet
+ * returned; a line is returned only once its "\n" has been read.
+ */
+struct audit_reader {
+	int fd;     /* borrowed */
+	char *buf;
+	size_t cap;
+	size_t start;
+	size_t scan; /* bytes after start already known to hold no "\n" */
+	size_t len;
+};
+
+void audit_reader_init(struct audit_reader *r, int fd);
+void audit_reader_release(struct audit_reader *r);
+/* 1: *line (borrowed until the next call) and *len (newline excluded) hold
+ * the next line. 0: no complete line before end of file for now (call
+ * again after more data arrives). Negative: read error, or a line longer
+ * than AUDIT_MAX_LINE (GG_ELIMIT). */
+int audit_reader_next(const char **line, size_t *len, struct audit_reader *r,
+		      struct gg_err *err);
+/* Bytes of an incomplete last line held back (a truncated line at EOF). */
+size_t audit_reader_pending(const struct audit_reader *r);
 
 #endif
