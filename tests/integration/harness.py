@@ -245,8 +245,6 @@ def git_env(home=None, extra=None):
         "XDG_CONFIG_HOME": os.path.join(home or default_home(), ".config"),
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_TERMINAL_PROMPT": "0",
-        "GIT_ASKPASS": "/bin/false",
-        "SSH_ASKPASS": "/bin/false",
         "GIT_AUTHOR_NAME": "Harness",
         "GIT_AUTHOR_EMAIL": "harness@example.invalid",
         "GIT_COMMITTER_NAME": "Harness",
