@@ -34,4 +34,12 @@ size_t revocation_count(const struct revocation_set *set);
 int revocation_append(const char *path, const char *const *jtis, size_t n,
 		      struct gg_err *err);
 
+/*
+ * A jti as the revocation file can hold it (added to the contract;
+ * source-compatible): 1..GG_MAX_CLAIM_STR printable ASCII characters
+ * without spaces, not starting with '#'. Tokens with any other jti are
+ * refused as malformed, so every accepted token can be revoked.
+ */
+int revocation_check_jti(const char *jti, struct gg_err *err);
+
 #endif

@@ -92,4 +92,22 @@ int token_sign(char **out, const struct token_claims *claims,
 bool token_claims_has_repo(const struct token_claims *claims,
 			   const char *repo);
 
+/*
+ * Claim validators shared by token parsing and `mint` (added to the
+ * contract; source-compatible). Each returns 0 or GG_EINVAL with a message
+ * naming the offending value (sanitised).
+ *   repo:    "owner/name": exactly one '/', both parts 1..GG_MAX_REPO_PART
+ *            of [A-Za-z0-9._-], no "..", not "." , name not ending ".git".
+ *   pattern: a ref pattern as policy.h describes: 1..GG_MAX_PATTERN_LEN
+ *            bytes, no empty segment, no leading/trailing '/', no trailing
+ *            '.', no "..", git ref-name rules per segment (no leading '.',
+ *            no ".lock" suffix, none of space ~ ^ : ? [ \ or control
+ *            bytes, no "@{", not "@"), '*' anywhere but "**" only as a
+ *            whole segment.
+ *   sub:     1..GG_MAX_CLAIM_STR bytes, no control characters.
+ */
+int token_check_repo(const char *repo, struct gg_err *err);
+int token_check_pattern(const char *pattern, struct gg_err *err);
+int token_check_sub(const char *sub, struct gg_err *err);
+
 #endif
