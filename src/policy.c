@@ -1,2 +1,323 @@
-/* policy: not written yet */
-#include "gitgate/err.h"
+/*
+ * policy.c - ref pattern matching and push decisions (see policy.h).
+ *
+ * Matching semantics, precisely (patterns written below as segment lists,
+ * because a slash followed by a star cannot appear in a C comment):
+ *   - A pattern and a ref name are split into '/'-separated segments.
+ *   - A pattern segment "**" matches zero or more whole segments, except
+ *     when it is the last segment of a pattern that has other segments,
+ *     like ["agent", "**"]: there it matches one or more. This is the
+ *     gitignore rule: ["agent", "**"] grants everything inside agent/ but
+ *     not a branch named "agent" itself, while ["**", "x"] matches "x" and
+ *     ["a", "**", "b"] matches "a/b".
+ *   - Any other pattern segment matches exactly one name segment; in it
+ *     '*' matches any run of characters (possibly empty), everything else
+ *     matches itself, case-sensitively.
+ *   - Tags (refs/tags/...) match only patterns that start with
+ *     "refs/tags/", so ["refs", "**"] or ["*"] never grants a tag.
+ *
+ * Cost is bounded, never exponential: segments are matched with the
+ * classic single-backtrack-point wildcard algorithm (a later "**" makes
+ * earlier ones irrelevant), and '*' inside a segment the same way; each
+ * is O(pattern length x name length) in the worst case.
+ */
+/* policy.h (a fixed contract) quotes "agent/" + "*" inside a comment,
+ * which -Wcomment flags; silence that for the include only. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wcomment"
+#include "gitgate/policy.h"
+#pragma GCC diagnostic pop
+
+#include <stdio.h>
+#include <string.h>
+
+#include "gitgate/limits.h"
+
+#define HEADS "refs/heads/"
+#define TAGS "refs/tags/"
+#define ELLIPSIS "\xe2\x80\xa6" /* "…" in UTF-8 */
+
+const char *policy_action_name(enum policy_action action)
+{
+	switch (action) {
+	case POLICY_CREATE:
+		return "create";
+	case POLICY_UPDATE:
+		return "update";
+	case POLICY_FORCE:
+		return "force";
+	case POLICY_DELETE:
+		return "delete";
+	}
+	return "unknown";
+}
+
+/* ---- pattern validation ---- */
+
+static const char *pattern_char_rule(unsigned char c)
+{
+	if (c < 0x20 || c == 0x7f)
+		return "contains a control character";
+	if (c == ' ')
+		return "contains a space";
+	if (strchr("~^:?[\\", c))
+		return "contains one of ~^:?[\\";
+	return NULL;
+}
+
+/* Rules on one segment s[0..n) of a pattern. */
+static const char *pattern_segment_rule(const char *s, size_t n)
+{
+	const char *star = memchr(s, '*', n);
+
+	if (n == 0)
+		return "has an empty segment";
+	if (s[0] == '.')
+		return "has a segment starting with '.'";
+	if (n >= 5 && memcmp(s + n - 5, ".lock", 5) == 0)
+		return "has a segment ending with \".lock\"";
+	if (star && star + 1 < s + n && star[1] == '*' && n != 2)
+		return "uses \"**\" inside a segment (it must be a whole "
+		       "segment)";
+	return NULL;
+}
+
+static const char *pattern_rule(const char *p, size_t len)
+{
+	const char *why = NULL;
+	size_t i, start;
+
+	if (len == 0)
+		return "is empty";
+	if (len > GG_MAX_PATTERN_LEN)
+		return "is too long";
+	if (p[0] == '/')
+		return "starts with '/'";
+	if (p[len - 1] == '/')
+		return "ends with '/'";
+	if (p[len - 1] == '.')
+		return "ends with '.'";
+	for (i = 0; i < len && !why; i++) {
+		why = pattern_char_rule((unsigned char)p[i]);
+		if (!why && p[i] == '.' && p[i + 1] == '.')
+			why = "contains \"..\"";
+		if (!why && p[i] == '@' && p[i + 1] == '{')
+			why = "contains \"@{\"";
+	}
+	for (start = 0, i = 0; i <= len && !why; i++) {
+		if (i < len && p[i] != '/')
+			continue;
+		why = pattern_segment_rule(p + start, i - start);
+		start = i + 1;
+	}
+	return why;
+}
+
+int policy_pattern_check(const char *pattern, struct gg_err *err)
+{
+	size_t len = strnlen(pattern, GG_MAX_PATTERN_LEN + 1);
+	const char *why = pattern_rule(pattern, len);
+	char shown[80];
+
+	if (!why)
+		return 0;
+	gg_err_sanitize(shown, sizeof(shown), pattern, len);
+	return gg_err_set(err, len > GG_MAX_PATTERN_LEN ? GG_ELIMIT : GG_EINVAL,
+			  "invalid ref pattern \"%s\": %s", shown, why);
+}
+
+/* ---- matching ---- */
+
+/* '*'-glob within one segment: p[0..pn) against s[0..sn). */
+static bool segment_match(const char *p, size_t pn, const char *s, size_t sn)
+{
+	size_t pi = 0, si = 0, star_p = 0, star_s = 0;
+	bool star = false;
+
+	while (si < sn) {
+		if (pi < pn && p[pi] == '*') {
+			star = true;
+			star_p = ++pi;
+			star_s = si;
+		} else if (pi < pn && p[pi] == s[si]) {
+			pi++;
+			si++;
+		} else if (star) {
+			pi = star_p;
+			si = ++star_s;
+		} else {
+			return false;
+		}
+	}
+	while (pi < pn && p[pi] == '*')
+		pi++;
+	return pi == pn;
+}
+
+/* Segment cursor: [s, e) is the current segment; s == NULL at the end. */
+struct seg {
+	const char *s;
+	size_t n;
+};
+
+static struct seg seg_first(const char *str)
+{
+	struct seg g = { str, strcspn(str, "/") };
+
+	return g;
+}
+
+static struct seg seg_next(struct seg g)
+{
+	if (g.s[g.n] == '\0') {
+		g.s = NULL;
+		g.n = 0;
+		return g;
+	}
+	return seg_first(g.s + g.n + 1);
+}
+
+static bool seg_is_globstar(struct seg g)
+{
+	return g.s && g.n == 2 && g.s[0] == '*' && g.s[1] == '*';
+}
+
+/*
+ * Match segment lists. star_p/star_n remember where the last "**" began
+ * and how much of the name it has absorbed; on a mismatch it absorbs one
+ * more segment and matching resumes after it.
+ */
+static bool path_match(const char *pattern, const char *name)
+{
+	struct seg p = seg_first(pattern), n = seg_first(name);
+	struct seg star_p = { NULL, 0 }, star_n = { NULL, 0 };
+	bool have_star = false, first = true;
+
+	for (;;) {
+		if (seg_is_globstar(p)) {
+			if (!first && !seg_next(p).s)
+				return n.s != NULL; /* trailing: one or more */
+			have_star = true;
+			star_p = p = seg_next(p);
+			star_n = n;
+			first = false;
+			continue;
+		}
+		first = false;
+		if (!n.s)
+			return p.s == NULL;
+		if (p.s && segment_match(p.s, p.n, n.s, n.n)) {
+			p = seg_next(p);
+			n = seg_next(n);
+			continue;
+		}
+		if (!have_star || !star_n.s)
+			return false;
+		star_n = seg_next(star_n);
+		n = star_n;
+		p = star_p;
+	}
+}
+
+/* A ref name we are willing to match: no empty segments anywhere. */
+static bool name_shape_ok(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len > 0 && name[0] != '/' && name[len - 1] != '/' &&
+	       !strstr(name, "//");
+}
+
+static bool starts_with(const char *s, const char *pre)
+{
+	return strncmp(s, pre, strlen(pre)) == 0;
+}
+
+bool policy_match(const char *pattern, const char *refname)
+{
+	if (!pattern || !refname || pattern_rule(pattern, strnlen(pattern,
+			GG_MAX_PATTERN_LEN + 1)) != NULL)
+		return false;
+	if (strnlen(refname, GG_MAX_REFNAME + 1) > GG_MAX_REFNAME ||
+	    !name_shape_ok(refname))
+		return false;
+	if (starts_with(refname, TAGS) && !starts_with(pattern, TAGS))
+		return false;
+	if (starts_with(pattern, "refs/"))
+		return path_match(pattern, refname);
+	if (!starts_with(refname, HEADS))
+		return false;
+	return path_match(pattern, refname + strlen(HEADS));
+}
+
+/* ---- decisions ---- */
+
+/*
+ * "allowed p1, p2, ..." into buf, cut with "…" so the whole reason stays
+ * within GG_MAX_REASON_LEN bytes (git shows it on one line).
+ */
+static void format_allowed(char *buf, size_t size, const char *prefix,
+			   const struct policy_rules *rules)
+{
+	const size_t tail = sizeof(", " ELLIPSIS);
+	size_t len, i, n;
+
+	len = (size_t)snprintf(buf, size, "%s: allowed ", prefix);
+	if (rules->npatterns == 0) {
+		snprintf(buf + len, size - len, "nothing");
+		return;
+	}
+	for (i = 0; i < rules->npatterns; i++) {
+		n = strlen(rules->patterns[i]) + (i ? 2 : 0);
+		/* room for this pattern, and "…" too unless it is last */
+		if (len + n + (i + 1 < rules->npatterns ? tail : 1) > size) {
+			snprintf(buf + len, size - len, "%s" ELLIPSIS,
+				 i ? ", " : "");
+			return;
+		}
+		len += (size_t)snprintf(buf + len, size - len, "%s%s",
+					i ? ", " : "", rules->patterns[i]);
+	}
+}
+
+static const char *ref_kind_word(const char *refname)
+{
+	if (starts_with(refname, HEADS))
+		return "branch";
+	if (starts_with(refname, TAGS))
+		return "tag";
+	return "ref";
+}
+
+static bool any_match(const struct policy_rules *rules, const char *refname)
+{
+	size_t i;
+
+	for (i = 0; i < rules->npatterns; i++)
+		if (policy_match(rules->patterns[i], refname))
+			return true;
+	return false;
+}
+
+int policy_decide(const struct policy_rules *rules, const char *refname,
+		  enum policy_action action, struct gg_err *err)
+{
+	char reason[GG_MAX_REASON_LEN + 1];
+	char prefix[32];
+
+	if (!rules->allow_push)
+		return gg_err_set(err, GG_EDENIED, "push not allowed by token");
+	if (!any_match(rules, refname)) {
+		snprintf(prefix, sizeof(prefix), "%s not allowed by token",
+			 ref_kind_word(refname));
+		format_allowed(reason, sizeof(reason), prefix, rules);
+		return gg_err_set(err, GG_EDENIED, "%s", reason);
+	}
+	if (action == POLICY_FORCE && !rules->allow_force)
+		return gg_err_set(err, GG_EDENIED,
+				  "force-push not allowed by token");
+	if (action == POLICY_DELETE && !rules->allow_delete)
+		return gg_err_set(err, GG_EDENIED,
+				  "deletion not allowed by token");
+	return 0;
+}
