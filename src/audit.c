@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,7 +41,7 @@ struct audit_log {
 	int fd;
 	bool regular; /* size tracking, truncation and fsync errors apply */
 	off_t size;   /* bytes of complete lines (regular files) */
-	bool dirty;   /* a partial line may follow size: cut before writing */
+	off_t partial; /* bytes of a failed line after size: cut before writing */
 	bool healthy;
 	char last[AUDIT_HASH_HEX + 1];
 };
@@ -461,7 +462,10 @@ int audit_verify_file(struct audit_chain *chain, const char *path,
 		return gg_err_errno(err, GG_EIO, "cannot open %s", path);
 	audit_chain_begin_file(chain);
 	audit_reader_init(&r, fd);
-	while ((ret = audit_reader_next(&line, &len, &r, err)) == 1) {
+	for (;;) {
+		ret = audit_reader_next(&line, &len, &r, err);
+		if (ret != 1)
+			break;
 		ret = audit_chain_add(chain, line, len, err);
 		if (ret)
 			goto out;
@@ -590,14 +594,35 @@ static int find_line_start(off_t *out, int fd, off_t end, struct gg_err *err)
 	return 0;
 }
 
+/* The hash of the line in [start, end) of fd. */
+static int hash_of_line_at(char out[AUDIT_HASH_HEX + 1], int fd, off_t start,
+			   off_t end, struct gg_err *err)
+{
+	size_t len = (size_t)(end - start);
+	struct audit_line parsed;
+	char *buf = malloc(len + 1);
+	int ret;
+
+	if (!buf)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	if (pread(fd, buf, len, start) != (ssize_t)len)
+		ret = gg_err_errno(err, GG_EIO, "read");
+	else
+		ret = audit_line_check(&parsed, buf, len, err);
+	if (!ret)
+		memcpy(out, parsed.hash, sizeof(parsed.hash));
+	free(buf);
+	return ret;
+}
+
 /* The hash of the last line of a regular file of size bytes, or
- * AUDIT_GENESIS when it is empty. */
+ * AUDIT_GENESIS when it is empty. Only the last line is checked: a full
+ * check of a large log at every start would be slow; `audit verify` does
+ * that. */
 static int read_last_hash(char out[AUDIT_HASH_HEX + 1], int fd, off_t size,
 			  const char *path, struct gg_err *err)
 {
 	struct gg_err why = GG_ERR_INIT;
-	struct audit_line parsed;
-	char *buf = NULL;
 	off_t start;
 	char c;
 	int ret;
@@ -614,30 +639,14 @@ static int read_last_hash(char out[AUDIT_HASH_HEX + 1], int fd, off_t size,
 				  "newline); run 'gitgate audit verify'",
 				  path);
 	ret = find_line_start(&start, fd, size - 1, &why);
+	if (!ret)
+		ret = hash_of_line_at(out, fd, start, size - 1, &why);
 	if (ret)
-		goto fail;
-	buf = malloc((size_t)(size - 1 - start) + 1);
-	if (!buf) {
-		ret = gg_err_set(&why, GG_ENOMEM, "out of memory");
-		goto fail;
-	}
-	if (pread(fd, buf, (size_t)(size - 1 - start), start) !=
-	    size - 1 - start) {
-		ret = gg_err_errno(&why, GG_EIO, "read");
-		goto fail;
-	}
-	ret = audit_line_check(&parsed, buf, (size_t)(size - 1 - start), &why);
-	if (ret)
-		goto fail;
-	memcpy(out, parsed.hash, sizeof(parsed.hash));
-	free(buf);
+		return gg_err_set(err, ret,
+				  "audit log %s: last line: %s; run 'gitgate "
+				  "audit verify'",
+				  path, why.msg);
 	return 0;
-fail:
-	free(buf);
-	return gg_err_set(err, ret,
-			  "audit log %s: last line: %s; run 'gitgate audit "
-			  "verify'",
-			  path, why.msg);
 }
 
 struct opened {
@@ -652,30 +661,54 @@ struct opened {
 /* O_RDWR, not O_WRONLY: the tail is read back through the same descriptor
  * (pread ignores O_APPEND), so there is no window where the path names a
  * different file. */
-static int open_log(struct opened *out, const char *path, struct gg_err *err)
+static int open_fd(struct opened *out, const char *path, struct gg_err *err)
 {
 	struct stat st;
-	int fd, ret;
+	int fd;
 
 	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return gg_err_errno(err, GG_EIO, "audit log %s: open", path);
 	if (fstat(fd, &st) < 0) {
-		ret = gg_err_errno(err, GG_EIO, "audit log %s: stat", path);
-		goto fail;
+		gg_err_errno(err, GG_EIO, "audit log %s: stat", path);
+		close(fd);
+		return GG_EIO;
 	}
 	out->fd = fd;
 	out->regular = S_ISREG(st.st_mode);
 	out->size = out->regular ? st.st_size : 0;
 	out->dev = st.st_dev;
 	out->ino = st.st_ino;
-	/* A device or pipe has no tail to read: it starts a chain. */
-	ret = read_last_hash(out->last, fd, out->size, path, err);
-	if (ret)
-		goto fail;
 	return 0;
-fail:
-	close(fd);
+}
+
+/* Become the file's one writer, then continue its chain. Two writers would
+ * fork the chain (both appending after the same hash), which verify could
+ * only report later as a reordered line; the advisory lock turns that
+ * misconfiguration into a start-up error. File systems without flock
+ * support get no lock rather than no log. A device or pipe (shared by
+ * every process, e.g. /dev/full in tests) is neither locked nor read: it
+ * starts a chain. */
+static int claim(struct opened *o, const char *path, struct gg_err *err)
+{
+	if (o->regular && flock(o->fd, LOCK_EX | LOCK_NB) < 0 &&
+	    errno == EWOULDBLOCK)
+		return gg_err_set(err, GG_EEXISTS,
+				  "audit log %s: in use by another writer "
+				  "(one gitgate process per audit log)",
+				  path);
+	return read_last_hash(o->last, o->fd, o->size, path, err);
+}
+
+static int open_log(struct opened *out, const char *path, struct gg_err *err)
+{
+	int ret = open_fd(out, path, err);
+
+	if (ret)
+		return ret;
+	ret = claim(out, path, err);
+	if (ret)
+		close(out->fd);
 	return ret;
 }
 
@@ -688,7 +721,9 @@ int audit_open(struct audit_log **out, const char *path, struct gg_err *err)
 	if (sodium_init() < 0)
 		return gg_err_set(err, GG_ERR, "audit: libsodium init failed");
 	log = calloc(1, sizeof(*log));
-	if (!log || !(log->path = strdup(path))) {
+	if (log)
+		log->path = strdup(path);
+	if (!log || !log->path) {
 		free(log);
 		return gg_err_set(err, GG_ENOMEM, "audit: out of memory");
 	}
@@ -732,13 +767,25 @@ bool audit_healthy(struct audit_log *log)
  * ends with a complete, chained line. */
 static int cut_partial(struct audit_log *log, struct gg_err *err)
 {
-	if (!log->dirty)
+	struct stat st;
+
+	if (log->partial == 0)
 		return 0;
+	if (fstat(log->fd, &st) < 0)
+		return gg_err_errno(err, GG_EIO, "audit log %s: stat",
+				    log->path);
+	/* Only our own bytes are ever cut: if the file holds anything else,
+	 * leave it for the operator. */
+	if (st.st_size != log->size + log->partial)
+		return gg_err_set(err, GG_EIO,
+				  "audit log %s: a partial line is followed by "
+				  "data from another writer; not cutting it",
+				  log->path);
 	if (ftruncate(log->fd, log->size) < 0)
 		return gg_err_errno(err, GG_EIO,
 				    "audit log %s: removing a partial line",
 				    log->path);
-	log->dirty = false;
+	log->partial = 0;
 	return 0;
 }
 
@@ -758,7 +805,7 @@ static int write_line(struct audit_log *log, const char *line, size_t len,
 			gg_err_errno(err, GG_EIO, "audit log %s: write",
 				     log->path);
 			if (done > 0 && log->regular) {
-				log->dirty = true;
+				log->partial = (off_t)done;
 				cut_partial(log, NULL);
 			}
 			return GG_EIO;
@@ -815,7 +862,7 @@ int audit_reopen(struct audit_log *log, struct gg_err *err)
 	int ret;
 
 	pthread_mutex_lock(&log->lock);
-	ret = open_log(&o, log->path, err);
+	ret = open_fd(&o, log->path, err);
 	if (ret)
 		goto out;
 	if (fstat(log->fd, &cur) == 0 && cur.st_dev == o.dev &&
@@ -824,20 +871,22 @@ int audit_reopen(struct audit_log *log, struct gg_err *err)
 		log->healthy = true;
 		goto out;
 	}
-	if (o.size > 0 && strcmp(o.last, log->last)) {
-		close(o.fd);
+	ret = claim(&o, log->path, err);
+	if (!ret && o.size > 0 && strcmp(o.last, log->last))
 		ret = gg_err_set(err, GG_EINVAL,
 				 "audit log %s: reopen: the file there ends "
 				 "with another chain; still writing to the "
 				 "old file",
 				 log->path);
+	if (ret) {
+		close(o.fd);
 		goto out;
 	}
 	close(log->fd);
 	log->fd = o.fd;
 	log->regular = o.regular;
 	log->size = o.size;
-	log->dirty = false;
+	log->partial = 0;
 	log->healthy = true;
 out:
 	pthread_mutex_unlock(&log->lock);

@@ -164,7 +164,10 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
+	for (;;) {
+		c = getopt_long(argc, argv, ":h", long_opts, NULL);
+		if (c == -1)
+			break;
 		if (c == '?' || c == ':')
 			return bad_option(c, argc, argv);
 		if (o->verify && view_only(c))
@@ -214,8 +217,10 @@ static int config_audit_log(char **out, const char *cfgpath,
 	int ret = 0;
 
 	root = json_load_file(cfgpath, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root && jerr.line < 1) /* not read at all; text names the file */
+		return gg_err_set(err, GG_EIO, "config: %s", jerr.text);
 	if (!root)
-		return gg_err_set(err, GG_EINVAL, "config %s: %d:%d: %s",
+		return gg_err_set(err, GG_EINVAL, "config %s:%d:%d: %s",
 				  cfgpath, jerr.line, jerr.column, jerr.text);
 	v = json_is_object(root) ? json_object_get(root, "audit_log") : NULL;
 	if (!json_is_object(root))
@@ -606,7 +611,10 @@ static int drain(struct view *v, struct source *s, struct gg_err *err)
 	size_t len;
 	int ret;
 
-	while ((ret = audit_reader_next(&line, &len, &s->r, err)) == 1) {
+	for (;;) {
+		ret = audit_reader_next(&line, &len, &s->r, err);
+		if (ret != 1)
+			break;
 		s->line++;
 		if (handle_line(v, s, line, len))
 			return gg_err_set(err, GG_ENOMEM, "out of memory");

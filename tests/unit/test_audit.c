@@ -79,7 +79,7 @@ static void teardown_dir(void)
 	struct dirent *de;
 	DIR *d = opendir(tmpdir);
 
-	while (d && (de = readdir(d))) {
+	for (de = d ? readdir(d) : NULL; de; de = readdir(d)) {
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", tmpdir, de->d_name);
@@ -831,6 +831,24 @@ START_TEST(test_writer_reopen_refuses_foreign)
 }
 END_TEST
 
+START_TEST(test_writer_one_writer_per_file)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct audit_log *log = NULL, *second = NULL;
+
+	setup_dir();
+	ck_assert_int_eq(audit_open(&log, tpath("a"), &err), 0);
+	ck_assert_int_eq(audit_open(&second, tpath("a"), &err), GG_EEXISTS);
+	ck_assert_ptr_nonnull(strstr(err.msg, "in use by another writer"));
+	ck_assert_ptr_null(second);
+	audit_close(log);
+	gg_err_init(&err);
+	ck_assert_int_eq(audit_open(&second, tpath("a"), &err), 0);
+	audit_close(second);
+	teardown_dir();
+}
+END_TEST
+
 START_TEST(test_writer_dev_full)
 {
 	struct gg_err err = GG_ERR_INIT;
@@ -999,6 +1017,7 @@ static Suite *audit_suite(void)
 	tcase_add_test(writer, test_writer_open_refuses_bad_tail);
 	tcase_add_test(writer, test_writer_rotation);
 	tcase_add_test(writer, test_writer_reopen_refuses_foreign);
+	tcase_add_test(writer, test_writer_one_writer_per_file);
 	tcase_add_test(writer, test_writer_dev_full);
 	tcase_add_test(writer, test_writer_partial_write_cut);
 	tcase_set_timeout(writer, 120);
