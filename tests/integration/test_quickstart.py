@@ -211,5 +211,44 @@ class QuickstartInteractive(unittest.TestCase):
             self.assertFalse(pid_alive(summary[key]), key)
 
 
+class DeployFiles(unittest.TestCase):
+    """deploy/config.example.json and deploy/gitgate.service stay usable."""
+
+    def test_config_example_has_the_interface_keys(self):
+        with open(os.path.join(h.SOURCE_ROOT, "deploy",
+                               "config.example.json")) as f:
+            cfg = json.load(f)
+        self.assertEqual(set(cfg), {"listen", "verify_key", "upstream",
+                                    "audit_log", "revocations", "cache_dir"})
+        self.assertEqual(set(cfg["upstream"]), {"url", "token_file"})
+        self.assertRegex(cfg["listen"], r"^[0-9.]+:\d+$")
+
+    def test_systemd_unit(self):
+        path = os.path.join(h.SOURCE_ROOT, "deploy", "gitgate.service")
+        with open(path) as f:
+            unit = f.read()
+        for line in ("ExecStart=/usr/local/bin/gitgate serve --config "
+                     "/etc/gitgate/config.json",
+                     "ExecReload=/bin/kill -HUP $MAINPID",
+                     "LimitCORE=0", "NoNewPrivileges=yes",
+                     "ProtectSystem=strict", "PrivateTmp=yes"):
+            self.assertIn("\n" + line + "\n", unit)
+        analyze = shutil.which("systemd-analyze")
+        if not analyze:
+            self.skipTest("systemd-analyze not installed")
+        # verify the syntax with the binary under test in ExecStart
+        tmp = tempfile.mkdtemp(prefix="gg-unit-")
+        try:
+            test_unit = os.path.join(tmp, "gitgate.service")
+            with open(test_unit, "w") as f:
+                f.write(unit.replace("/usr/local/bin/gitgate",
+                                     h.gitgate_binary()))
+            p = subprocess.run([analyze, "verify", test_unit],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     h.run_suite()
