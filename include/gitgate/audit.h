@@ -79,13 +79,19 @@ struct audit_record {
 struct audit_log;
 
 /* Open (creating 0600 if needed) and read the last line to continue the
- * chain. A last line that does not parse is an error (the operator must
- * look), not a silent fresh start. */
+ * chain. A last line that does not parse, lacks its newline or whose hash
+ * is wrong is an error (the operator must look), not a silent fresh start;
+ * only the last line is checked (`gitgate audit verify` checks them all).
+ * A regular file is locked (flock) for this writer: a second audit_open of
+ * the same file, from any process, fails with GG_EEXISTS. */
 int audit_open(struct audit_log **out, const char *path, struct gg_err *err);
 void audit_close(struct audit_log *log);
 
 /* Append one record. Fails (and stays failed until a later append
- * succeeds) if the write or fsync fails. */
+ * succeeds) if the write or fsync fails; the message names the file and
+ * errno. A write that fails part-way has its partial line cut off before
+ * the next append, so the file only ever holds complete lines we wrote. A
+ * failed fsync leaves the (written) line in the chain. */
 int audit_append(struct audit_log *log, const struct audit_record *rec,
 		 struct gg_err *err);
 
