@@ -243,17 +243,18 @@ static int new_pair(char *sec, char pub[PASERK_PUBLIC_SIZE],
 
 int keyfile_generate(const char *dir, struct gg_err *err)
 {
-	char *spath = join(dir, "signing.key"), *ppath = join(dir, "verify.pub");
-	char *sec = sodium_malloc(PASERK_SECRET_SIZE);
+	char *spath = NULL, *ppath = NULL, *sec = NULL;
 	char pub[PASERK_PUBLIC_SIZE];
 	int sfd = -1, pfd = -1, rc, created = 0;
 
+	/* sodium_malloc aborts if libsodium is not initialised yet. */
+	if (sodium_init() < 0)
+		return gg_err_set(err, GG_ERR, "libsodium failed to initialise");
+	spath = join(dir, "signing.key");
+	ppath = join(dir, "verify.pub");
+	sec = sodium_malloc(PASERK_SECRET_SIZE);
 	if (!spath || !ppath || !sec) {
 		rc = gg_err_set(err, GG_ENOMEM, "out of memory");
-		goto out;
-	}
-	if (sodium_init() < 0) {
-		rc = gg_err_set(err, GG_ERR, "libsodium failed to initialise");
 		goto out;
 	}
 	rc = ensure_dir(dir, err);

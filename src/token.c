@@ -675,12 +675,18 @@ char *token_claims_to_json(const struct token_claims *claims)
 	return text;
 }
 
+/* A jti never starts with '-', so `gitgate revoke JTI` cannot mistake it
+ * for an option; redrawing costs well under one bit of the 144. */
 static int random_jti(char out[64], struct gg_err *err)
 {
 	unsigned char bytes[GG_JTI_RANDOM_BYTES];
+	int rc;
 
-	randombytes_buf(bytes, sizeof(bytes));
-	return b64_encode(out, 64, bytes, sizeof(bytes), err);
+	do {
+		randombytes_buf(bytes, sizeof(bytes));
+		rc = b64_encode(out, 64, bytes, sizeof(bytes), err);
+	} while (rc == GG_OK && out[0] == '-');
+	return rc;
 }
 
 /* footer {"kid":"<pid of sk's public half>"} */

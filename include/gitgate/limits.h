@@ -42,7 +42,7 @@
 
 /* Token claims (appended by the token module) */
 #define GG_MAX_REPO_PART 100          /* owner or name in "owner/name" */
-#define GG_JTI_RANDOM_BYTES 16        /* 128 random bits per minted jti */
+#define GG_JTI_RANDOM_BYTES 18        /* 144 random bits per minted jti */
 #define GG_MAX_TTL (7 * 86400)        /* mint refuses a longer --ttl */
 #define GG_DEFAULT_TTL 3600           /* mint without --ttl */
 

@@ -118,7 +118,8 @@ START_TEST(test_sign_roundtrip)
 				      NULL, &err),
 			 GG_OK);
 	ck_assert_str_eq(c->sub, "me@host");
-	ck_assert_uint_eq(strlen(c->jti), 22); /* 128 bits, base64url */
+	ck_assert_uint_eq(strlen(c->jti), 24); /* 144 bits, base64url */
+	ck_assert(c->jti[0] != '-');
 	ck_assert(c->iat == NOW && c->exp == NOW + 3600);
 	ck_assert_uint_eq(c->nrepos, 2);
 	ck_assert_str_eq(c->repos[1], "acme/gadget");
@@ -140,6 +141,33 @@ END_TEST
 
 /* The payload is compact JSON in a fixed order, and the footer is exactly
  * {"kid":"k4.pid.…"} — what other PASETO libraries expect. */
+/* Many jtis: all distinct, none starts with '-'. */
+START_TEST(test_jti_shape)
+{
+	char *repos[] = { "a/b" };
+	struct token_claims in = {
+		.sub = "s", .exp = NOW + 60, .repos = repos, .nrepos = 1,
+		.ops = TOKEN_OP_FETCH,
+	};
+	struct token_claims *c;
+	char seen[200][32], *token;
+	int i, j;
+
+	for (i = 0; i < 200; i++) {
+		ck_assert_int_eq(token_sign(&token, &in, sk[0], NULL), GG_OK);
+		ck_assert_int_eq(token_verify(&c, token, strlen(token), &first,
+					      NOW, NULL, NULL),
+				 GG_OK);
+		ck_assert(c->jti[0] != '-');
+		snprintf(seen[i], sizeof(seen[i]), "%s", c->jti);
+		for (j = 0; j < i; j++)
+			ck_assert_str_ne(seen[i], seen[j]);
+		token_claims_free(c);
+		free(token);
+	}
+}
+END_TEST
+
 START_TEST(test_sign_exact_payload)
 {
 	char *repos[] = { "a/b" };
@@ -754,6 +782,7 @@ static Suite *token_suite(void)
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, test_verify_good);
 	tcase_add_test(tc, test_sign_roundtrip);
+	tcase_add_test(tc, test_jti_shape);
 	tcase_add_test(tc, test_sign_exact_payload);
 	tcase_add_test(tc, test_sign_refuses_invalid_claims);
 	tcase_add_test(tc, test_claims_to_json);
