@@ -1,0 +1,826 @@
+/* test_report.c - receive-pack response parsing and merging. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gitgate/report.h"
+
+#define O1 "1111111111111111111111111111111111111111"
+#define O2 "2222222222222222222222222222222222222222"
+#define ZZ "0000000000000000000000000000000000000000"
+
+/* Literal with explicit length (the data may contain NUL bytes). */
+#define LIT(s) s, sizeof(s) - 1
+
+/* ---- helpers ---- */
+
+static void pl(struct pkt_buf *b, const char *s)
+{
+	ck_assert_int_eq(pkt_write(b, s, strlen(s), NULL), 0);
+}
+
+static void flush(struct pkt_buf *b)
+{
+	ck_assert_int_eq(pkt_write_flush(b, NULL), 0);
+}
+
+/* Wrap all of inner (pkt-lines) into band 1, then a flush. */
+static void wrap_band1(struct pkt_buf *out, const struct pkt_buf *inner,
+		       size_t max_pkt)
+{
+	ck_assert_int_eq(pkt_write_sideband(out, 1, inner->data, inner->len,
+					    max_pkt, NULL), 0);
+}
+
+static void band(struct pkt_buf *b, int n, const char *s)
+{
+	ck_assert_int_eq(pkt_write_sideband(b, n, s, strlen(s), 65520, NULL),
+			 0);
+}
+
+static int parse(struct report *r, const struct pkt_buf *b, unsigned flags,
+		 struct gg_err *err)
+{
+	return report_parse(r, b->data, b->len, flags, err);
+}
+
+static void expect_parse_fail(const void *body, size_t len, unsigned flags,
+			      int code, const char *msg)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct report r;
+
+	ck_assert_int_eq(report_parse(&r, body, len, flags, &err), code);
+	ck_assert_str_eq(err.msg, msg);
+	ck_assert_ptr_null(r.refs);
+	ck_assert_ptr_null(r.unpack);
+}
+
+/* Parse a request body made of the given first command line + caps and
+ * further command lines. */
+static void make_req(struct rp_request *req, const char *caps,
+		     const char *const *cmds, size_t n)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf b;
+	char line[512];
+	size_t i, len;
+
+	pkt_buf_init(&b, 1 << 20);
+	for (i = 0; i < n; i++) {
+		len = (size_t)snprintf(line, sizeof(line), "%s", cmds[i]);
+		if (i == 0) {
+			line[len] = '\0';
+			len += 1 + (size_t)snprintf(line + len + 1,
+						    sizeof(line) - len - 1,
+						    "%s", caps);
+		}
+		ck_assert_int_eq(pkt_write(&b, line, len, NULL), 0);
+	}
+	flush(&b);
+	if (strstr(caps, "push-options"))
+		flush(&b);
+	rp_request_init(req);
+	ck_assert_msg(rp_parse(req, b.data, b.len, &err) == 0, "%s", err.msg);
+	pkt_buf_release(&b);
+}
+
+/* ---- parsing ---- */
+
+START_TEST(parse_plain_v1)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf b;
+	struct report r;
+
+	pkt_buf_init(&b, 1 << 20);
+	pl(&b, "unpack ok\n");
+	pl(&b, "ok refs/heads/main\n");
+	pl(&b, "ng refs/heads/x pre-receive hook declined\n");
+	pl(&b, "ng refs/heads/y\n");
+	flush(&b);
+	ck_assert_int_eq(parse(&r, &b, REPORT_EXPECT_STATUS, &err), 0);
+	ck_assert(r.have_status);
+	ck_assert_str_eq(r.unpack, "ok");
+	ck_assert_uint_eq(r.nrefs, 3);
+	ck_assert_str_eq(r.refs[0].refname, "refs/heads/main");
+	ck_assert(r.refs[0].ok);
+	ck_assert_ptr_null(r.refs[0].reason);
+	ck_assert_str_eq(r.refs[1].refname, "refs/heads/x");
+	ck_assert(!r.refs[1].ok);
+	ck_assert_str_eq(r.refs[1].reason, "pre-receive hook declined");
+	ck_assert_str_eq(r.refs[2].reason, "");
+	ck_assert_uint_eq(r.progress_len, 0);
+	ck_assert_ptr_null(r.fatal);
+	report_release(&r);
+	pkt_buf_release(&b);
+}
+END_TEST
+
+START_TEST(parse_unpack_error)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf b;
+	struct report r;
+
+	pkt_buf_init(&b, 1 << 20);
+	pl(&b, "unpack index-pack abnormal exit\n");
+	pl(&b, "ng refs/heads/a unpacker error\n");
+	flush(&b);
+	ck_assert_int_eq(parse(&r, &b, REPORT_EXPECT_STATUS, &err), 0);
+	ck_assert_str_eq(r.unpack, "index-pack abnormal exit");
+	ck_assert_str_eq(r.refs[0].reason, "unpacker error");
+	report_release(&r);
+	pkt_buf_release(&b);
+}
+END_TEST
+
+/* Bytes captured from git 2.39 http-backend (see fixtures/push). */
+START_TEST(parse_sideband_real_bytes)
+{
+	static const char body[] = "002e\001000eunpack ok\n0017ok refs/heads/"
+				   "main\n00000000";
+	struct gg_err err = GG_ERR_INIT;
+	struct report r;
+
+	ck_assert_int_eq(report_parse(&r, LIT(body), REPORT_SIDEBAND |
+				      REPORT_EXPECT_STATUS, &err), 0);
+	ck_assert_str_eq(r.unpack, "ok");
+	ck_assert_uint_eq(r.nrefs, 1);
+	ck_assert_str_eq(r.refs[0].refname, "refs/heads/main");
+	report_release(&r);
+}
+END_TEST
+
+START_TEST(parse_sideband_split_and_progress)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf inner, b;
+	struct report r;
+	size_t cut;
+
+	pkt_buf_init(&inner, 1 << 20);
+	pl(&inner, "unpack ok\n");
+	pl(&inner, "ng refs/heads/a some reason with spaces\n");
+	flush(&inner);
+	pkt_buf_init(&b, 1 << 20);
+	band(&b, 2, "Resolving deltas: 100% (1/1)\n");
+	/* band 1 split in the middle of an inner pkt-line header */
+	cut = 16;
+	ck_assert_int_eq(pkt_write_sideband(&b, 1, inner.data, cut, 65520,
+					    NULL), 0);
+	band(&b, 2, "more progress\r");
+	ck_assert_int_eq(pkt_write_sideband(&b, 1, inner.data + cut,
+					    inner.len - cut, 65520, NULL), 0);
+	flush(&b);
+	ck_assert_int_eq(parse(&r, &b, REPORT_SIDEBAND | REPORT_EXPECT_STATUS,
+			       &err), 0);
+	ck_assert_str_eq(r.refs[0].reason, "some reason with spaces");
+	ck_assert_uint_eq(r.progress_len, 29 + 14);
+	ck_assert_mem_eq(r.progress, "Resolving deltas: 100% (1/1)\nmore "
+			 "progress\r", r.progress_len);
+	report_release(&r);
+	pkt_buf_release(&inner);
+	pkt_buf_release(&b);
+}
+END_TEST
+
+START_TEST(parse_v2_options)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf b;
+	struct report r;
+
+	pkt_buf_init(&b, 1 << 20);
+	pl(&b, "unpack ok\n");
+	pl(&b, "ok refs/for/main/topic\n");
+	pl(&b, "option refname refs/changes/1/1\n");
+	pl(&b, "option old-oid " O1 "\n");
+	pl(&b, "option new-oid " O2 "\n");
+	pl(&b, "option forced-update\n");
+	pl(&b, "ok refs/heads/b\n");
+	flush(&b);
+	ck_assert_int_eq(parse(&r, &b, REPORT_EXPECT_STATUS, &err), 0);
+	ck_assert_uint_eq(r.nrefs, 2);
+	ck_assert_uint_eq(r.refs[0].noptions, 4);
+	ck_assert_str_eq(r.refs[0].options[0], "refname refs/changes/1/1");
+	ck_assert_str_eq(r.refs[0].options[1], "old-oid " O1);
+	ck_assert_str_eq(r.refs[0].options[2], "new-oid " O2);
+	ck_assert_str_eq(r.refs[0].options[3], "forced-update");
+	ck_assert_uint_eq(r.refs[1].noptions, 0);
+	report_release(&r);
+	pkt_buf_release(&b);
+}
+END_TEST
+
+START_TEST(parse_band3_fatal)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf b;
+	struct report r;
+
+	pkt_buf_init(&b, 1 << 20);
+	band(&b, 2, "Counting objects\n");
+	band(&b, 3, "pack exceeds\tmaximum size\n");
+	pl(&b, "anything after band 3 is ignored");
+	ck_assert_int_eq(parse(&r, &b, REPORT_SIDEBAND | REPORT_EXPECT_STATUS,
+			       &err), 0);
+	ck_assert_str_eq(r.fatal, "pack exceeds?maximum size");
+	ck_assert(!r.have_status);
+	ck_assert_uint_eq(r.nrefs, 0);
+	ck_assert_uint_eq(r.progress_len, 17);
+	report_release(&r);
+	pkt_buf_release(&b);
+}
+END_TEST
+
+START_TEST(parse_no_status_expected)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct report r;
+
+	ck_assert_int_eq(report_parse(&r, "", 0, 0, &err), 0);
+	ck_assert(!r.have_status);
+	report_release(&r);
+	ck_assert_int_eq(report_parse(&r, LIT("0008\002hi\n0000"),
+				      REPORT_SIDEBAND, &err), 0);
+	ck_assert(!r.have_status);
+	ck_assert_uint_eq(r.progress_len, 3);
+	report_release(&r);
+}
+END_TEST
+
+START_TEST(parse_garbage)
+{
+	expect_parse_fail(LIT("hello"), REPORT_EXPECT_STATUS, GG_EINVAL,
+			  "bad pkt-line length \"hell\"");
+	expect_parse_fail(LIT("0009hello0000"), REPORT_EXPECT_STATUS,
+			  GG_EINVAL, "upstream report: expected \"unpack\": "
+			  "\"hello\"");
+	expect_parse_fail(LIT("000eunpack ok\n0013xx refs/heads/a0000"),
+			  REPORT_EXPECT_STATUS, GG_EINVAL,
+			  "upstream report: unexpected line: \"xx refs/heads/a\"");
+	expect_parse_fail(LIT("000eunpack ok\n0014ok refs/heads/a\n"),
+			  REPORT_EXPECT_STATUS, GG_EINVAL,
+			  "upstream report: ends without flush");
+	expect_parse_fail(LIT("000eunpack ok\n0000junk"),
+			  REPORT_EXPECT_STATUS, GG_EINVAL,
+			  "upstream report: 4 bytes after the final flush");
+	expect_parse_fail(LIT("000eunpack ok\n0018option forced-update0000"),
+			  REPORT_EXPECT_STATUS, GG_EINVAL,
+			  "upstream report: option line before any ref: "
+			  "\"option forced-update\"");
+	expect_parse_fail(LIT("000eunpack ok\n000eok heads/a0000"),
+			  REPORT_EXPECT_STATUS, GG_EINVAL,
+			  "invalid ref name \"heads/a\": does not start with "
+			  "refs/");
+	expect_parse_fail(LIT("000eunpack ok\n0001"), REPORT_EXPECT_STATUS,
+			  GG_EINVAL, "upstream report: unexpected special "
+			  "packet");
+	expect_parse_fail(LIT("0000"), REPORT_EXPECT_STATUS, GG_EINVAL,
+			  "upstream report: no \"unpack\" line");
+	expect_parse_fail(LIT("000eunpack ok\n0013ok refs/\0heads/0000"),
+			  REPORT_EXPECT_STATUS, GG_EINVAL,
+			  "upstream report: NUL byte in line: \"ok refs/?heads/\"");
+	expect_parse_fail("", 0, REPORT_EXPECT_STATUS, GG_EINVAL,
+			  "upstream sent no report-status");
+}
+END_TEST
+
+START_TEST(parse_sideband_garbage)
+{
+	expect_parse_fail(LIT("0006\004x0000"), REPORT_SIDEBAND, GG_EINVAL,
+			  "side-band: bad band 4");
+	expect_parse_fail(LIT("0008\002hi\n"), REPORT_SIDEBAND, GG_EINVAL,
+			  "upstream report: side-band stream ends without "
+			  "flush");
+	expect_parse_fail(LIT("0008\002hi\n0000x"), REPORT_SIDEBAND, GG_EINVAL,
+			  "upstream report: 1 bytes after the side-band flush");
+	expect_parse_fail(LIT("0008\002hi\n0000"),
+			  REPORT_SIDEBAND | REPORT_EXPECT_STATUS, GG_EINVAL,
+			  "upstream sent no report-status");
+	expect_parse_fail(LIT("0009\002hi"), REPORT_SIDEBAND, GG_EINVAL,
+			  "truncated pkt-line: length 0009 but only 7 bytes "
+			  "before end of input");
+	/* band 1 holding a truncated inner stream */
+	expect_parse_fail(LIT("000d\001000eunpa0000"),
+			  REPORT_SIDEBAND | REPORT_EXPECT_STATUS, GG_EINVAL,
+			  "truncated pkt-line: length 000e but only 8 bytes "
+			  "before end of input");
+}
+END_TEST
+
+START_TEST(parse_too_large)
+{
+	unsigned char *big = calloc(1, GG_MAX_REPORT_LEN + 1);
+
+	ck_assert_ptr_nonnull(big);
+	expect_parse_fail(big, GG_MAX_REPORT_LEN + 1, REPORT_EXPECT_STATUS,
+			  GG_ELIMIT, "upstream report of 4194305 bytes "
+			  "exceeds maximum 4194304");
+	free(big);
+}
+END_TEST
+
+START_TEST(flags_from_caps)
+{
+	struct rp_caps c;
+
+	memset(&c, 0, sizeof(c));
+	ck_assert_uint_eq(report_flags(&c), 0);
+	c.side_band = true;
+	c.report_status_v2 = true;
+	ck_assert_uint_eq(report_flags(&c),
+			  REPORT_SIDEBAND | REPORT_EXPECT_STATUS);
+}
+END_TEST
+
+/* ---- merging ---- */
+
+static const char *const two_cmds[] = { ZZ " " O1 " refs/heads/a",
+					ZZ " " O1 " refs/heads/b" };
+
+/* Everything hand-computed: the exact bytes git will receive. */
+START_TEST(merge_literal_sideband)
+{
+	static const char want[] =
+		"0028\002gitgate: refusing refs/heads/b: no\n"
+		"0008\002hi\n"
+		"0042\001"
+		"000eunpack ok\n"
+		"0014ok refs/heads/a\n"
+		"0017ng refs/heads/b no\n"
+		"0000"
+		"0000";
+	static const char *const refusals[] = { NULL, "no" };
+	struct gg_err err = GG_ERR_INIT;
+	struct report_result res[2];
+	struct rp_request req;
+	struct pkt_buf up, out;
+	struct report r;
+	struct report_merge m;
+
+	make_req(&req, " report-status side-band-64k", two_cmds, 2);
+	pkt_buf_init(&up, 1 << 20);
+	band(&up, 2, "hi\n");
+	ck_assert_int_eq(pkt_buf_add(&up, LIT("002b\001000eunpack ok\n0014ok "
+					      "refs/heads/a\n0000"), NULL), 0);
+	flush(&up);
+	ck_assert_int_eq(parse(&r, &up, REPORT_SIDEBAND | REPORT_EXPECT_STATUS,
+			       &err), 0);
+	m = (struct report_merge){ &req, refusals, &r, NULL, res };
+	pkt_buf_init(&out, 1 << 20);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	ck_assert_uint_eq(out.len, sizeof(want) - 1);
+	ck_assert_mem_eq(out.data, want, out.len);
+	ck_assert(res[0].ok);
+	ck_assert_ptr_null(res[0].reason);
+	ck_assert(!res[1].ok);
+	ck_assert_str_eq(res[1].reason, "no");
+	pkt_buf_release(&out);
+	pkt_buf_release(&up);
+	report_release(&r);
+	rp_request_release(&req);
+}
+END_TEST
+
+static const char *const three_cmds[] = { O1 " " O2 " refs/heads/agent/x",
+					  ZZ " " O1 " refs/heads/main",
+					  ZZ " " O2 " refs/heads/agent/y" };
+static const char *const refuse_main[] = {
+	NULL, "branch not allowed by token: allowed agent/*", NULL
+};
+
+START_TEST(merge_non_atomic_order_and_upstream_ng)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf up, out, want;
+	struct rp_request req;
+	struct report r;
+	struct report_merge m;
+
+	make_req(&req, " report-status", three_cmds, 3);
+	/* upstream answers in its own order; the client gets its order */
+	pkt_buf_init(&up, 1 << 20);
+	pl(&up, "unpack ok\n");
+	pl(&up, "ng refs/heads/agent/y protected branch hook declined\n");
+	pl(&up, "ok refs/heads/agent/x\n");
+	flush(&up);
+	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
+	m = (struct report_merge){ &req, refuse_main, &r, NULL, NULL };
+	pkt_buf_init(&out, 1 << 20);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	pkt_buf_init(&want, 1 << 20);
+	pl(&want, "unpack ok\n");
+	pl(&want, "ok refs/heads/agent/x\n");
+	pl(&want, "ng refs/heads/main branch not allowed by token: allowed "
+	   "agent/*\n");
+	pl(&want, "ng refs/heads/agent/y protected branch hook declined\n");
+	flush(&want);
+	ck_assert_uint_eq(out.len, want.len);
+	ck_assert_mem_eq(out.data, want.data, want.len);
+	pkt_buf_release(&want);
+	pkt_buf_release(&out);
+	pkt_buf_release(&up);
+	report_release(&r);
+	rp_request_release(&req);
+}
+END_TEST
+
+START_TEST(merge_atomic_refusal)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct report_result res[3];
+	struct pkt_buf out, inner, want;
+	struct rp_request req;
+	struct report_merge m;
+
+	make_req(&req, " report-status-v2 side-band-64k atomic", three_cmds, 3);
+	m = (struct report_merge){ &req, refuse_main, NULL, NULL, res };
+	pkt_buf_init(&out, 1 << 20);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	pkt_buf_init(&inner, 1 << 20);
+	pl(&inner, "unpack ok\n");
+	pl(&inner, "ng refs/heads/agent/x atomic push failure\n");
+	pl(&inner, "ng refs/heads/main branch not allowed by token: allowed "
+	   "agent/*\n");
+	pl(&inner, "ng refs/heads/agent/y atomic push failure\n");
+	flush(&inner);
+	pkt_buf_init(&want, 1 << 20);
+	band(&want, 2, "gitgate: refusing refs/heads/main: branch not allowed "
+	     "by token: allowed agent/*\n");
+	wrap_band1(&want, &inner, 65520);
+	flush(&want);
+	ck_assert_uint_eq(out.len, want.len);
+	ck_assert_mem_eq(out.data, want.data, want.len);
+	ck_assert(!res[0].ok && !res[1].ok && !res[2].ok);
+	ck_assert_str_eq(res[0].reason, REPORT_ATOMIC_REASON);
+	ck_assert_str_eq(res[1].reason, refuse_main[1]);
+	pkt_buf_release(&want);
+	pkt_buf_release(&inner);
+	pkt_buf_release(&out);
+	rp_request_release(&req);
+}
+END_TEST
+
+START_TEST(merge_atomic_all_allowed_passes_through)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf up, out;
+	struct rp_request req;
+	struct report r;
+	struct report_merge m;
+
+	make_req(&req, " report-status atomic", two_cmds, 2);
+	pkt_buf_init(&up, 1 << 20);
+	pl(&up, "unpack ok\n");
+	pl(&up, "ok refs/heads/a\n");
+	pl(&up, "ok refs/heads/b\n");
+	flush(&up);
+	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
+	m = (struct report_merge){ &req, NULL, &r, NULL, NULL };
+	pkt_buf_init(&out, 1 << 20);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	ck_assert_uint_eq(out.len, up.len);
+	ck_assert_mem_eq(out.data, up.data, up.len);
+	pkt_buf_release(&out);
+	pkt_buf_release(&up);
+	report_release(&r);
+	rp_request_release(&req);
+}
+END_TEST
+
+START_TEST(merge_without_report_status)
+{
+	static const char *const refusals[] = { "nope", NULL };
+	struct gg_err err = GG_ERR_INIT;
+	struct report_result res[2];
+	struct rp_request req;
+	struct pkt_buf out;
+	struct report r;
+	struct report_merge m;
+
+	/* side-band only: just the progress lines and the closing flush */
+	make_req(&req, " side-band-64k", two_cmds, 2);
+	ck_assert_int_eq(report_parse(&r, LIT("0008\002up\n0000"),
+				      REPORT_SIDEBAND, &err), 0);
+	m = (struct report_merge){ &req, refusals, &r, NULL, res };
+	pkt_buf_init(&out, 1 << 20);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	ck_assert_uint_eq(out.len, 42 + 8 + 4);
+	ck_assert_mem_eq(out.data, "002a\002gitgate: refusing refs/heads/a: "
+			 "nope\n0008\002up\n0000", out.len);
+	/* results still say what happened, though upstream gave no report */
+	ck_assert(!res[0].ok);
+	ck_assert_str_eq(res[1].reason, "no status from upstream");
+	report_release(&r);
+	rp_request_release(&req);
+	pkt_buf_release(&out);
+
+	/* neither: the response body is empty */
+	make_req(&req, " quiet", two_cmds, 2);
+	m = (struct report_merge){ &req, refusals, NULL, NULL, NULL };
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	ck_assert_uint_eq(out.len, 0);
+	rp_request_release(&req);
+}
+END_TEST
+
+START_TEST(merge_upstream_error)
+{
+	static const char *const refusals[] = { NULL, "nope" };
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf out, inner, want;
+	struct rp_request req;
+	struct report_merge m;
+
+	make_req(&req, " report-status side-band-64k", two_cmds, 2);
+	m = (struct report_merge){ &req, refusals, NULL,
+				   "upstream returned HTTP 502", NULL };
+	pkt_buf_init(&out, 1 << 20);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	pkt_buf_init(&inner, 1 << 20);
+	pl(&inner, "unpack ok\n");
+	pl(&inner, "ng refs/heads/a upstream returned HTTP 502\n");
+	pl(&inner, "ng refs/heads/b nope\n");
+	flush(&inner);
+	pkt_buf_init(&want, 1 << 20);
+	band(&want, 2, "gitgate: refusing refs/heads/b: nope\n");
+	band(&want, 2, "gitgate: upstream failed: upstream returned HTTP 502\n");
+	wrap_band1(&want, &inner, 65520);
+	flush(&want);
+	ck_assert_uint_eq(out.len, want.len);
+	ck_assert_mem_eq(out.data, want.data, want.len);
+	pkt_buf_release(&want);
+	pkt_buf_release(&inner);
+	pkt_buf_release(&out);
+	rp_request_release(&req);
+}
+END_TEST
+
+START_TEST(merge_upstream_fatal)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf up, out, inner, want;
+	struct rp_request req;
+	struct report r;
+	struct report_merge m;
+
+	make_req(&req, " report-status side-band-64k", two_cmds, 2);
+	pkt_buf_init(&up, 1 << 20);
+	band(&up, 2, "Counting\n");
+	band(&up, 3, "pack too big\n");
+	ck_assert_int_eq(parse(&r, &up, REPORT_SIDEBAND | REPORT_EXPECT_STATUS,
+			       &err), 0);
+	m = (struct report_merge){ &req, NULL, &r, NULL, NULL };
+	pkt_buf_init(&out, 1 << 20);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	pkt_buf_init(&inner, 1 << 20);
+	pl(&inner, "unpack ok\n");
+	pl(&inner, "ng refs/heads/a pack too big\n");
+	pl(&inner, "ng refs/heads/b pack too big\n");
+	flush(&inner);
+	pkt_buf_init(&want, 1 << 20);
+	band(&want, 2, "gitgate: upstream failed: pack too big\n");
+	band(&want, 2, "Counting\n");
+	wrap_band1(&want, &inner, 65520);
+	flush(&want);
+	ck_assert_uint_eq(out.len, want.len);
+	ck_assert_mem_eq(out.data, want.data, want.len);
+	pkt_buf_release(&want);
+	pkt_buf_release(&inner);
+	pkt_buf_release(&out);
+	pkt_buf_release(&up);
+	report_release(&r);
+	rp_request_release(&req);
+}
+END_TEST
+
+/* Upstream's v2 report for a + b, with options on a and an unpack error. */
+static void v2_upstream(struct report *r)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf up;
+
+	pkt_buf_init(&up, 1 << 20);
+	pl(&up, "unpack ok\n");
+	pl(&up, "ok refs/heads/a\n");
+	pl(&up, "option old-oid " O1 "\n");
+	pl(&up, "option forced-update\n");
+	flush(&up);
+	ck_assert_int_eq(parse(r, &up, REPORT_EXPECT_STATUS, &err), 0);
+	pkt_buf_release(&up);
+}
+
+START_TEST(merge_v2_options)
+{
+	static const char *const refusals[] = { NULL, "nope" };
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf out, want;
+	struct rp_request req;
+	struct report r;
+	struct report_merge m;
+
+	v2_upstream(&r);
+	/* v2 client: options follow their ref */
+	make_req(&req, " report-status-v2", two_cmds, 2);
+	m = (struct report_merge){ &req, refusals, &r, NULL, NULL };
+	pkt_buf_init(&out, 1 << 20);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	pkt_buf_init(&want, 1 << 20);
+	pl(&want, "unpack ok\n");
+	pl(&want, "ok refs/heads/a\n");
+	pl(&want, "option old-oid " O1 "\n");
+	pl(&want, "option forced-update\n");
+	pl(&want, "ng refs/heads/b nope\n");
+	flush(&want);
+	ck_assert_uint_eq(out.len, want.len);
+	ck_assert_mem_eq(out.data, want.data, want.len);
+	rp_request_release(&req);
+	pkt_buf_release(&out);
+	pkt_buf_release(&want);
+
+	/* v1 client: option lines are not part of its grammar */
+	make_req(&req, " report-status", two_cmds, 2);
+	m.req = &req;
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	pl(&want, "unpack ok\n");
+	pl(&want, "ok refs/heads/a\n");
+	pl(&want, "ng refs/heads/b nope\n");
+	flush(&want);
+	ck_assert_uint_eq(out.len, want.len);
+	ck_assert_mem_eq(out.data, want.data, want.len);
+	rp_request_release(&req);
+	pkt_buf_release(&out);
+	pkt_buf_release(&want);
+	report_release(&r);
+}
+END_TEST
+
+START_TEST(merge_missing_ref_and_unpack_error)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf up, out, want;
+	struct rp_request req;
+	struct report r;
+	struct report_merge m;
+
+	make_req(&req, " report-status", two_cmds, 2);
+	pkt_buf_init(&up, 1 << 20);
+	pl(&up, "unpack unpack-objects abnormal exit\n");
+	pl(&up, "ng refs/heads/a unpacker error\n");
+	pl(&up, "ok refs/heads/not-asked\n");
+	flush(&up);
+	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
+	m = (struct report_merge){ &req, NULL, &r, NULL, NULL };
+	pkt_buf_init(&out, 1 << 20);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	pkt_buf_init(&want, 1 << 20);
+	pl(&want, "unpack unpack-objects abnormal exit\n");
+	pl(&want, "ng refs/heads/a unpacker error\n");
+	pl(&want, "ng refs/heads/b no status from upstream\n");
+	flush(&want);
+	ck_assert_uint_eq(out.len, want.len);
+	ck_assert_mem_eq(out.data, want.data, want.len);
+	pkt_buf_release(&want);
+	pkt_buf_release(&out);
+	pkt_buf_release(&up);
+	report_release(&r);
+	rp_request_release(&req);
+}
+END_TEST
+
+START_TEST(merge_old_sideband_splits_at_1000)
+{
+	struct gg_err err = GG_ERR_INIT;
+	char cmds_buf[60][128];
+	const char *cmds[60];
+	const char *refusals[60];
+	struct rp_request req;
+	struct pkt_buf out;
+	struct report_merge m;
+	size_t pos = 0, used, i, n = 0;
+	struct pkt p;
+
+	for (i = 0; i < 60; i++) {
+		snprintf(cmds_buf[i], sizeof(cmds_buf[i]),
+			 ZZ " " O1 " refs/heads/branch-number-%02zu", i);
+		cmds[i] = cmds_buf[i];
+		refusals[i] = "branch not allowed by token: allowed agent/*";
+	}
+	make_req(&req, " report-status side-band", cmds, 60);
+	m = (struct report_merge){ &req, refusals, NULL, NULL, NULL };
+	pkt_buf_init(&out, 1 << 20);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	while (pos < out.len) {
+		ck_assert_int_eq(pkt_read(&p, &used, out.data + pos,
+					  out.len - pos, PKT_EOF, &err), 0);
+		ck_assert_uint_le(used, 1000);
+		pos += used;
+		n++;
+	}
+	ck_assert_int_eq(p.type, PKT_FLUSH);
+	/* 60 progress lines + a report of ~5.6 KB in 995-byte pieces */
+	ck_assert_uint_gt(n, 60 + 5);
+	pkt_buf_release(&out);
+	rp_request_release(&req);
+}
+END_TEST
+
+START_TEST(merge_cleans_local_reasons)
+{
+	static const char *const refusals[] = { "bad\nline\tand more", NULL };
+	struct gg_err err = GG_ERR_INIT;
+	char long_reason[400];
+	const char *refusals2[2] = { long_reason, long_reason };
+	struct rp_request req;
+	struct pkt_buf out, want;
+	struct report_merge m;
+
+	make_req(&req, " report-status atomic", two_cmds, 2);
+	m = (struct report_merge){ &req, refusals, NULL, NULL, NULL };
+	pkt_buf_init(&out, 1 << 20);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	pkt_buf_init(&want, 1 << 20);
+	pl(&want, "unpack ok\n");
+	pl(&want, "ng refs/heads/a bad?line?and more\n");
+	pl(&want, "ng refs/heads/b atomic push failure\n");
+	flush(&want);
+	ck_assert_uint_eq(out.len, want.len);
+	ck_assert_mem_eq(out.data, want.data, want.len);
+	pkt_buf_release(&want);
+	pkt_buf_release(&out);
+
+	memset(long_reason, 'r', sizeof(long_reason) - 1);
+	long_reason[sizeof(long_reason) - 1] = '\0';
+	m.refusals = refusals2;
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	/* unpack line (14) + two ng lines cut to 200 reason bytes + flush */
+	ck_assert_uint_eq(out.len, 14 + 2 * (4 + 16 + 200 + 1) + 4);
+	pkt_buf_release(&out);
+	rp_request_release(&req);
+}
+END_TEST
+
+START_TEST(merge_output_cap)
+{
+	static const char *const refusals[] = { "nope", NULL };
+	struct gg_err err = GG_ERR_INIT;
+	struct rp_request req;
+	struct pkt_buf out;
+	struct report_merge m;
+
+	make_req(&req, " report-status", two_cmds, 2);
+	m = (struct report_merge){ &req, refusals, NULL, NULL, NULL };
+	pkt_buf_init(&out, 20);
+	ck_assert_int_eq(report_merge(&out, &m, &err), GG_ELIMIT);
+	ck_assert_uint_eq(out.len, 0);
+	rp_request_release(&req);
+}
+END_TEST
+
+static Suite *report_suite(void)
+{
+	Suite *s = suite_create("report");
+	TCase *p = tcase_create("parse");
+	TCase *m = tcase_create("merge");
+
+	tcase_add_test(p, parse_plain_v1);
+	tcase_add_test(p, parse_unpack_error);
+	tcase_add_test(p, parse_sideband_real_bytes);
+	tcase_add_test(p, parse_sideband_split_and_progress);
+	tcase_add_test(p, parse_v2_options);
+	tcase_add_test(p, parse_band3_fatal);
+	tcase_add_test(p, parse_no_status_expected);
+	tcase_add_test(p, parse_garbage);
+	tcase_add_test(p, parse_sideband_garbage);
+	tcase_add_test(p, parse_too_large);
+	tcase_add_test(p, flags_from_caps);
+	tcase_add_test(m, merge_literal_sideband);
+	tcase_add_test(m, merge_non_atomic_order_and_upstream_ng);
+	tcase_add_test(m, merge_atomic_refusal);
+	tcase_add_test(m, merge_atomic_all_allowed_passes_through);
+	tcase_add_test(m, merge_without_report_status);
+	tcase_add_test(m, merge_upstream_error);
+	tcase_add_test(m, merge_upstream_fatal);
+	tcase_add_test(m, merge_v2_options);
+	tcase_add_test(m, merge_missing_ref_and_unpack_error);
+	tcase_add_test(m, merge_old_sideband_splits_at_1000);
+	tcase_add_test(m, merge_cleans_local_reasons);
+	tcase_add_test(m, merge_output_cap);
+	suite_add_tcase(s, p);
+	suite_add_tcase(s, m);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(report_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
