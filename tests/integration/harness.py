@@ -371,6 +371,7 @@ class Upstream:
             os.makedirs(d, exist_ok=True)
         _make_home(self.home)
         self._write_users(self.secret)
+        _register(self)  # stopped and cleaned up at exit at the latest
 
     # -- configuration
 
@@ -454,7 +455,6 @@ auth.require = ( "/" => ( "method" => "basic", "realm" => "upstream",
                     [_lighttpd_binary(), "-D", "-f", self.conf_path],
                     stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
                     cwd=self.root, start_new_session=True)
-            _register(self)
             if wait_until(lambda: self.proc.poll() is not None or
                           port_open(self.port), timeout) and \
                     self.proc.poll() is None:
@@ -464,7 +464,6 @@ auth.require = ( "/" => ( "method" => "basic", "realm" => "upstream",
             self.proc = None
             if self._fixed_port or "in use" not in last:
                 break
-        _unregister(self)
         raise HarnessError("lighttpd did not start on port %s:\n%s" %
                            (self.port, last))
 
@@ -654,9 +653,22 @@ def run_gitgate(*args, binary=None, check=False, timeout=60, env=None,
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                        env=e, input=input, errors="replace")
     if check and p.returncode != 0:
-        raise HarnessError("%s failed (%d): %s" % (
-            " ".join(cmd[:2]), p.returncode, p.stderr.strip()))
+        raise HarnessError("%s failed (%s): %s" % (
+            " ".join(cmd[:2]), describe_exit(p.returncode),
+            p.stderr.strip() or "(no stderr)"))
     return p.returncode, p.stdout, p.stderr
+
+
+def describe_exit(rc):
+    """'exit 1' or 'killed by SIGABRT' for a subprocess return code."""
+    if rc is None:
+        return "still running"
+    if rc < 0:
+        try:
+            return "killed by " + signal.Signals(-rc).name
+        except ValueError:
+            return "killed by signal %d" % -rc
+    return "exit %d" % rc
 
 
 class Gitgate:
@@ -699,6 +711,7 @@ class Gitgate:
         self.stderr_path = os.path.join(self.root, "gitgate.stderr")
         self.stdout_path = os.path.join(self.root, "gitgate.stdout")
         self.minted = []  # every token minted through this object
+        _register(self)  # stopped and cleaned up at exit at the latest
 
     # -- setup
 
@@ -793,7 +806,6 @@ class Gitgate:
                     [self.binary, "serve", "--config", self.config_path],
                     stdin=subprocess.DEVNULL, stdout=outf, stderr=errf,
                     cwd=self.root, env=env, start_new_session=True)
-            _register(self)
             ok = wait_until(lambda: self.proc.poll() is not None or
                             self._healthy(), timeout, 0.05)
             if ok and self.proc.poll() is None:
@@ -804,11 +816,11 @@ class Gitgate:
             last = self.stderr_text()
             if self._fixed_port or "in use" not in last:
                 break
-        _unregister(self)
         raise HarnessError(
             "gitgate serve did not become healthy on port %s within %gs "
-            "(exit code %s); its stderr:\n%s" % (
-                self.port, timeout, rc, last.strip() or "(empty)"))
+            "(%s); its stderr:\n%s" % (
+                self.port, timeout, describe_exit(rc),
+                last.strip() or "(empty)"))
 
     def _healthy(self):
         try:
@@ -867,8 +879,8 @@ class Gitgate:
         if not check:
             return rc, out, err
         if rc != 0:
-            raise HarnessError("gitgate mint failed (%d): %s" %
-                               (rc, err.strip()))
+            raise HarnessError("gitgate mint failed (%s): %s" %
+                               (describe_exit(rc), err.strip()))
         token = out.strip()
         if not token.startswith("v4.public.") or "\n" in token:
             raise HarnessError("gitgate mint printed %r" % out)

@@ -75,10 +75,12 @@ class ProxyTest(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="gg-test-proxy-")
         cls.extra_proxies = []
         try:
-            cls.up = h.Upstream().start()
+            cls.up = h.Upstream()
+            cls.up.start()
             cls.head = cls.up.create_repo("acme/widgets", commits=3)
             cls.other_head = cls.up.create_repo("acme/other", commits=1)
-            cls.gg = h.Gitgate(cls.up.url, cls.up.secret).start()
+            cls.gg = h.Gitgate(cls.up.url, cls.up.secret)
+            cls.gg.start()
             cls.fetch_tok = cls.gg.mint(repo="acme/widgets", sub="fetcher")
         except Exception as e:  # reported by every test, see setUp
             cls.startup_error = "%s: %s" % (type(e).__name__, e)
@@ -463,8 +465,9 @@ class ProxyTest(unittest.TestCase):
 
     def test_sighup_reloads_keys(self):
         g = h.Gitgate(self.up.url, self.up.secret,
-                      root=self.path("proxies", "hup")).start()
+                      root=self.path("proxies", "hup"))
         self.extra_proxies.append(g)
+        g.start()
         pid = g.proc.pid
         tok_a = g.mint(repo="acme/widgets", sub="key-a")
         keys_b = g.keygen(self.path("proxies", "hup-keys-b"))
