@@ -71,7 +71,8 @@ static char *resolve(const char *dir, const char *rel)
 	n = strlen(dir) + 1 + strlen(rel) + 1;
 	out = malloc(n);
 	if (out)
-		snprintf(out, n, "%s/%s", dir, rel);
+		snprintf(out, n, "%s%s%s", dir,
+			 dir[strlen(dir) - 1] == '/' ? "" : "/", rel);
 	return out;
 }
 
@@ -98,9 +99,12 @@ static int parse_listen(struct config *cfg, const char *text)
 	}
 	if (hostlen == 0 || hostlen > 255)
 		return -1;
+	/* Digits only: strtol alone would accept " 80" and "+80". */
+	if (colon[1] < '0' || colon[1] > '9')
+		return -1;
 	errno = 0;
 	port = strtol(colon + 1, &end, 10);
-	if (errno || *end || colon[1] == '\0' || port < 1 || port > 65535)
+	if (errno || *end || port < 1 || port > 65535)
 		return -1;
 	cfg->listen_host = strndup(host, hostlen);
 	cfg->listen_port = (unsigned short)port;
@@ -201,9 +205,14 @@ static void parse_upstream(struct config *cfg, json_t *root, const char *dir,
 	check_keys(up, keys, "upstream.", p);
 	url = get_string(up, "url", "upstream.url", 1, p);
 	if (url) {
-		if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+		const char *host = !strncmp(url, "http://", 7)	  ? url + 7
+				   : !strncmp(url, "https://", 8) ? url + 8
+								  : NULL;
+		if (!host)
 			problem(p, "upstream.url: must start with http:// or "
 				   "https://");
+		else if (*host == '\0' || *host == '/')
+			problem(p, "upstream.url: has no host");
 		else if (strchr(url, '@') || strchr(url, '?') ||
 			 strchr(url, '#'))
 			problem(p, "upstream.url: must not contain "

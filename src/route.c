@@ -73,6 +73,10 @@ static int parse_repo(struct route *out, const char *p, size_t len)
 	nlen = len - olen - 1;
 	if (nlen > 4 && !memcmp(slash + 1 + nlen - 4, ".git", 4))
 		nlen -= 4;
+	/* "/o/.git" would name the repository ".git": git's own directory
+	 * name, never a repository. */
+	if (nlen == 4 && !strncasecmp(slash + 1, ".git", 4))
+		return -1;
 	if (!valid_name(p, olen) || !valid_name(slash + 1, nlen))
 		return -1;
 	memcpy(out->repo, p, olen);
