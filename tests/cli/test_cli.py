@@ -1,0 +1,518 @@
+#!/usr/bin/env python3
+"""CLI tests for `gitgate keygen`, `mint`, `inspect` and `revoke`.
+
+Runs the binary named by $GITGATE against files in a temporary directory.
+Python 3 stdlib only. Exit codes and messages follow interface.md: --help
+prints usage on stdout and exits 0; usage errors print one line plus usage
+on stderr and exit 2; runtime failures print "gitgate: <what>: <why>" and
+exit 1. The last line of output is "N passed, N failed"; the exit status is
+non-zero on failure.
+
+If node and the npm package `paseto` are available (GG_PASETO_MODULE or
+resolvable from tests/cli), interop_paseto.mjs checks tokens against that
+independent implementation; otherwise that test is skipped. Nothing is
+installed at test time.
+"""
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from datetime import datetime, timezone
+
+GITGATE = os.path.abspath(os.environ.get("GITGATE", "build/gitgate"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOKEN_RE = re.compile(r"^v4\.public\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def run(*args, stdin=None):
+    """Run gitgate; return (exit code, stdout, stderr) as text."""
+    p = subprocess.run([GITGATE] + list(args), input=stdin,
+                       capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def parse_time(text):
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=timezone.utc)
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="gg-cli-")
+        self.keys = os.path.join(self.tmp, "keys")
+        self.sk = os.path.join(self.keys, "signing.key")
+        self.pk = os.path.join(self.keys, "verify.pub")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def keygen(self, where=None):
+        rc, out, err = run("keygen", "--out", where or self.keys)
+        self.assertEqual((rc, err), (0, ""))
+
+    def mint(self, *extra):
+        rc, out, err = run("mint", "--key", self.sk, *extra)
+        self.assertEqual((rc, err), (0, ""), extra)
+        self.assertTrue(out.endswith("\n"))
+        self.assertEqual(out.count("\n"), 1, "exactly one line")
+        token = out.strip()
+        self.assertRegex(token, TOKEN_RE)
+        return token
+
+    def inspect(self, token, *extra):
+        rc, out, err = run("inspect", "--key", self.pk, *extra, token)
+        self.assertEqual((rc, err), (0, ""))
+        return json.loads(out)
+
+    def assertUsage(self, cmd, result, first_line):
+        """exit 2, nothing on stdout, one error line then the usage."""
+        rc, out, err = result
+        self.assertEqual(rc, 2, err)
+        self.assertEqual(out, "")
+        lines = err.splitlines()
+        self.assertEqual(lines[0], first_line)
+        self.assertTrue(lines[1].startswith("usage: gitgate " + cmd), err)
+
+    def assertFail(self, result, message):
+        """exit 1, nothing on stdout, exactly one line on stderr."""
+        rc, out, err = result
+        self.assertEqual((rc, out, err), (1, "", message + "\n"))
+
+
+class TestHelp(Base):
+    def test_help_each_command(self):
+        for cmd in ("keygen", "mint", "inspect", "revoke"):
+            for flag in ("--help", "-h"):
+                rc, out, err = run(cmd, flag)
+                self.assertEqual((rc, err), (0, ""), cmd)
+                self.assertTrue(out.startswith("usage: gitgate " + cmd), out)
+
+    def test_help_wins_over_bad_args(self):
+        rc, out, err = run("mint", "--bogus", "--help")
+        self.assertEqual(rc, 0)
+        self.assertIn("--ttl DUR", out)
+
+    def test_mint_help_documents_defaults(self):
+        out = run("mint", "--help")[1]
+        self.assertIn("default 1h", out)
+        self.assertIn("at most 7d", out)
+        self.assertIn("user@host", out)
+
+
+class TestKeygen(Base):
+    def test_modes_and_contents(self):
+        rc, out, err = run("keygen", "--out", self.keys)
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(stat.S_IMODE(os.stat(self.keys).st_mode), 0o700)
+        self.assertEqual(stat.S_IMODE(os.stat(self.sk).st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(self.pk).st_mode), 0o644)
+        with open(self.sk) as f:
+            self.assertRegex(f.read(), r"^k4\.secret\.[A-Za-z0-9_-]{86}\n$")
+        with open(self.pk) as f:
+            self.assertRegex(f.read(), r"^k4\.public\.[A-Za-z0-9_-]{43}\n$")
+
+    def test_modes_ignore_umask(self):
+        old = os.umask(0o077)
+        try:
+            self.keygen()
+        finally:
+            os.umask(old)
+        self.assertEqual(stat.S_IMODE(os.stat(self.pk).st_mode), 0o644)
+
+    def test_refuses_overwrite(self):
+        self.keygen()
+        with open(self.sk) as f:
+            before = f.read()
+        self.assertFail(run("keygen", "--out", self.keys),
+                        "gitgate: keygen: %s exists (refusing to "
+                        "overwrite)" % self.sk)
+        with open(self.sk) as f:
+            self.assertEqual(f.read(), before)
+
+    def test_refuses_when_only_verify_pub_exists(self):
+        os.mkdir(self.keys)
+        with open(self.pk, "w") as f:
+            f.write("old\n")
+        self.assertFail(run("keygen", "--out", self.keys),
+                        "gitgate: keygen: %s exists (refusing to "
+                        "overwrite)" % self.pk)
+        self.assertFalse(os.path.exists(self.sk))
+
+    def test_usage_errors(self):
+        self.assertUsage("keygen", run("keygen"),
+                         "gitgate: keygen: missing --out DIR")
+        self.assertUsage("keygen", run("keygen", "--out"),
+                         "gitgate: keygen: option '--out' needs a value")
+        self.assertUsage("keygen", run("keygen", "--bogus"),
+                         "gitgate: keygen: unknown option '--bogus'")
+        self.assertUsage("keygen", run("keygen", "-x"),
+                         "gitgate: keygen: unknown option '-x'")
+        self.assertUsage("keygen", run("keygen", "--out", self.keys, "extra"),
+                         "gitgate: keygen: unexpected argument 'extra'")
+        self.assertFalse(os.path.exists(self.keys))
+
+
+class TestMintInspect(Base):
+    def setUp(self):
+        super().setUp()
+        self.keygen()
+
+    def test_round_trip_claims_exact(self):
+        before = int(time.time())
+        token = self.mint("--repo", "acme/widget", "--repo", "acme/gadget",
+                          "--push", "agent/*", "--push", "refs/tags/v*",
+                          "--allow-force", "--allow-delete", "--ttl", "2h",
+                          "--sub", "sandbox-42")
+        after = int(time.time())
+        claims = self.inspect(token)
+        self.assertEqual(list(claims), ["sub", "jti", "iat", "exp", "repos",
+                                        "ops", "branches", "allow_force",
+                                        "allow_delete"])
+        self.assertEqual(claims["sub"], "sandbox-42")
+        self.assertRegex(claims["jti"], r"^[A-Za-z0-9_][A-Za-z0-9_-]{23}$")
+        self.assertRegex(claims["iat"], TIME_RE)
+        self.assertRegex(claims["exp"], TIME_RE)
+        iat = parse_time(claims["iat"]).timestamp()
+        exp = parse_time(claims["exp"]).timestamp()
+        self.assertTrue(before <= iat <= after)
+        self.assertEqual(exp - iat, 7200)
+        self.assertEqual(claims["repos"], ["acme/widget", "acme/gadget"])
+        self.assertEqual(claims["ops"], ["fetch", "push"])
+        self.assertEqual(claims["branches"], ["agent/*", "refs/tags/v*"])
+        self.assertIs(claims["allow_force"], True)
+        self.assertIs(claims["allow_delete"], True)
+
+    def test_defaults(self):
+        claims = self.inspect(self.mint("--repo", "acme/widget"))
+        self.assertEqual(claims["ops"], ["fetch"])
+        self.assertEqual(claims["branches"], [])
+        self.assertIs(claims["allow_force"], False)
+        self.assertIs(claims["allow_delete"], False)
+        self.assertTrue(claims["sub"])
+        self.assertEqual(parse_time(claims["exp"]).timestamp() -
+                         parse_time(claims["iat"]).timestamp(), 3600)
+
+    def test_push_only(self):
+        claims = self.inspect(self.mint("--repo", "a/b", "--no-fetch",
+                                        "--push", "main"))
+        self.assertEqual(claims["ops"], ["push"])
+
+    def test_ttl_limits(self):
+        claims = self.inspect(self.mint("--repo", "a/b", "--ttl", "7d"))
+        self.assertEqual(parse_time(claims["exp"]).timestamp() -
+                         parse_time(claims["iat"]).timestamp(), 7 * 86400)
+        self.assertUsage("mint", run("mint", "--key", self.sk, "--repo",
+                                     "a/b", "--ttl", "8d"),
+                         "gitgate: mint: --ttl: at most 7d")
+        self.assertUsage("mint", run("mint", "--key", self.sk, "--repo",
+                                     "a/b", "--ttl", "169h"),
+                         "gitgate: mint: --ttl: at most 7d")
+        for bad in ("1w", "0s", "-1h", "1.5h", "h", ""):
+            self.assertUsage("mint", run("mint", "--key", self.sk, "--repo",
+                                         "a/b", "--ttl", bad),
+                             "gitgate: mint: --ttl: '%s' is not a duration "
+                             "like 90s, 15m, 1h or 7d" % bad)
+
+    def test_unique_jti(self):
+        a = self.inspect(self.mint("--repo", "a/b"))["jti"]
+        b = self.inspect(self.mint("--repo", "a/b"))["jti"]
+        self.assertNotEqual(a, b)
+
+    def test_mint_usage_errors(self):
+        sk = self.sk
+        cases = [
+            ([], "gitgate: mint: missing --key FILE"),
+            (["--key", sk], "gitgate: mint: missing --repo OWNER/NAME"),
+            (["--key", sk, "--repo", "widget"],
+             "gitgate: mint: --repo: repo 'widget' must be OWNER/NAME"),
+            (["--key", sk, "--repo", "a/b/c"],
+             "gitgate: mint: --repo: repo 'a/b/c' must be OWNER/NAME"),
+            (["--key", sk, "--repo", "acme/.."],
+             "gitgate: mint: --repo: repo 'acme/..': '.' and '..' are not "
+             "names"),
+            (["--key", sk, "--repo", "acme/wid get"],
+             "gitgate: mint: --repo: repo 'acme/wid get': only letters, "
+             "digits, '-', '_' and '.' are allowed"),
+            (["--key", sk, "--repo", "a/b", "--push", "/main"],
+             "gitgate: mint: --push: pattern '/main': may not start or end "
+             "with '/' or end with '.'"),
+            (["--key", sk, "--repo", "a/b", "--push", "a//b"],
+             "gitgate: mint: --push: pattern 'a//b': empty path segment"),
+            (["--key", sk, "--repo", "a/b", "--push", "../x"],
+             "gitgate: mint: --push: pattern '../x': '..', '@{' and '@' are "
+             "not allowed in ref names"),
+            (["--key", sk, "--repo", "a/b", "--no-fetch"],
+             "gitgate: mint: --no-fetch without --push would grant nothing"),
+            (["--key", sk, "--repo", "a/b", "--allow-force"],
+             "gitgate: mint: --allow-force needs --push PATTERN"),
+            (["--key", sk, "--repo", "a/b", "--allow-delete"],
+             "gitgate: mint: --allow-delete needs --push PATTERN"),
+            (["--key", sk, "--repo", "a/b", "--sub", ""],
+             "gitgate: mint: --sub: sub must be 1-1024 bytes"),
+            (["--key", sk, "--repo", "a/b", "--sub", "a\nb"],
+             "gitgate: mint: --sub: sub may not contain control characters"),
+            (["--key", sk, "--repo", "a/b", "extra"],
+             "gitgate: mint: unexpected argument 'extra'"),
+            (["--key", sk, "--repo"],
+             "gitgate: mint: option '--repo' needs a value"),
+            (["--key", sk, "--frobnicate"],
+             "gitgate: mint: unknown option '--frobnicate'"),
+            (["-k", sk], "gitgate: mint: unknown option '-k'"),
+        ]
+        for args, first in cases:
+            self.assertUsage("mint", run("mint", *args), first)
+
+    def test_mint_refuses_open_key(self):
+        os.chmod(self.sk, 0o644)
+        self.assertFail(run("mint", "--key", self.sk, "--repo", "a/b"),
+                        "gitgate: mint: %s: permissions 0644 are too open "
+                        "(want 0600)" % self.sk)
+        os.chmod(self.sk, 0o640)
+        self.assertFail(run("mint", "--key", self.sk, "--repo", "a/b"),
+                        "gitgate: mint: %s: permissions 0640 are too open "
+                        "(want 0600)" % self.sk)
+
+    def test_mint_key_errors(self):
+        missing = os.path.join(self.tmp, "nope.key")
+        self.assertFail(run("mint", "--key", missing, "--repo", "a/b"),
+                        "gitgate: mint: %s: No such file or directory"
+                        % missing)
+        self.assertFail(run("mint", "--key", self.pk, "--repo", "a/b"),
+                        "gitgate: mint: %s: permissions 0644 are too open "
+                        "(want 0600)" % self.pk)
+        wrong = os.path.join(self.tmp, "wrong.key")
+        shutil.copy(self.pk, wrong)
+        os.chmod(wrong, 0o600)
+        self.assertFail(run("mint", "--key", wrong, "--repo", "a/b"),
+                        "gitgate: mint: %s: not a k4.secret key" % wrong)
+
+    def test_inspect_without_key_warns(self):
+        token = self.mint("--repo", "a/b")
+        rc, out, err = run("inspect", token)
+        self.assertEqual(rc, 0)
+        self.assertEqual(err, "gitgate: warning: signature not verified "
+                              "(no --key)\n")
+        self.assertEqual(json.loads(out)["repos"], ["a/b"])
+
+    def test_inspect_stdin(self):
+        token = self.mint("--repo", "a/b")
+        rc, out, err = run("inspect", "--key", self.pk, "-",
+                           stdin="  " + token + "\n\n")
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(json.loads(out)["repos"], ["a/b"])
+        self.assertFail(run("inspect", "--key", self.pk, "-",
+                            stdin="x" * 20000),
+                        "gitgate: inspect: cannot read a token from stdin "
+                        "(unreadable or longer than 8 KiB)")
+
+    def test_inspect_wrong_key(self):
+        token = self.mint("--repo", "a/b")
+        other = os.path.join(self.tmp, "other")
+        self.keygen(other)
+        other_pk = os.path.join(other, "verify.pub")
+        self.assertFail(run("inspect", "--key", other_pk, token),
+                        "gitgate: inspect: unknown key")
+        # with both keys configured the right one is found by kid
+        rc, out, err = run("inspect", "--key", other_pk, "--key", self.pk,
+                           token)
+        self.assertEqual((rc, err), (0, ""))
+
+    def test_inspect_tampered(self):
+        token = self.mint("--repo", "a/b")
+        body = token.split(".")[2]
+        i = len(body) // 3
+        bad = body[:i] + ("B" if body[i] == "A" else "A") + body[i + 1:]
+        tampered = token.replace(body, bad)
+        result = run("inspect", "--key", self.pk, tampered)
+        self.assertFail(result, "gitgate: inspect: bad signature")
+        self.assertNotIn(tampered, result[2])
+
+    def test_inspect_expired(self):
+        token = self.mint("--repo", "a/b", "--ttl", "1s")
+        time.sleep(2.1)
+        self.assertFail(run("inspect", "--key", self.pk, token),
+                        "gitgate: inspect: expired")
+        # unverified decoding still shows it
+        self.assertEqual(run("inspect", token)[0], 0)
+
+    def test_inspect_malformed(self):
+        local = ("v4.local.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQAr68PS4"
+                 "AXe7If_ZgesdkUMvSwscFlAl1pk5HC0e8kApeaqMfGo_7OpBnwJOAbY9V7"
+                 "WU6abu74MmcUE8YWAiaArVI8XJ5hOb_4v9RmDkneN0S92dx0OW4pgy7omx"
+                 "gf3S8c3LlQg")
+        cases = [
+            (local, "gitgate: inspect: malformed: v4.local token, want "
+                    "v4.public"),
+            ("v3.public.AAAA", "gitgate: inspect: malformed: v3.public token, "
+                               "want v4.public"),
+            ("hello", "gitgate: inspect: malformed: not a v4.public token"),
+            ("v4.public." + "A" * 9000,
+             "gitgate: inspect: malformed: token longer than 8192 bytes"),
+        ]
+        for token, message in cases:
+            self.assertFail(run("inspect", "--key", self.pk, token), message)
+        token = self.mint("--repo", "a/b")
+        self.assertFail(run("inspect", "--key", self.pk, token + "=="),
+                        "gitgate: inspect: malformed: footer is not "
+                        "canonical base64url")
+
+    def test_inspect_key_errors(self):
+        token = self.mint("--repo", "a/b")
+        missing = os.path.join(self.tmp, "nope.pub")
+        self.assertFail(run("inspect", "--key", missing, token),
+                        "gitgate: inspect: %s: No such file or directory"
+                        % missing)
+        self.assertFail(run("inspect", "--key", self.sk, token),
+                        "gitgate: inspect: %s: not a k4.public key" % self.sk)
+
+    def test_inspect_usage_errors(self):
+        token = self.mint("--repo", "a/b")
+        self.assertUsage("inspect", run("inspect"),
+                         "gitgate: inspect: missing TOKEN")
+        self.assertUsage("inspect", run("inspect", "--key", self.pk),
+                         "gitgate: inspect: missing TOKEN")
+        result = run("inspect", token, token)
+        self.assertUsage("inspect", result,
+                         "gitgate: inspect: unexpected argument after TOKEN")
+        self.assertNotIn(token, result[2])
+        self.assertUsage("inspect", run("inspect", "--verify", token),
+                         "gitgate: inspect: unknown option '--verify'")
+        self.assertUsage("inspect", run("inspect", token, "--key"),
+                         "gitgate: inspect: option '--key' needs a value")
+
+
+class TestRevoke(Base):
+    def setUp(self):
+        super().setUp()
+        self.keygen()
+        self.config = os.path.join(self.tmp, "gitgate.json")
+        self.write_config({"listen": "127.0.0.1:8080"})
+
+    def write_config(self, obj, text=None):
+        with open(self.config, "w") as f:
+            f.write(text if text is not None else json.dumps(obj))
+
+    def read(self, name):
+        with open(os.path.join(self.tmp, name)) as f:
+            return f.read()
+
+    def test_token_and_jti_appended_and_deduplicated(self):
+        token = self.mint("--repo", "a/b")
+        jti = self.inspect(token)["jti"]
+        rc, out, err = run("revoke", "--config", self.config, token,
+                           "manual-id-1")
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(out, "revoked %s\nrevoked manual-id-1\n" % jti)
+        self.assertEqual(self.read("revoked.txt"),
+                         "%s\nmanual-id-1\n" % jti)
+        rc, out, err = run("revoke", "--config", self.config, "manual-id-1",
+                           jti, "manual-id-2", "manual-id-2")
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(self.read("revoked.txt"),
+                         "%s\nmanual-id-1\nmanual-id-2\n" % jti)
+
+    def test_relative_path_from_config(self):
+        os.mkdir(os.path.join(self.tmp, "state"))
+        self.write_config({"revocations": "state/rev.txt"})
+        cwd = os.getcwd()
+        os.chdir("/")  # relative to the config, not to the cwd
+        try:
+            rc, out, err = run("revoke", "--config", self.config, "j1")
+        finally:
+            os.chdir(cwd)
+        self.assertEqual((rc, out, err), (0, "revoked j1\n", ""))
+        self.assertEqual(self.read("state/rev.txt"), "j1\n")
+
+    def test_absolute_path(self):
+        target = os.path.join(self.tmp, "abs.txt")
+        self.write_config({"revocations": target})
+        self.assertEqual(run("revoke", "--config", self.config, "j1")[0], 0)
+        self.assertEqual(self.read("abs.txt"), "j1\n")
+
+    def test_stdin(self):
+        token = self.mint("--repo", "a/b")
+        jti = self.inspect(token)["jti"]
+        rc, out, err = run("revoke", "--config", self.config, "-",
+                           stdin=token + "\n  j2\n")
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(out, "revoked %s\nrevoked j2\n" % jti)
+
+    def test_jti_with_leading_dash_after_double_dash(self):
+        rc, out, err = run("revoke", "--config", self.config, "--", "-abc")
+        self.assertEqual((rc, out, err), (0, "revoked -abc\n", ""))
+
+    def test_bad_items_write_nothing(self):
+        self.assertFail(run("revoke", "--config", self.config, "good",
+                            "bad jti"),
+                        "gitgate: revoke: jti must be printable ASCII "
+                        "without spaces")
+        self.assertFail(run("revoke", "--config", self.config, "#x"),
+                        "gitgate: revoke: jti may not start with '#'")
+        self.assertFail(run("revoke", "--config", self.config,
+                            "v4.public.AAAA"),
+                        "gitgate: revoke: malformed: token too short for a "
+                        "signature")
+        self.assertFalse(os.path.exists(os.path.join(self.tmp,
+                                                     "revoked.txt")))
+
+    def test_config_errors(self):
+        missing = os.path.join(self.tmp, "none.json")
+        rc, out, err = run("revoke", "--config", missing, "j1")
+        self.assertEqual((rc, out), (1, ""))
+        self.assertTrue(err.startswith("gitgate: revoke: %s: " % missing))
+        self.write_config(None, '{"revocations": 7}')
+        self.assertFail(run("revoke", "--config", self.config, "j1"),
+                        "gitgate: revoke: %s: revocations: must be a "
+                        "non-empty string" % self.config)
+        self.write_config(None, '{"revocations": "a", "revocations": "b"}')
+        rc, out, err = run("revoke", "--config", self.config, "j1")
+        self.assertEqual(rc, 1)
+        self.assertIn("duplicate", err)
+
+    def test_usage_errors(self):
+        self.assertUsage("revoke", run("revoke", "j1"),
+                         "gitgate: revoke: missing --config FILE")
+        self.assertUsage("revoke", run("revoke", "--config", self.config),
+                         "gitgate: revoke: missing TOKEN-OR-JTI")
+        self.assertUsage("revoke", run("revoke", "--config"),
+                         "gitgate: revoke: option '--config' needs a value")
+        self.assertUsage("revoke", run("revoke", "--config", self.config,
+                                       "--all"),
+                         "gitgate: revoke: unknown option '--all'")
+
+
+class TestInterop(Base):
+    """gitgate <-> npm `paseto` (panva), only if already installed."""
+
+    def test_paseto_npm(self):
+        node = shutil.which("node")
+        if not node:
+            self.skipTest("node not installed")
+        p = subprocess.run([node, os.path.join(HERE, "interop_paseto.mjs"),
+                            GITGATE, self.tmp], capture_output=True,
+                           text=True, timeout=120)
+        if p.returncode == 77:
+            print("interop: " + p.stdout.strip(), file=sys.stderr)
+            self.skipTest(p.stdout.strip())
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+
+def main():
+    suite = unittest.defaultTestLoader.loadTestsFromModule(
+        sys.modules[__name__])
+    result = unittest.TextTestRunner(stream=sys.stderr, verbosity=2).run(suite)
+    failed = len(result.failures) + len(result.errors)
+    passed = result.testsRun - failed - len(result.skipped)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
