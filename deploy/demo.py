@@ -175,7 +175,7 @@ def main():
         if clone_ok:
             head = h.git_out("rev-parse", "HEAD", cwd=clone, home=home)
             clone_ok = head == main_before
-            summary["clone_ok"] = clone_ok
+            summary.update(clone_ok=clone_ok, clone_head=head)
             say("    %s cloned: main at %s" % ("✓" if clone_ok else "✗",
                                               head[:12]))
         else:

@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
 	--workdir|--port)
 		[ $# -ge 2 ] || { echo "quickstart: $1 needs a value" >&2; exit 2; }
 		demo_args+=("$1" "$2"); shift ;;
-	-h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 	*) echo "quickstart: unknown option: $1" >&2
 	   echo "usage: bash deploy/quickstart.sh [--skip-install] [--no-wait] [--workdir DIR] [--port N]" >&2
 	   exit 2 ;;

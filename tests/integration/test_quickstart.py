@@ -92,9 +92,12 @@ class QuickstartNoWait(unittest.TestCase):
     def test_clone_worked(self):
         self.assertTrue(self.need("clone_ok"), self.output[-3000:])
         clone = self.need("clone_dir")
-        head = h.git_out("rev-parse", "refs/remotes/origin/main", cwd=clone)
-        self.assertEqual(head, self.need("main_before"))
+        # HEAD right after the clone was upstream main
+        self.assertEqual(self.need("clone_head"), self.need("main_before"))
+        self.assertEqual(h.git_out("cat-file", "-t", self.need("main_before"),
+                                   cwd=clone), "commit")
         self.assertTrue(os.path.isfile(os.path.join(clone, "README.md")))
+        h.git_out("fsck", cwd=clone)
 
     def test_agent_branch_landed(self):
         local = self.need("local_head")
