@@ -769,12 +769,140 @@ START_TEST(serialize_nothing_kept)
 }
 END_TEST
 
+/* ---- real git fixtures (fixtures/push, made by make.sh) ---- */
+
+/* Read fixtures/push/<name> whole; *len set. Caller frees. */
+static unsigned char *load(const char *name, size_t *len)
+{
+	const char *root = getenv("GG_SOURCE_ROOT");
+	char path[4096];
+	unsigned char *buf;
+	FILE *f;
+	long n;
+
+	ck_assert_msg(root != NULL, "GG_SOURCE_ROOT not set");
+	snprintf(path, sizeof(path), "%s/fixtures/push/%s", root, name);
+	f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	ck_assert_int_ge(n, 0);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+struct fixture {
+	const char *file;
+	size_t ncommands;
+	const char *ref0;
+	enum rp_kind kind0;
+	bool pack; /* a pack follows the command section */
+};
+
+static const struct fixture fixtures[] = {
+	{ "create/request", 1, "refs/heads/main", RP_CREATE, true },
+	{ "update/request", 1, "refs/heads/main", RP_UPDATE, true },
+	{ "atomic/request", 2, "refs/heads/a", RP_CREATE, true },
+	{ "delete/request", 1, "refs/heads/b", RP_DELETE, false },
+	{ "tag/request", 1, "refs/tags/v1", RP_CREATE, true },
+	{ "options/request", 1, "refs/heads/opt", RP_CREATE, true },
+	{ "hook-declined/request", 1, "refs/heads/frozen", RP_CREATE, true },
+	{ "nonff/request", 1, "refs/heads/main", RP_UPDATE, true },
+	{ "probe/request.1", 1, "refs/heads/big", RP_CREATE, true },
+	{ "plain/request", 1, "refs/heads/main", RP_CREATE, true },
+};
+
+/* Parse a real request; the pack starts exactly at header_len, and
+ * re-serializing reproduces git's command section byte for byte. */
+START_TEST(real_git_requests)
+{
+	const struct fixture *fx = &fixtures[_i];
+	struct gg_err err = GG_ERR_INIT;
+	struct rp_request req, chunked;
+	unsigned char *body;
+	struct pkt_buf out, b;
+	size_t len;
+
+	body = load(fx->file, &len);
+	rp_request_init(&req);
+	ck_assert_msg(rp_parse(&req, body, len, &err) == 0, "%s: %s", fx->file,
+		      err.msg);
+	ck_assert_uint_eq(req.ncommands, fx->ncommands);
+	ck_assert_str_eq(req.commands[0].refname, fx->ref0);
+	ck_assert_int_eq(rp_command_kind(&req.commands[0]), fx->kind0);
+	if (fx->pack) {
+		ck_assert_uint_ge(len - req.header_len, 32);
+		ck_assert_mem_eq(body + req.header_len, "PACK", 4);
+	} else {
+		ck_assert_uint_eq(req.header_len, len);
+	}
+	ck_assert(rp_pack_expected(&req, NULL) == fx->pack);
+	ck_assert_str_eq(req.caps.raw[0] == ' ' ? "space" : "none", "space");
+	pkt_buf_init(&out, 1 << 20);
+	ck_assert_int_eq(rp_serialize(&out, &req, NULL, NULL, &err), 0);
+	ck_assert_uint_eq(out.len, req.header_len);
+	ck_assert_mem_eq(out.data, body, out.len);
+	/* the same, one byte at a time */
+	b.data = body;
+	b.len = len;
+	ck_assert_uint_eq(feed_chunks(&chunked, &b, 1), req.header_len);
+	ck_assert_uint_eq(chunked.ncommands, req.ncommands);
+	rp_request_release(&chunked);
+	pkt_buf_release(&out);
+	rp_request_release(&req);
+	free(body);
+}
+END_TEST
+
+START_TEST(real_git_details)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct rp_request req;
+	unsigned char *body;
+	size_t len;
+
+	body = load("options/request", &len);
+	ck_assert_int_eq(rp_parse(&req, body, len, &err), 0);
+	ck_assert(req.caps.push_options && req.caps.report_status_v2 &&
+		  req.caps.side_band_64k && req.caps.quiet);
+	ck_assert_uint_eq(req.npush_options, 2);
+	ck_assert_str_eq(req.push_options[0], "ci.skip");
+	ck_assert_str_eq(req.push_options[1], "topic=a b");
+	ck_assert(strncmp(req.caps.agent, "git/", 4) == 0);
+	rp_request_release(&req);
+	free(body);
+
+	body = load("atomic/request", &len);
+	ck_assert_int_eq(rp_parse(&req, body, len, &err), 0);
+	ck_assert(req.caps.atomic);
+	ck_assert_str_eq(req.commands[1].refname, "refs/heads/b");
+	ck_assert_str_eq(req.commands[0].new_oid,
+			 "f4c194f0ed2bcb886d23bedef443b8a49e0b4f61");
+	rp_request_release(&req);
+	free(body);
+
+	/* the auth probe git sends before a push bigger than postBuffer */
+	body = load("probe/request.0", &len);
+	ck_assert_uint_eq(len, 4);
+	ck_assert_int_eq(rp_parse(&req, body, len, &err), 0);
+	ck_assert_uint_eq(req.ncommands, 0);
+	rp_request_release(&req);
+	free(body);
+}
+END_TEST
+
 static Suite *receivepack_suite(void)
 {
 	Suite *s = suite_create("receivepack");
 	TCase *p = tcase_create("parse");
 	TCase *r = tcase_create("refname");
 	TCase *w = tcase_create("serialize");
+	TCase *g = tcase_create("real-git");
 
 	tcase_add_test(p, single_create_with_pack);
 	tcase_add_test(p, all_known_caps);
@@ -801,9 +929,13 @@ static Suite *receivepack_suite(void)
 	tcase_add_test(w, serialize_subset);
 	tcase_add_test(w, serialize_caps_override_and_options);
 	tcase_add_test(w, serialize_nothing_kept);
+	tcase_add_loop_test(g, real_git_requests, 0,
+			    sizeof(fixtures) / sizeof(fixtures[0]));
+	tcase_add_test(g, real_git_details);
 	suite_add_tcase(s, p);
 	suite_add_tcase(s, r);
 	suite_add_tcase(s, w);
+	suite_add_tcase(s, g);
 	return s;
 }
 

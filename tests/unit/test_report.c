@@ -780,11 +780,181 @@ START_TEST(merge_output_cap)
 }
 END_TEST
 
+/* ---- real git fixtures (fixtures/push, made by make.sh) ---- */
+
+static unsigned char *load(const char *name, size_t *len)
+{
+	const char *root = getenv("GG_SOURCE_ROOT");
+	char path[4096];
+	unsigned char *buf;
+	FILE *f;
+	long n;
+
+	ck_assert_msg(root != NULL, "GG_SOURCE_ROOT not set");
+	snprintf(path, sizeof(path), "%s/fixtures/push/%s", root, name);
+	f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	ck_assert_int_ge(n, 0);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+struct real_case {
+	const char *dir;
+	const char *suffix;   /* "" or ".1" for multi-POST cases */
+	bool ok0;             /* status of the first ref */
+	const char *reason0;  /* its ng reason */
+	const char *progress; /* band-2 text, or NULL */
+};
+
+static const struct real_case real_cases[] = {
+	{ "create", "", true, NULL, NULL },
+	{ "update", "", true, NULL, NULL },
+	{ "atomic", "", true, NULL, NULL },
+	{ "delete", "", true, NULL, NULL },
+	{ "tag", "", true, NULL, NULL },
+	{ "options", "", true, NULL, NULL },
+	{ "hook-declined", "", false, "pre-receive hook declined",
+	  "checking refs...\npolicy: no pushes to refs/heads/frozen\n" },
+	{ "nonff", "", false, "non-fast-forward",
+	  "error: denying non-fast-forward refs/heads/main (you should pull "
+	  "first)\n" },
+	{ "probe", ".1", true, NULL, NULL },
+	{ "plain", "", true, NULL, NULL },
+};
+
+static void load_case(const struct real_case *c, struct rp_request *req,
+		      unsigned char **resp, size_t *resp_len)
+{
+	struct gg_err err = GG_ERR_INIT;
+	unsigned char *body;
+	char name[128];
+	size_t len;
+
+	snprintf(name, sizeof(name), "%s/request%s", c->dir, c->suffix);
+	body = load(name, &len);
+	rp_request_init(req);
+	ck_assert_msg(rp_parse(req, body, len, &err) == 0, "%s", err.msg);
+	free(body);
+	snprintf(name, sizeof(name), "%s/response%s", c->dir, c->suffix);
+	*resp = load(name, resp_len);
+}
+
+/* Parse git http-backend's real reply; with nothing refused, the merged
+ * response is byte for byte what git itself sent. */
+START_TEST(real_git_responses)
+{
+	const struct real_case *c = &real_cases[_i];
+	struct gg_err err = GG_ERR_INIT;
+	struct rp_request req;
+	struct report_result res[2];
+	struct report_merge m;
+	struct pkt_buf out;
+	unsigned char *resp;
+	struct report r;
+	size_t len, i;
+
+	load_case(c, &req, &resp, &len);
+	ck_assert_msg(report_parse(&r, resp, len, report_flags(&req.caps),
+				   &err) == 0, "%s: %s", c->dir, err.msg);
+	ck_assert(r.have_status);
+	ck_assert_str_eq(r.unpack, "ok");
+	ck_assert_uint_eq(r.nrefs, req.ncommands);
+	for (i = 0; i < r.nrefs; i++)
+		ck_assert_str_eq(r.refs[i].refname, req.commands[i].refname);
+	ck_assert(r.refs[0].ok == c->ok0);
+	if (c->reason0)
+		ck_assert_str_eq(r.refs[0].reason, c->reason0);
+	if (c->progress) {
+		ck_assert_uint_eq(r.progress_len, strlen(c->progress));
+		ck_assert_mem_eq(r.progress, c->progress, r.progress_len);
+	} else {
+		ck_assert_uint_eq(r.progress_len, 0);
+	}
+	m = (struct report_merge){ &req, NULL, &r, NULL, res };
+	pkt_buf_init(&out, GG_MAX_REPORT_LEN);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	ck_assert_uint_eq(out.len, len);
+	ck_assert_mem_eq(out.data, resp, len);
+	ck_assert(res[0].ok == c->ok0);
+	pkt_buf_release(&out);
+	report_release(&r);
+	rp_request_release(&req);
+	free(resp);
+}
+END_TEST
+
+START_TEST(real_git_probe_response)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct rp_request req;
+	unsigned char *body;
+	struct report r;
+	size_t len;
+
+	body = load("probe/request.0", &len);
+	ck_assert_int_eq(rp_parse(&req, body, len, &err), 0);
+	free(body);
+	body = load("probe/response.0", &len);
+	ck_assert_uint_eq(len, 0);
+	ck_assert_int_eq(report_parse(&r, body, len, report_flags(&req.caps),
+				      &err), 0);
+	ck_assert(!r.have_status);
+	report_release(&r);
+	rp_request_release(&req);
+	free(body);
+}
+END_TEST
+
+/* The real atomic request with one ref refused by gitgate: nothing goes
+ * upstream and both refs fail, the other with git's atomic wording. */
+START_TEST(real_git_atomic_refused)
+{
+	static const char want[] =
+		"004c\002gitgate: refusing refs/heads/b: branch not allowed by "
+		"token: allowed a\n"
+		"007a\001"
+		"000eunpack ok\n"
+		"0028ng refs/heads/a atomic push failure\n"
+		"003bng refs/heads/b branch not allowed by token: allowed a\n"
+		"0000"
+		"0000";
+	static const char *const refusals[] = {
+		NULL, "branch not allowed by token: allowed a"
+	};
+	struct gg_err err = GG_ERR_INIT;
+	struct rp_request req;
+	struct report_merge m;
+	struct pkt_buf out;
+	unsigned char *resp;
+	size_t len;
+
+	load_case(&real_cases[2], &req, &resp, &len);
+	ck_assert(req.caps.atomic);
+	m = (struct report_merge){ &req, refusals, NULL, NULL, NULL };
+	pkt_buf_init(&out, GG_MAX_REPORT_LEN);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	ck_assert_uint_eq(out.len, sizeof(want) - 1);
+	ck_assert_mem_eq(out.data, want, out.len);
+	pkt_buf_release(&out);
+	rp_request_release(&req);
+	free(resp);
+}
+END_TEST
+
 static Suite *report_suite(void)
 {
 	Suite *s = suite_create("report");
 	TCase *p = tcase_create("parse");
 	TCase *m = tcase_create("merge");
+	TCase *g = tcase_create("real-git");
 
 	tcase_add_test(p, parse_plain_v1);
 	tcase_add_test(p, parse_unpack_error);
@@ -809,8 +979,13 @@ static Suite *report_suite(void)
 	tcase_add_test(m, merge_old_sideband_splits_at_1000);
 	tcase_add_test(m, merge_cleans_local_reasons);
 	tcase_add_test(m, merge_output_cap);
+	tcase_add_loop_test(g, real_git_responses, 0,
+			    sizeof(real_cases) / sizeof(real_cases[0]));
+	tcase_add_test(g, real_git_probe_response);
+	tcase_add_test(g, real_git_atomic_refused);
 	suite_add_tcase(s, p);
 	suite_add_tcase(s, m);
+	suite_add_tcase(s, g);
 	return s;
 }
 
