@@ -1,2 +1,348 @@
-/* mirror: not written yet */
-#include "gitgate/err.h"
+/*
+ * mirror.c - bare mirrors with libgit2: fetch, index pushed packs, ancestry.
+ */
+#include "gitgate/mirror.h"
+#include "gitgate/limits.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <git2.h>
+#include <git2/sys/odb_backend.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct mirror {
+	git_repository *repo;
+	git_odb *odb; /* the repo's, with the pushed pack attached */
+	int lock_fd;
+	char path[4096];
+	char tmpdir[4096]; /* "" when no pack is attached */
+};
+
+int mirror_global_init(struct gg_err *err)
+{
+	if (git_libgit2_init() < 0)
+		return gg_err_set(err, GG_ERR, "libgit2 failed to start");
+	return GG_OK;
+}
+
+/* libgit2's last error, for a message. */
+static const char *git_why(void)
+{
+	const git_error *e = git_error_last();
+
+	return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+/* mkdir -p for the two or three levels we need. */
+static int make_dirs(const char *path, struct gg_err *err)
+{
+	char buf[4096];
+	size_t i, n = strlen(path);
+
+	if (n >= sizeof(buf))
+		return gg_err_set(err, GG_ELIMIT, "path too long");
+	memcpy(buf, path, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+			return gg_err_errno(err, GG_EIO, "cannot create %s",
+					    buf);
+		buf[i] = path[i];
+	}
+	return GG_OK;
+}
+
+static int take_lock(struct mirror *m, struct gg_err *err)
+{
+	char lock[4200];
+
+	snprintf(lock, sizeof(lock), "%s.lock", m->path);
+	m->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (m->lock_fd < 0)
+		return gg_err_errno(err, GG_EIO, "cannot open %s", lock);
+	while (flock(m->lock_fd, LOCK_EX) != 0)
+		if (errno != EINTR)
+			return gg_err_errno(err, GG_EIO, "cannot lock %s",
+					    lock);
+	return GG_OK;
+}
+
+static int open_repo(struct mirror *m, struct gg_err *err)
+{
+	struct stat st;
+
+	if (stat(m->path, &st) == 0) {
+		if (git_repository_open_bare(&m->repo, m->path) < 0)
+			return gg_err_set(err, GG_EIO, "mirror %s: %s",
+					  m->path, git_why());
+	} else if (git_repository_init(&m->repo, m->path, 1) < 0) {
+		return gg_err_set(err, GG_EIO, "mirror %s: %s", m->path,
+				  git_why());
+	}
+	if (git_repository_odb(&m->odb, m->repo) < 0)
+		return gg_err_set(err, GG_EIO, "mirror %s: %s", m->path,
+				  git_why());
+	return GG_OK;
+}
+
+int mirror_open(struct mirror **out, const char *cache_dir, const char *repo,
+		struct gg_err *err)
+{
+	struct mirror *m = calloc(1, sizeof(*m));
+	char parent[4096];
+	const char *slash;
+	int ret;
+
+	*out = NULL;
+	if (!m)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	m->lock_fd = -1;
+	slash = strchr(repo, '/');
+	if (!slash || (size_t)snprintf(m->path, sizeof(m->path),
+				       "%s/mirrors/%s.git", cache_dir,
+				       repo) >= sizeof(m->path)) {
+		ret = gg_err_set(err, GG_EINVAL, "bad repository name");
+		goto fail;
+	}
+	snprintf(parent, sizeof(parent), "%s/mirrors/%.*s", cache_dir,
+		 (int)(slash - repo), repo);
+	ret = make_dirs(parent, err);
+	if (ret == 0)
+		ret = take_lock(m, err);
+	if (ret == 0)
+		ret = open_repo(m, err);
+	if (ret)
+		goto fail;
+	*out = m;
+	return GG_OK;
+fail:
+	mirror_close(m);
+	return ret;
+}
+
+static void remove_tmpdir(struct mirror *m)
+{
+	char path[4400];
+	struct dirent *de;
+	DIR *d;
+
+	if (!m->tmpdir[0])
+		return;
+	d = opendir(m->tmpdir);
+	if (d) {
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", m->tmpdir,
+				 de->d_name);
+			unlink(path);
+		}
+		closedir(d);
+	}
+	rmdir(m->tmpdir);
+	m->tmpdir[0] = '\0';
+}
+
+void mirror_close(struct mirror *m)
+{
+	if (!m)
+		return;
+	git_odb_free(m->odb);
+	git_repository_free(m->repo);
+	remove_tmpdir(m);
+	if (m->lock_fd >= 0)
+		close(m->lock_fd); /* releases the flock */
+	free(m);
+}
+
+bool mirror_has(struct mirror *m, const char *hex)
+{
+	git_oid oid;
+
+	if (git_oid_fromstrn(&oid, hex, GIT_OID_HEXSZ) < 0)
+		return false;
+	return git_odb_exists(m->odb, &oid) == 1;
+}
+
+struct cred_state {
+	const char *secret;
+	int attempts;
+};
+
+/* Answer the upstream's 401 once; a second call means the credential was
+ * refused, and retrying would loop. */
+static int on_credentials(git_credential **out, const char *url,
+			  const char *username, unsigned int allowed,
+			  void *payload)
+{
+	struct cred_state *st = payload;
+
+	(void)url;
+	(void)username;
+	if (st->attempts++ > 0 || !(allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT))
+		return GIT_EUSER;
+	return git_credential_userpass_plaintext_new(out, "x-access-token",
+						     st->secret);
+}
+
+int mirror_fetch(struct mirror *m, const char *url, const char *secret,
+		 struct gg_err *err)
+{
+	static char *specs[] = { "+refs/heads/*:refs/heads/*",
+				 "+refs/tags/*:refs/tags/*" };
+	git_strarray refspecs = { specs, 2 };
+	git_fetch_options opts;
+	struct cred_state st = { secret, 0 };
+	git_remote *remote = NULL;
+	int ret = GG_OK;
+
+	git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
+	opts.callbacks.credentials = on_credentials;
+	opts.callbacks.payload = &st;
+	opts.prune = GIT_FETCH_PRUNE;
+	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	if (git_remote_create_anonymous(&remote, m->repo, url) < 0 ||
+	    git_remote_fetch(remote, &refspecs, &opts, NULL) < 0) {
+		ret = gg_err_set(err, GG_EUPSTREAM,
+				 st.attempts > 1
+					 ? "mirror fetch: upstream rejected "
+					   "gitgate's credential"
+					 : "mirror fetch: %s",
+				 git_why());
+	}
+	git_remote_free(remote);
+	return ret;
+}
+
+/* Feed [off, off+len) of fd to the indexer. */
+static int feed_indexer(git_indexer *idx, int fd, uint64_t off, uint64_t len,
+			git_indexer_progress *stats, struct gg_err *err)
+{
+	char buf[64 * 1024];
+	ssize_t n;
+
+	while (len > 0) {
+		n = pread(fd, buf, len < sizeof(buf) ? (size_t)len : sizeof(buf),
+			  (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return gg_err_errno(err, GG_EIO, "reading pushed pack");
+		if (n == 0)
+			return gg_err_set(err, GG_EINVAL, "pushed pack is "
+							  "truncated");
+		if (git_indexer_append(idx, buf, (size_t)n, stats) < 0)
+			return gg_err_set(err, GG_EINVAL, "pushed pack: %s",
+					  git_why());
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return GG_OK;
+}
+
+/* Attach tmpdir/pack-<name>.idx to this handle's odb (in memory only). */
+static int attach_pack(struct mirror *m, git_indexer *idx, struct gg_err *err)
+{
+	git_odb_backend *backend = NULL;
+	char idxpath[4400];
+
+	snprintf(idxpath, sizeof(idxpath), "%s/pack-%s.idx", m->tmpdir,
+		 git_indexer_name(idx));
+	if (git_odb_backend_one_pack(&backend, idxpath) < 0)
+		return gg_err_set(err, GG_EIO, "pushed pack: %s", git_why());
+	/* Priority above the mirror's own backends: lookups of pushed objects
+	 * hit the small pack first. */
+	if (git_odb_add_backend(m->odb, backend, 1000) < 0) {
+		backend->free(backend);
+		return gg_err_set(err, GG_EIO, "pushed pack: %s", git_why());
+	}
+	return GG_OK;
+}
+
+int mirror_add_pack(struct mirror *m, int fd, uint64_t off, uint64_t len,
+		    struct gg_err *err)
+{
+	git_indexer_options opts;
+	git_indexer_progress stats;
+	git_indexer *idx = NULL;
+	int ret;
+
+	if (len == 0)
+		return GG_OK;
+	git_indexer_options_init(&opts, GIT_INDEXER_OPTIONS_VERSION);
+	if (m->tmpdir[0])
+		return gg_err_set(err, GG_EINVAL, "a pack is already attached");
+	if ((size_t)snprintf(m->tmpdir, sizeof(m->tmpdir), "%.4000s/incoming-XXXXXX",
+			     m->path) >= sizeof(m->tmpdir) ||
+	    !mkdtemp(m->tmpdir)) {
+		m->tmpdir[0] = '\0';
+		return gg_err_errno(err, GG_EIO, "cannot create pack dir");
+	}
+	memset(&stats, 0, sizeof(stats));
+	if (git_indexer_new(&idx, m->tmpdir, 0600, m->odb, &opts) < 0) {
+		ret = gg_err_set(err, GG_EIO, "indexer: %s", git_why());
+		goto out;
+	}
+	ret = feed_indexer(idx, fd, off, len, &stats, err);
+	if (ret == 0 && git_indexer_commit(idx, &stats) < 0) {
+		const char *why = git_why();
+
+		/* libgit2 says "missing delta bases" for a thin pack whose
+		 * bases the mirror lacks: worth a fetch and a retry. */
+		ret = gg_err_set(err, strstr(why, "base") ? GG_ENOTFOUND
+							  : GG_EINVAL,
+				 "pushed pack: %s", why);
+	}
+	if (ret == 0)
+		ret = attach_pack(m, idx, err);
+out:
+	git_indexer_free(idx);
+	if (ret)
+		remove_tmpdir(m);
+	return ret;
+}
+
+static int lookup_commit(git_oid *out, struct mirror *m, const char *hex,
+			 struct gg_err *err)
+{
+	git_commit *c = NULL;
+
+	if (git_oid_fromstrn(out, hex, GIT_OID_HEXSZ) < 0)
+		return gg_err_set(err, GG_EINVAL, "bad object id");
+	if (git_commit_lookup(&c, m->repo, out) < 0)
+		return gg_err_set(err, GG_ENOTFOUND,
+				  "cannot find commit %.12s", hex);
+	git_commit_free(c);
+	return GG_OK;
+}
+
+int mirror_is_ancestor(bool *out, struct mirror *m, const char *old_hex,
+		       const char *new_hex, struct gg_err *err)
+{
+	git_oid old_oid, new_oid;
+	int ret;
+
+	*out = false;
+	ret = lookup_commit(&old_oid, m, old_hex, err);
+	if (ret == 0)
+		ret = lookup_commit(&new_oid, m, new_hex, err);
+	if (ret)
+		return ret;
+	if (git_oid_equal(&old_oid, &new_oid)) {
+		*out = true;
+		return GG_OK;
+	}
+	ret = git_graph_descendant_of(m->repo, &new_oid, &old_oid);
+	if (ret < 0)
+		return gg_err_set(err, GG_ERR, "ancestry: %s", git_why());
+	*out = ret == 1;
+	return GG_OK;
+}

@@ -1,7 +1,17 @@
 /*
- * push.c - receive-pack request spooling.
+ * push.c - receive-pack requests: spool, parse, classify, decide, forward,
+ * report. The decision is fail-closed throughout: a command whose action
+ * cannot be established is refused unless every possible action would be
+ * allowed anyway.
  */
 #include "gitgate/push.h"
+#include "gitgate/limits.h"
+#include "gitgate/log.h"
+#include "gitgate/mirror.h"
+#include "gitgate/pktline.h"
+#include "gitgate/policy.h"
+#include "gitgate/receivepack.h"
+#include "gitgate/report.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,12 +20,37 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 struct push {
 	int fd;
-	uint64_t len;
-	char repo[256];
+	uint64_t len; /* decoded bytes spooled */
+
+	bool gzip;
+	bool z_ready;
+	bool z_end;
+	z_stream z;
+
+	struct rp_parser parser;
+	int parse_rc; /* GG_EAGAIN while parsing, 0 done, <0 failed */
+	struct gg_err parse_err;
+
+	/* After push_decide: */
+	struct rp_request req;
+	enum policy_action *actions;
+	char **refusals; /* per command: NULL = allowed; owned */
+	bool *keep;
+	size_t nkept;
+	bool forward_raw;
+	bool forward_pack;
+	struct pkt_buf header; /* rewritten command section */
+
+	/* After push_respond: */
+	struct audit_ref *arefs;
+	char **results; /* per command, owned */
 };
+
+/* ---- spooling ------------------------------------------------------ */
 
 /* An anonymous file in dir: O_TMPFILE where the filesystem supports it,
  * else a named one unlinked straight away. */
@@ -38,7 +73,7 @@ static int spool_open(const char *dir, struct gg_err *err)
 	return fd;
 }
 
-int push_new(struct push **out, const char *cache_dir, const char *repo,
+int push_new(struct push **out, const char *cache_dir, bool gzip,
 	     struct gg_err *err)
 {
 	char dir[4096];
@@ -62,26 +97,107 @@ int push_new(struct push **out, const char *cache_dir, const char *repo,
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	}
 	p->fd = fd;
-	snprintf(p->repo, sizeof(p->repo), "%s", repo);
+	p->parse_rc = GG_EAGAIN;
+	rp_parser_init(&p->parser);
+	rp_request_init(&p->req);
+	pkt_buf_init(&p->header, GG_MAX_PUSH_HEADER);
+	p->gzip = gzip;
+	if (gzip) {
+		/* 16 + MAX_WBITS: gzip framing only, as Content-Encoding
+		 * promises. */
+		if (inflateInit2(&p->z, 16 + MAX_WBITS) != Z_OK) {
+			push_free(p);
+			return gg_err_set(err, GG_ENOMEM, "out of memory");
+		}
+		p->z_ready = true;
+	}
 	*out = p;
+	return GG_OK;
+}
+
+/* Write decoded bytes to the spool and let the parser see them while the
+ * command section is still incomplete. */
+static int spool_append(struct push *p, const unsigned char *data, size_t len,
+			struct gg_err *err)
+{
+	size_t off = 0, used = 0;
+	ssize_t n;
+
+	if (len > GG_MAX_PUSH_BYTES - p->len)
+		return gg_err_set(err, GG_ELIMIT, "push larger than %llu bytes",
+				  (unsigned long long)GG_MAX_PUSH_BYTES);
+	if (p->parse_rc == GG_EAGAIN) {
+		p->parse_rc = rp_parser_feed(&p->parser, &used, data, len,
+					     &p->parse_err);
+		if (p->parse_rc != 0 && p->parse_rc != GG_EAGAIN)
+			return gg_err_set(err, p->parse_rc, "%s",
+					  p->parse_err.msg);
+	}
+	while (off < len) {
+		n = write(p->fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return gg_err_errno(err, GG_EIO, "spooling push");
+		off += (size_t)n;
+	}
+	p->len += len;
+	return GG_OK;
+}
+
+static int inflate_append(struct push *p, const void *data, size_t len,
+			  struct gg_err *err)
+{
+	unsigned char buf[64 * 1024];
+	int rc, ret;
+
+	if (p->z_end)
+		return len ? gg_err_set(err, GG_EINVAL,
+					"data after the end of the gzip "
+					"request body")
+			   : GG_OK;
+	p->z.next_in = (unsigned char *)data;
+	p->z.avail_in = (uInt)len;
+	do {
+		p->z.next_out = buf;
+		p->z.avail_out = sizeof(buf);
+		rc = inflate(&p->z, Z_NO_FLUSH);
+		if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
+			return gg_err_set(err, GG_EINVAL,
+					  "corrupt gzip request body");
+		ret = spool_append(p, buf, sizeof(buf) - p->z.avail_out, err);
+		if (ret)
+			return ret;
+		if (rc == Z_STREAM_END) {
+			p->z_end = true;
+			if (p->z.avail_in)
+				return gg_err_set(err, GG_EINVAL,
+						  "data after the end of the "
+						  "gzip request body");
+			break;
+		}
+	} while (p->z.avail_in > 0 || p->z.avail_out == 0);
 	return GG_OK;
 }
 
 int push_body(struct push *p, const void *data, size_t len,
 	      struct gg_err *err)
 {
-	const char *d = data;
-	ssize_t n;
+	/* zlib counts in uInt: feed huge chunks in slices. */
+	const size_t slice = 1u << 30;
+	const unsigned char *d = data;
+	int ret;
 
+	if (!p->gzip)
+		return spool_append(p, data, len, err);
 	while (len > 0) {
-		n = write(p->fd, d, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return gg_err_errno(err, GG_EIO, "spooling push");
+		size_t n = len < slice ? len : slice;
+
+		ret = inflate_append(p, d, n, err);
+		if (ret)
+			return ret;
 		d += n;
-		len -= (size_t)n;
-		p->len += (uint64_t)n;
+		len -= n;
 	}
 	return GG_OK;
 }
@@ -96,10 +212,368 @@ uint64_t push_spool_len(const struct push *p)
 	return p->len;
 }
 
+/* ---- classification and decision ------------------------------------ */
+
+static bool is_tag(const char *ref)
+{
+	return !strncmp(ref, "refs/tags/", 10);
+}
+
+static int refuse(struct push *p, size_t i, const char *reason)
+{
+	if (p->refusals[i])
+		return GG_OK;
+	p->refusals[i] = strdup(reason);
+	return p->refusals[i] ? GG_OK : GG_ENOMEM;
+}
+
+/* Establish update-vs-force for the commands in need[] from the mirror. On
+ * failure, returns the reason (every such command is then unresolved). */
+static int classify_with_mirror(struct push *p, const struct push_ctx *ctx,
+				const bool *need, struct gg_err *err)
+{
+	struct mirror *m = NULL;
+	uint64_t pack_len = p->len - p->req.header_len;
+	bool fetched = false, ff;
+	size_t i;
+	int ret;
+
+	ret = mirror_open(&m, ctx->cache_dir, ctx->repo, err);
+	if (ret)
+		goto out;
+	for (i = 0; i < p->req.ncommands && !fetched; i++) {
+		if (need[i] && !mirror_has(m, p->req.commands[i].old_oid)) {
+			ret = mirror_fetch(m, ctx->upstream_repo_url,
+					   ctx->secret, err);
+			if (ret)
+				goto out;
+			fetched = true;
+		}
+	}
+	ret = mirror_add_pack(m, p->fd, p->req.header_len, pack_len, err);
+	if (ret == GG_ENOTFOUND && !fetched) {
+		/* A thin pack's bases are missing: refresh and retry once. */
+		gg_err_init(err);
+		ret = mirror_fetch(m, ctx->upstream_repo_url, ctx->secret, err);
+		if (ret == 0)
+			ret = mirror_add_pack(m, p->fd, p->req.header_len,
+					      pack_len, err);
+	}
+	for (i = 0; ret == 0 && i < p->req.ncommands; i++) {
+		if (!need[i])
+			continue;
+		ret = mirror_is_ancestor(&ff, m, p->req.commands[i].old_oid,
+					 p->req.commands[i].new_oid, err);
+		if (ret == 0)
+			p->actions[i] = ff ? POLICY_UPDATE : POLICY_FORCE;
+	}
+out:
+	mirror_close(m);
+	return ret;
+}
+
+/* First pass: everything decidable without ancestry. Sets need[i] for
+ * branch updates whose fast-forwardness matters. */
+static int first_pass(struct push *p, const struct policy_rules *rules,
+		      bool *need)
+{
+	struct gg_err perr;
+	size_t i;
+
+	for (i = 0; i < p->req.ncommands; i++) {
+		const struct rp_command *c = &p->req.commands[i];
+
+		switch (rp_command_kind(c)) {
+		case RP_CREATE:
+			p->actions[i] = POLICY_CREATE;
+			break;
+		case RP_DELETE:
+			p->actions[i] = POLICY_DELETE;
+			break;
+		default:
+			/* Moving an existing tag is a rewrite, whatever the
+			 * commit graph says. */
+			p->actions[i] = is_tag(c->refname) ? POLICY_FORCE
+							   : POLICY_UPDATE;
+			need[i] = !is_tag(c->refname);
+			break;
+		}
+		gg_err_init(&perr);
+		if (policy_decide(rules, c->refname, p->actions[i], &perr) != 0) {
+			need[i] = false; /* refused whatever its ancestry */
+			if (refuse(p, i, perr.msg))
+				return GG_ENOMEM;
+		}
+	}
+	return GG_OK;
+}
+
+static int decide_commands(struct push *p, const struct push_ctx *ctx,
+			   struct gg_err *err)
+{
+	const struct token_claims *cl = ctx->claims;
+	struct policy_rules rules = {
+		.patterns = (const char *const *)cl->branches,
+		.npatterns = cl->nbranches,
+		.allow_push = (cl->ops & TOKEN_OP_PUSH) != 0,
+		.allow_force = cl->allow_force,
+		.allow_delete = cl->allow_delete,
+	};
+	struct gg_err perr, merr = GG_ERR_INIT;
+	char why[GG_ERR_MSG_MAX + 64];
+	bool *need, any = false;
+	size_t i, n = p->req.ncommands;
+	int ret;
+
+	need = calloc(n, sizeof(*need));
+	if (!need)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	ret = first_pass(p, &rules, need);
+	for (i = 0; i < n; i++)
+		any = any || need[i];
+	if (ret == 0 && any &&
+	    classify_with_mirror(p, ctx, need, &merr) != 0) {
+		log_warnx("push to %s: cannot classify: %s", ctx->repo,
+			  merr.msg);
+		snprintf(why, sizeof(why), "gitgate could not check history: %s",
+			 merr.msg);
+		for (i = 0; i < n && ret == 0; i++) {
+			if (!need[i])
+				continue;
+			/* Fail closed unless a force-push would be allowed
+			 * anyway; then record the worst case. */
+			p->actions[i] = POLICY_FORCE;
+			if (!rules.allow_force && refuse(p, i, why))
+				ret = GG_ENOMEM;
+		}
+	}
+	for (i = 0; i < n && ret == 0; i++) {
+		gg_err_init(&perr);
+		if (!p->refusals[i] &&
+		    policy_decide(&rules, p->req.commands[i].refname,
+				  p->actions[i], &perr) != 0 &&
+		    refuse(p, i, perr.msg))
+			ret = GG_ENOMEM;
+	}
+	free(need);
+	if (ret)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	return GG_OK;
+}
+
+/* What goes upstream: the body as is, a rewritten one, or nothing. */
+static int plan_forward(struct push *p, struct gg_err *err)
+{
+	size_t i, n = p->req.ncommands;
+
+	p->nkept = 0;
+	for (i = 0; i < n; i++) {
+		p->keep[i] = p->refusals[i] == NULL;
+		p->nkept += p->keep[i];
+	}
+	if (p->nkept == 0 || (p->req.caps.atomic && p->nkept < n)) {
+		p->nkept = 0;
+		return GG_OK;
+	}
+	if (p->nkept == n) {
+		p->forward_raw = true;
+		return GG_OK;
+	}
+	p->forward_pack = rp_pack_expected(&p->req, p->keep) &&
+			  p->len > p->req.header_len;
+	return rp_serialize(&p->header, &p->req, p->keep, NULL, err);
+}
+
+int push_decide(struct push *p, const struct push_ctx *ctx,
+		struct gg_err *err)
+{
+	size_t n;
+	int ret;
+
+	if (p->gzip && !p->z_end)
+		return gg_err_set(err, GG_EINVAL,
+				  "truncated gzip request body");
+	if (p->parse_rc == GG_EAGAIN)
+		p->parse_rc = rp_parser_finish(&p->parser, &p->parse_err);
+	if (p->parse_rc != 0)
+		return gg_err_set(err, GG_EINVAL, "%s", p->parse_err.msg);
+	rp_parser_detach(&p->req, &p->parser);
+	n = p->req.ncommands;
+	if (n == 0)
+		return GG_OK;
+	p->actions = calloc(n, sizeof(*p->actions));
+	p->refusals = calloc(n, sizeof(*p->refusals));
+	p->keep = calloc(n, sizeof(*p->keep));
+	if (!p->actions || !p->refusals || !p->keep)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	ret = decide_commands(p, ctx, err);
+	if (ret == 0)
+		ret = plan_forward(p, err);
+	return ret;
+}
+
+bool push_is_probe(const struct push *p)
+{
+	return p->req.ncommands == 0;
+}
+
+uint64_t push_forward_len(const struct push *p)
+{
+	if (push_is_probe(p) || p->forward_raw)
+		return p->len;
+	if (p->nkept == 0)
+		return 0;
+	return p->header.len +
+	       (p->forward_pack ? p->len - p->req.header_len : 0);
+}
+
+static int copy_spool(struct push *p, uint64_t off,
+		      int (*write)(void *, const void *, size_t),
+		      void *payload, struct gg_err *err)
+{
+	unsigned char buf[64 * 1024];
+	ssize_t n;
+
+	while (off < p->len) {
+		n = pread(p->fd, buf, sizeof(buf), (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return gg_err_errno(err, GG_EIO, "reading push spool");
+		if (write(payload, buf, (size_t)n) != 0)
+			return gg_err_set(err, GG_EUPSTREAM,
+					  "upstream stopped reading");
+		off += (uint64_t)n;
+	}
+	return GG_OK;
+}
+
+int push_forward_write(struct push *p,
+		       int (*write)(void *payload, const void *buf, size_t len),
+		       void *payload, struct gg_err *err)
+{
+	if (push_is_probe(p) || p->forward_raw)
+		return copy_spool(p, 0, write, payload, err);
+	if (p->nkept == 0)
+		return GG_OK;
+	if (write(payload, p->header.data, p->header.len) != 0)
+		return gg_err_set(err, GG_EUPSTREAM,
+				  "upstream stopped reading");
+	if (!p->forward_pack)
+		return GG_OK;
+	return copy_spool(p, p->req.header_len, write, payload, err);
+}
+
+/* ---- response ------------------------------------------------------ */
+
+static int fill_audit(struct push *p, const struct report_result *res)
+{
+	size_t i, n = p->req.ncommands;
+
+	p->arefs = calloc(n, sizeof(*p->arefs));
+	p->results = calloc(n, sizeof(*p->results));
+	if (!p->arefs || !p->results)
+		return GG_ENOMEM;
+	for (i = 0; i < n; i++) {
+		p->results[i] = strdup(res[i].ok ? "ok"
+						 : res[i].reason ? res[i].reason
+								 : "refused");
+		if (!p->results[i])
+			return GG_ENOMEM;
+		p->arefs[i].ref = p->req.commands[i].refname;
+		p->arefs[i].old = p->req.commands[i].old_oid;
+		p->arefs[i].new = p->req.commands[i].new_oid;
+		p->arefs[i].action = policy_action_name(p->actions[i]);
+		p->arefs[i].result = p->results[i];
+	}
+	return GG_OK;
+}
+
+int push_respond(unsigned char **out, size_t *outlen,
+		 const struct audit_ref **refs, size_t *nrefs, struct push *p,
+		 const void *upstream, size_t upstream_len,
+		 const char *upstream_error, struct gg_err *err)
+{
+	struct report rep;
+	struct report_result *res = NULL;
+	struct report_merge m;
+	struct pkt_buf buf;
+	struct gg_err perr = GG_ERR_INIT;
+	char why[GG_ERR_MSG_MAX + 48];
+	int ret;
+
+	*out = NULL;
+	*outlen = 0;
+	report_init(&rep);
+	pkt_buf_init(&buf, 2 * GG_MAX_REPORT_LEN);
+	res = calloc(p->req.ncommands ? p->req.ncommands : 1, sizeof(*res));
+	if (!res) {
+		ret = gg_err_set(err, GG_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (upstream && !upstream_error &&
+	    report_parse(&rep, upstream, upstream_len,
+			 report_flags(&p->req.caps), &perr) != 0) {
+		log_warnx("unreadable receive-pack reply from upstream: %s",
+			  perr.msg);
+		snprintf(why, sizeof(why), "unreadable reply from upstream");
+		upstream_error = why;
+	}
+	memset(&m, 0, sizeof(m));
+	m.req = &p->req;
+	m.refusals = (const char *const *)p->refusals;
+	m.upstream = upstream && !upstream_error ? &rep : NULL;
+	m.upstream_error = upstream_error;
+	m.results = res;
+	ret = report_merge(&buf, &m, err);
+	if (ret)
+		goto out;
+	if (fill_audit(p, res) != 0) {
+		ret = gg_err_set(err, GG_ENOMEM, "out of memory");
+		goto out;
+	}
+	*out = pkt_buf_detach(&buf, outlen);
+	*refs = p->arefs;
+	*nrefs = p->req.ncommands;
+out:
+	free(res);
+	pkt_buf_release(&buf);
+	report_release(&rep);
+	return ret;
+}
+
+const char *push_refusal_summary(const struct push *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->req.ncommands; i++)
+		if (p->refusals && p->refusals[i])
+			return p->refusals[i];
+	return NULL;
+}
+
 void push_free(struct push *p)
 {
+	size_t i;
+
 	if (!p)
 		return;
 	close(p->fd);
+	if (p->z_ready)
+		inflateEnd(&p->z);
+	for (i = 0; i < p->req.ncommands; i++) {
+		if (p->refusals)
+			free(p->refusals[i]);
+		if (p->results)
+			free(p->results[i]);
+	}
+	free(p->refusals);
+	free(p->results);
+	free(p->arefs);
+	free(p->actions);
+	free(p->keep);
+	pkt_buf_release(&p->header);
+	rp_request_release(&p->req);
+	rp_parser_release(&p->parser);
 	free(p);
 }

@@ -13,6 +13,7 @@
 #include "gitgate/authstate.h"
 #include "gitgate/limits.h"
 #include "gitgate/log.h"
+#include "gitgate/mirror.h"
 #include "gitgate/push.h"
 #include "gitgate/relay.h"
 #include "gitgate/route.h"
@@ -62,6 +63,7 @@ struct request {
 	struct relay *relay;
 	struct push *push;
 	bool body_failed;  /* upstream gave up mid-body: discard the rest */
+	unsigned body_status; /* for a push body that could not be taken */
 	bool audited;
 	int status;        /* HTTP status sent to the client */
 	const char *decision;
@@ -204,8 +206,9 @@ static int collect_headers(struct header_list *out, struct request *req)
 		/* The push path parses upstream's reply itself: ask for it
 		 * uncompressed. */
 		if (req->route.kind == ROUTE_RECEIVE_PACK &&
-		    !strcmp(fwd_headers[i], "Accept-Encoding"))
-			continue;
+		    (!strcmp(fwd_headers[i], "Accept-Encoding") ||
+		     !strcmp(fwd_headers[i], "Content-Encoding")))
+			continue; /* the body goes up decoded */
 		len = strlen(fwd_headers[i]) + 2 + strlen(v) + 1;
 		out->lines[out->n] = malloc(len);
 		if (!out->lines[out->n])
@@ -523,8 +526,16 @@ static enum MHD_Result proceed(struct request *req)
 	int ret;
 
 	if (req->route.kind == ROUTE_RECEIVE_PACK) {
-		ret = push_new(&req->push, req->srv->cache_dir, req->route.repo,
-			       &err);
+		const char *enc = MHD_lookup_connection_value(
+			req->conn, MHD_HEADER_KIND, "Content-Encoding");
+
+		/* gitgate must read the push to judge it: only encodings it
+		 * can decode are accepted. */
+		if (enc && strcasecmp(enc, "gzip") && strcasecmp(enc, "identity"))
+			return deny(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+				    "unsupported Content-Encoding for a push");
+		ret = push_new(&req->push, req->srv->cache_dir,
+			       enc && !strcasecmp(enc, "gzip"), &err);
 		if (ret != 0) {
 			log_warnx("request %s: %s", req->id, err.msg);
 			return deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -562,38 +573,184 @@ static enum MHD_Result body_chunk(struct request *req, const char *data,
 	if (push_body(req->push, data, len, &err) != 0) {
 		log_warnx("request %s: %s", req->id, err.msg);
 		req->body_failed = true;
+		req->body_status = err.code == GG_ELIMIT
+					   ? MHD_HTTP_CONTENT_TOO_LARGE
+					   : err.code == GG_EIO
+						     ? MHD_HTTP_INTERNAL_SERVER_ERROR
+						     : MHD_HTTP_BAD_REQUEST;
 		snprintf(req->reason, sizeof(req->reason), "%s", err.msg);
 	}
 	return MHD_YES;
 }
 
-/* Send the spooled push body upstream and relay the answer. */
-static enum MHD_Result forward_push(struct request *req)
+static int write_to_relay(void *payload, const void *buf, size_t len)
 {
-	struct gg_err err = GG_ERR_INIT;
-	char buf[64 * 1024];
-	uint64_t off = 0, len = push_spool_len(req->push);
+	return relay_write_body(payload, buf, len);
+}
+
+/* Send what push_decide kept upstream; on failure the relay is left for
+ * answer_from_relay / the caller to report. */
+static int send_push(struct request *req, struct gg_err *err)
+{
+	int ret;
+
+	ret = start_relay(req, (int64_t)push_forward_len(req->push), err);
+	if (ret)
+		return ret;
+	/* An error here means upstream stopped reading early; its answer
+	 * (collected next) says why. */
+	push_forward_write(req->push, write_to_relay, req->relay, err);
+	gg_err_init(err);
+	relay_finish_body(req->relay);
+	return GG_OK;
+}
+
+/* Read upstream's whole receive-pack reply (it is small: a report and
+ * progress) so it can be merged with local refusals. */
+static const char *read_upstream_reply(struct request *req,
+				       unsigned char **out, size_t *outlen)
+{
+	size_t cap = 16 * 1024, len = 0;
+	unsigned char *buf = malloc(cap), *nb;
 	ssize_t n;
 
-	if (start_relay(req, (int64_t)len, &err) != 0)
-		return deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
-	while (off < len) {
-		n = pread(push_spool_fd(req->push), buf, sizeof(buf),
-			  (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			log_warn("request %s: reading push spool", req->id);
-			relay_abort(req->relay);
-			return deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				    "cannot read spooled push");
+	*out = NULL;
+	*outlen = 0;
+	while (buf) {
+		if (len == cap) {
+			if (cap >= GG_MAX_REPORT_LEN) {
+				free(buf);
+				return "upstream reply too large";
+			}
+			nb = realloc(buf, cap * 2);
+			if (!nb)
+				break;
+			buf = nb;
+			cap *= 2;
 		}
-		if (relay_write_body(req->relay, buf, (size_t)n) != 0)
-			break; /* upstream ended early; its answer says why */
-		off += (uint64_t)n;
+		n = relay_read(req->relay, buf + len, cap - len);
+		if (n < 0) {
+			free(buf);
+			return "upstream connection failed";
+		}
+		if (n == 0) {
+			*out = buf;
+			*outlen = len;
+			return NULL;
+		}
+		len += (size_t)n;
 	}
-	relay_finish_body(req->relay);
+	free(buf);
+	return "out of memory";
+}
+
+static enum MHD_Result queue_push_result(struct request *req,
+					 unsigned char *body, size_t len)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(len, body,
+					       MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type",
+				"application/x-git-receive-pack-result");
+	MHD_add_response_header(resp, "Cache-Control",
+				"no-cache, max-age=0, must-revalidate");
+	MHD_add_response_header(resp, "Pragma", "no-cache");
+	MHD_add_response_header(resp, "Expires",
+				"Fri, 01 Jan 1980 00:00:00 GMT");
+	MHD_add_response_header(resp, "X-Request-Id", req->id);
+	ret = MHD_queue_response(req->conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* Forward what may go upstream, merge the answer with gitgate's own
+ * refusals, audit the per-ref outcome, then answer the client. */
+static enum MHD_Result answer_push(struct request *req)
+{
+	struct gg_err err = GG_ERR_INIT;
+	unsigned char *reply = NULL, *body = NULL;
+	size_t reply_len = 0, body_len = 0, nrefs = 0;
+	const struct audit_ref *refs = NULL;
+	const char *upstream_error = NULL, *summary;
+	struct relay_response meta;
+	unsigned status = MHD_HTTP_BAD_GATEWAY;
+	const char *refusal;
+
+	if (push_forward_len(req->push) > 0) {
+		if (send_push(req, &err) != 0)
+			return deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				    err.msg);
+		if (relay_wait_headers(req->relay, &meta, &err) != 0) {
+			log_warnx("request %s: %s: %s", req->id,
+				  req->route.repo, err.msg);
+			return deny(req, MHD_HTTP_BAD_GATEWAY, err.msg);
+		}
+		refusal = upstream_refusal(meta.status, &status);
+		if (refusal) {
+			log_warnx("request %s: %s: %s (HTTP %ld)", req->id,
+				  req->route.repo, refusal, meta.status);
+			relay_abort(req->relay);
+			return deny(req, status, refusal);
+		}
+		upstream_error = read_upstream_reply(req, &reply, &reply_len);
+	}
+	if (push_respond(&body, &body_len, &refs, &nrefs, req->push, reply,
+			 reply_len, upstream_error, &err) != 0) {
+		free(reply);
+		return deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
+	}
+	free(reply);
+	summary = push_refusal_summary(req->push);
+	req->state = REQ_ANSWERED;
+	req->status = MHD_HTTP_OK;
+	req->decision = summary ? "deny" : "allow";
+	snprintf(req->reason, sizeof(req->reason), "%s",
+		 summary ? summary : upstream_error ? upstream_error : "");
+	req->bytes_out = body_len;
+	audit_request(req, refs, nrefs);
+	if (req->srv->audit && !audit_healthy(req->srv->audit)) {
+		free(body);
+		return queue_text(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				  "gitgate: audit log unavailable", false);
+	}
+	return queue_push_result(req, body, body_len);
+}
+
+/* The request had no commands (git's auth probe): pass it through. */
+static enum MHD_Result forward_probe(struct request *req)
+{
+	struct gg_err err = GG_ERR_INIT;
+
+	if (send_push(req, &err) != 0)
+		return deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
 	return answer_from_relay(req);
+}
+
+static enum MHD_Result finish_push(struct request *req)
+{
+	struct gg_err err = GG_ERR_INIT;
+	char url[GG_MAX_URL_LEN];
+	struct push_ctx ctx;
+
+	snprintf(url, sizeof(url), "%s/%s.git", req->srv->upstream_url,
+		 req->route.repo);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cache_dir = req->srv->cache_dir;
+	ctx.repo = req->route.repo;
+	ctx.upstream_repo_url = url;
+	ctx.secret = req->srv->secret;
+	ctx.claims = req->claims;
+	if (push_decide(req->push, &ctx, &err) != 0)
+		return deny(req, MHD_HTTP_BAD_REQUEST, err.msg);
+	if (push_is_probe(req->push))
+		return forward_probe(req);
+	return answer_push(req);
 }
 
 static enum MHD_Result body_done(struct request *req)
@@ -603,8 +760,8 @@ static enum MHD_Result body_done(struct request *req)
 		return answer_from_relay(req);
 	}
 	if (req->body_failed)
-		return deny(req, MHD_HTTP_BAD_REQUEST, req->reason);
-	return forward_push(req);
+		return deny(req, req->body_status, req->reason);
+	return finish_push(req);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
@@ -742,6 +899,8 @@ static int load_state(struct server *srv, const struct config *cfg,
 	if (ret)
 		return ret;
 	ret = relay_global_init(err);
+	if (ret == 0)
+		ret = mirror_global_init(err);
 	if (ret)
 		return ret;
 	srv->shared = relay_shared_new();

@@ -47,3 +47,6 @@
 #define GG_DEFAULT_TTL 3600           /* mint without --ttl */
 
 #endif
+
+/* Pushes */
+#define GG_MAX_PUSH_BYTES ((uint64_t)2 << 30) /* decoded body; GitHub's cap */

@@ -43,9 +43,10 @@ bool policy_match(const char *pattern, const char *refname);
 
 /*
  * Decide one ref update. Returns 0 if allowed; GG_EDENIED with err->msg the
- * reason git will show, e.g. "branch not allowed by token: allowed agent/*",
+ * reason git will show, e.g. "branch not allowed by token: allowed <patterns>",
  * "force-push not allowed by token", "deletion not allowed by token",
- * "tag not allowed by token: allowed agent/*", "push not allowed by token".
+ * "tag not allowed by token: allowed <patterns>", "push not allowed by
+ * token".
  * Reasons never use git's reserved strings ("non-fast forward", "fetch
  * first", ...), which git would rewrite.
  */

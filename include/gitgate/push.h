@@ -1,25 +1,86 @@
 /*
- * push.h - one receive-pack request: the body spooled to disk (bounded
- * memory whatever the pack size), removed when the push is freed.
+ * push.h - one receive-pack request from spool to verdict.
+ *
+ * Life cycle (server.c drives it):
+ *   push_new            spool file created (unlinked at once: nothing is
+ *                       left behind whatever happens)
+ *   push_body ...       body appended (gzip request bodies inflated), the
+ *                       command section parsed as it streams by
+ *   push_decide         every command classified (create / update / force /
+ *                       delete, ancestry from the mirror) and checked
+ *                       against the token; fails closed
+ *   push_forward_len    what, if anything, goes upstream (the original body,
+ *   push_forward_write  or a rewritten command list + the same pack)
+ *   push_respond        upstream's reply merged with local refusals into
+ *                       the body the client gets
+ *   push_free
  */
 #ifndef GITGATE_PUSH_H
 #define GITGATE_PUSH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gitgate/audit.h"
 #include "gitgate/err.h"
+#include "gitgate/token.h"
 
 struct push;
 
-/* Create the spool file under cache_dir/tmp (created if missing). The file
- * is unlinked at once, so nothing is left behind whatever happens. */
-int push_new(struct push **out, const char *cache_dir, const char *repo,
+struct push_ctx {
+	const char *cache_dir;
+	const char *repo;              /* "owner/name" */
+	const char *upstream_repo_url; /* <upstream.url>/owner/name.git */
+	const char *secret;            /* for mirror refreshes */
+	const struct token_claims *claims;
+};
+
+int push_new(struct push **out, const char *cache_dir, bool gzip,
 	     struct gg_err *err);
+void push_free(struct push *p);
+
+/* Append a chunk of the request body. GG_ELIMIT past GG_MAX_PUSH_BYTES,
+ * GG_EINVAL for a corrupt gzip stream or malformed command section. */
 int push_body(struct push *p, const void *data, size_t len,
 	      struct gg_err *err);
+
+/* Decide every command. GG_EINVAL if the request is malformed (err says
+ * why: answer 400); otherwise 0, with refusals recorded per command. */
+int push_decide(struct push *p, const struct push_ctx *ctx,
+		struct gg_err *err);
+
+/* True when the request had no commands (git's "0000" probe): forward it
+ * untouched and relay the answer as is. */
+bool push_is_probe(const struct push *p);
+
+/* Bytes to send upstream, 0 when nothing goes upstream (everything was
+ * refused, or an atomic push had a refusal). */
+uint64_t push_forward_len(const struct push *p);
+
+/* Write the forwarded body through write(payload, buf, len) (nonzero return
+ * stops it). */
+int push_forward_write(struct push *p,
+		       int (*write)(void *payload, const void *buf, size_t len),
+		       void *payload, struct gg_err *err);
+
+/*
+ * Build the client's response body (*out malloc'd, *outlen bytes) from
+ * upstream's reply (NULL when nothing was forwarded) or upstream_error
+ * (non-NULL when the forward failed), and fill the per-ref audit records
+ * (*refs borrowed from p, valid until push_free).
+ */
+int push_respond(unsigned char **out, size_t *outlen,
+		 const struct audit_ref **refs, size_t *nrefs, struct push *p,
+		 const void *upstream, size_t upstream_len,
+		 const char *upstream_error, struct gg_err *err);
+
+/* Summary for the audit record's reason: NULL when every ref was allowed,
+ * else the first refusal's reason. Borrowed from p. */
+const char *push_refusal_summary(const struct push *p);
+
+/* Raw body (for probes): the spool's fd and length. */
 int push_spool_fd(const struct push *p);
 uint64_t push_spool_len(const struct push *p);
-void push_free(struct push *p);
 
 #endif
