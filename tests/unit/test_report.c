@@ -949,6 +949,124 @@ START_TEST(real_git_atomic_refused)
 }
 END_TEST
 
+/* ---- end-to-end gate fixtures (fixtures/push/gate/make-gate.sh) ---- */
+
+/* Like load, but NULL when the file does not exist. */
+static unsigned char *load_opt(const char *name, size_t *len)
+{
+	const char *root = getenv("GG_SOURCE_ROOT");
+	char path[4096];
+	FILE *f;
+
+	ck_assert_msg(root != NULL, "GG_SOURCE_ROOT not set");
+	snprintf(path, sizeof(path), "%s/fixtures/push/%s", root, name);
+	f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fclose(f);
+	return load(name, len);
+}
+
+/* Read "index<TAB>reason" lines into why[] (strings owned by *store). */
+static void read_refusals(const char **why, size_t n, char *store)
+{
+	char *line = store, *next, *tab;
+	unsigned long i;
+
+	while (line && *line) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		tab = strchr(line, '\t');
+		ck_assert_ptr_nonnull(tab);
+		i = strtoul(line, NULL, 10);
+		ck_assert_uint_lt(i, n);
+		why[i] = tab + 1;
+		line = next;
+	}
+}
+
+struct gate_post {
+	const char *dir;
+	const char *sfx;
+};
+
+static const struct gate_post gate_posts[] = {
+	{ "gate-partial", "" },        { "gate-atomic", "" },
+	{ "gate-tag-refused", "" },    { "gate-delete-refused", "" },
+	{ "gate-allowed-options", "" }, { "gate-probe-partial", ".0" },
+	{ "gate-probe-partial", ".1" },
+};
+
+static unsigned char *gate_file(const struct gate_post *g, const char *f,
+				size_t *len, bool required)
+{
+	char name[256];
+
+	snprintf(name, sizeof(name), "%s/%s%s", g->dir, f, g->sfx);
+	return required ? load(name, len) : load_opt(name, len);
+}
+
+/* What a real git push sent through the gate, and what git accepted:
+ * the rewrite equals "forwarded", the merge equals "client-response". */
+START_TEST(gate_fixtures)
+{
+	const struct gate_post *g = &gate_posts[_i];
+	struct gg_err err = GG_ERR_INIT;
+	unsigned char *body, *fwd, *up, *want, *ref;
+	size_t blen, flen, ulen, wlen, rlen, i;
+	const char **why;
+	bool *keep;
+	struct rp_request req;
+	struct report r;
+	struct report_merge m;
+	struct pkt_buf out;
+
+	body = gate_file(g, "client-request", &blen, true);
+	fwd = gate_file(g, "forwarded", &flen, true);
+	want = gate_file(g, "client-response", &wlen, true);
+	ref = gate_file(g, "refusals", &rlen, true);
+	up = gate_file(g, "upstream-response", &ulen, false);
+	ref[rlen] = '\0';
+	ck_assert_int_eq(rp_parse(&req, body, blen, &err), 0);
+	why = calloc(req.ncommands + 1, sizeof(*why));
+	keep = calloc(req.ncommands + 1, sizeof(*keep));
+	read_refusals(why, req.ncommands, (char *)ref);
+	for (i = 0; i < req.ncommands; i++)
+		keep[i] = why[i] == NULL;
+	pkt_buf_init(&out, GG_MAX_PUSH_HEADER);
+	if (req.ncommands > 0 && flen > 0) {
+		ck_assert_int_eq(rp_serialize(&out, &req, keep, NULL, &err), 0);
+		if (rp_pack_expected(&req, keep))
+			ck_assert_int_eq(pkt_buf_add(&out, body + req.header_len,
+						     blen - req.header_len,
+						     &err), 0);
+		ck_assert_uint_eq(out.len, flen);
+		ck_assert_mem_eq(out.data, fwd, flen);
+	}
+	ck_assert((up != NULL) == (flen > 0));
+	if (up)
+		ck_assert_int_eq(report_parse(&r, up, ulen,
+					      report_flags(&req.caps), &err), 0);
+	m = (struct report_merge){ &req, why, up ? &r : NULL, NULL, NULL };
+	pkt_buf_release(&out);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	ck_assert_uint_eq(out.len, wlen);
+	ck_assert_mem_eq(out.data, want, wlen);
+	if (up)
+		report_release(&r);
+	pkt_buf_release(&out);
+	rp_request_release(&req);
+	free(why);
+	free(keep);
+	free(body);
+	free(fwd);
+	free(up);
+	free(want);
+	free(ref);
+}
+END_TEST
+
 static Suite *report_suite(void)
 {
 	Suite *s = suite_create("report");
@@ -983,6 +1101,8 @@ static Suite *report_suite(void)
 			    sizeof(real_cases) / sizeof(real_cases[0]));
 	tcase_add_test(g, real_git_probe_response);
 	tcase_add_test(g, real_git_atomic_refused);
+	tcase_add_loop_test(g, gate_fixtures, 0,
+			    sizeof(gate_posts) / sizeof(gate_posts[0]));
 	suite_add_tcase(s, p);
 	suite_add_tcase(s, m);
 	suite_add_tcase(s, g);
