@@ -487,6 +487,12 @@ static enum MHD_Result begin(struct request *req, const char *url,
 	if (req->route.kind == ROUTE_HEALTHZ) {
 		req->state = REQ_ANSWERED;
 		req->audited = true; /* health checks are not decisions */
+		/* Every request is refused while the audit log cannot be
+		 * written: the health check must say so. */
+		if (req->srv->audit && !audit_healthy(req->srv->audit))
+			return queue_text(req->conn,
+					  MHD_HTTP_SERVICE_UNAVAILABLE,
+					  "audit log unavailable", false);
 		return queue_text(req->conn, MHD_HTTP_OK, "ok", false);
 	}
 	for (i = 0; single_headers[i]; i++)
