@@ -73,13 +73,15 @@ class ProxyTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="gg-test-proxy-")
-        cls.extra_proxies = []
+        cls.extra_proxies = []  # running, stopped in tearDownClass
+        cls.all_proxies = []    # every gitgate started: logs are scanned
         try:
             cls.up = h.Upstream()
             cls.up.start()
             cls.head = cls.up.create_repo("acme/widgets", commits=3)
             cls.other_head = cls.up.create_repo("acme/other", commits=1)
             cls.gg = h.Gitgate(cls.up.url, cls.up.secret)
+            cls.all_proxies.append(cls.gg)
             cls.gg.start()
             cls.fetch_tok = cls.gg.mint(repo="acme/widgets", sub="fetcher")
         except Exception as e:  # reported by every test, see setUp
@@ -467,6 +469,7 @@ class ProxyTest(unittest.TestCase):
         g = h.Gitgate(self.up.url, self.up.secret,
                       root=self.path("proxies", "hup"))
         self.extra_proxies.append(g)
+        self.all_proxies.append(g)
         g.start()
         pid = g.proc.pid
         tok_a = g.mint(repo="acme/widgets", sub="key-a")
@@ -498,6 +501,29 @@ class ProxyTest(unittest.TestCase):
         self.assertTrue(g.running(), g.stderr_text()[-2000:])
         self.assertBareAdvert(self.req("GET", path, tok_b, gg=g))
         # graceful stop
+        self.assertEqual(g.stop(), 0, g.stderr_text()[-2000:])
+        self.extra_proxies.remove(g)
+
+    def test_secret_from_environment_and_two_verify_keys(self):
+        # upstream secret from GITGATE_UPSTREAM_TOKEN (no token_file), and
+        # verify_key as an array: tokens of either key are accepted
+        g = h.Gitgate(self.up.url, self.up.secret, secret_via_env=True,
+                      root=self.path("proxies", "env"))
+        self.extra_proxies.append(g)
+        self.all_proxies.append(g)
+        keys_b = g.keygen(self.path("proxies", "env-keys-b"))
+        g.keygen()
+        g.extra_config["verify_key"] = [
+            g.verify_key, os.path.join(keys_b, "verify.pub")]
+        g.start()
+        self.assertNotIn("token_file", g.config()["upstream"])
+        tok_a = g.mint(repo="acme/widgets")
+        tok_b = g.mint(repo="acme/widgets",
+                       key=os.path.join(keys_b, "signing.key"))
+        for tok in (tok_a, tok_b):
+            res = h.git("ls-remote", g.repo_url("acme/widgets", tok))
+            self.assertGitOk(res, "ls-remote via env-secret proxy")
+            self.assertIn("%s\trefs/heads/main" % self.head, res[1])
         self.assertEqual(g.stop(), 0, g.stderr_text()[-2000:])
         self.extra_proxies.remove(g)
 
@@ -681,17 +707,30 @@ class ProxyTest(unittest.TestCase):
                 if name == "config" and dirpath.endswith(".git"):
                     configs += 1
         self.assertGreater(configs, 10)
-        with open(self.gg.stdout_path, errors="replace") as f:
-            stdout = f.read()
-        logs = {"gitgate stderr": self.gg.stderr_text(),
-                "gitgate stdout": stdout,
-                "audit log": self.gg.audit_text()}
-        for what, text in logs.items():
-            self.assertNotIn(secret, text, what)
-            for tok in self.gg.minted:
-                self.assertNotIn(tok, text, what)
-                # nor the signed part alone
-                self.assertNotIn(tok.split(".")[2], text, what)
+        minted = [t for g in self.all_proxies for t in g.minted]
+        self.assertGreater(len(minted), 10)
+        for g in self.all_proxies:
+            try:
+                with open(g.stdout_path, errors="replace") as f:
+                    stdout = f.read()
+            except OSError:  # a proxy whose root is gone was not started
+                continue
+            logs = {"stderr": g.stderr_text(), "stdout": stdout,
+                    "audit log": g.audit_text()}
+            for what, text in logs.items():
+                what = "%s of %s" % (what, g.root)
+                self.assertAbsent(secret, text, what, "the upstream secret")
+                for tok in minted:
+                    # the token, or its signed part alone
+                    self.assertAbsent(tok.split(".")[2], text, what,
+                                      "a token")
+
+    def assertAbsent(self, needle, text, where, what):
+        """Like assertNotIn, without pasting a whole log into the report."""
+        at = text.find(needle)
+        if at >= 0:
+            line = text[:at].count("\n") + 1
+            self.fail("%s found in %s (line %d)" % (what, where, line))
 
 
 if __name__ == "__main__":
