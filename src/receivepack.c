@@ -739,7 +739,9 @@ int rp_serialize(struct pkt_buf *out, const struct rp_request *req,
 	if (strlen(caps) > GG_MAX_PUSH_CAPS)
 		return gg_err_set(err, GG_ELIMIT, "capability list too long");
 	for (i = 0; i < req->nshallow && rc == 0; i++)
-		rc = pkt_writef(out, err, "shallow %s", req->shallow[i]);
+		/* git's send-pack ends shallow lines with LF (commands and
+		 * push options without); receive-pack accepts both */
+		rc = pkt_writef(out, err, "shallow %s\n", req->shallow[i]);
 	first_caps = caps;
 	for (i = 0; i < req->ncommands && rc == 0; i++) {
 		if (keep && !keep[i])

@@ -36,6 +36,7 @@ void report_release(struct report *r)
 	free(r->refs);
 	free(r->unpack);
 	free(r->progress);
+	free(r->progress_chunks);
 	free(r->fatal);
 	report_init(r);
 }
@@ -128,6 +129,28 @@ static int set_fatal(struct report *r, const unsigned char *d, size_t n,
 	return 0;
 }
 
+/* Keep a band-2 payload and remember its size (empty ones carry nothing
+ * and are dropped). */
+static int add_progress(struct report *r, struct pkt_buf *prog,
+			const unsigned char *d, size_t n, struct gg_err *err)
+{
+	void *na;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	rc = reserve(&na, r->progress_chunks, r->nprogress_chunks,
+		     sizeof(*r->progress_chunks), GG_MAX_REPORT_LEN, err);
+	r->progress_chunks = na;
+	if (rc < 0)
+		return rc;
+	rc = pkt_buf_add(prog, d, n, err);
+	if (rc < 0)
+		return rc;
+	r->progress_chunks[r->nprogress_chunks++] = n;
+	return 0;
+}
+
 /*
  * Split the side-band stream in body into band-1 bytes (inner, the
  * report-status pkt-lines) and band-2 bytes (r->progress). Stops at the
@@ -171,7 +194,7 @@ static int demux(struct report *r, struct pkt_buf *inner,
 		if (band == 1)
 			rc = pkt_buf_add(inner, d, n, err);
 		else if (band == 2)
-			rc = pkt_buf_add(&prog, d, n, err);
+			rc = add_progress(r, &prog, d, n, err);
 		else {
 			rc = set_fatal(r, d, n, err);
 			break;
@@ -441,18 +464,32 @@ static int write_ng(struct pkt_buf *out, const char *ref, const char *reason,
 	return pkt_writef(out, err, "ng %s %s\n", ref, clean);
 }
 
+/*
+ * Room for text in a line of fixed bytes plus text: upstream may have sent
+ * a full-size line without LF, and we always add one, so cut rather than
+ * fail the whole response.
+ */
+static int fit(size_t fixed, const char *text)
+{
+	size_t n = strlen(text), room = GG_MAX_PKT_DATA - fixed;
+
+	return (int)(n < room ? n : room);
+}
+
 static int write_upstream_ref(struct pkt_buf *out, const struct merge_ctx *c,
 			      const struct report_ref *u, struct gg_err *err)
 {
-	size_t i;
+	size_t i, fixed = strlen(u->refname) + 5; /* "ng " ref " " LF */
 	int rc;
 
 	if (u->ok)
 		rc = pkt_writef(out, err, "ok %s\n", u->refname);
 	else
-		rc = pkt_writef(out, err, "ng %s %s\n", u->refname, u->reason);
+		rc = pkt_writef(out, err, "ng %s %.*s\n", u->refname,
+				fit(fixed, u->reason), u->reason);
 	for (i = 0; c->v2 && i < u->noptions && rc == 0; i++)
-		rc = pkt_writef(out, err, "option %s\n", u->options[i]);
+		rc = pkt_writef(out, err, "option %.*s\n",
+				fit(8, u->options[i]), u->options[i]);
 	return rc;
 }
 
@@ -531,7 +568,7 @@ static int write_status(struct pkt_buf *out, const struct merge_ctx *c,
 
 	if (up && up->unpack && !c->m->upstream_error)
 		unpack = up->unpack;
-	rc = pkt_writef(out, err, "unpack %s\n", unpack);
+	rc = pkt_writef(out, err, "unpack %.*s\n", fit(8, unpack), unpack);
 	for (i = 0; i < c->m->req->ncommands && rc == 0; i++)
 		rc = write_command_status(out, c, i, err);
 	if (rc == 0)
@@ -569,6 +606,24 @@ static int band2_line(struct pkt_buf *out, const struct merge_ctx *c,
 	return pkt_write_sideband(out, 2, line, (size_t)n, c->max_pkt, err);
 }
 
+/* Upstream's band-2 packets as they came (split further only if the
+ * client's side-band packets are smaller). */
+static int write_upstream_progress(struct pkt_buf *out,
+				   const struct merge_ctx *c,
+				   const struct report *up, struct gg_err *err)
+{
+	size_t i, pos = 0;
+	int rc = 0;
+
+	for (i = 0; i < up->nprogress_chunks && rc == 0; i++) {
+		rc = pkt_write_sideband(out, 2, up->progress + pos,
+					up->progress_chunks[i], c->max_pkt,
+					err);
+		pos += up->progress_chunks[i];
+	}
+	return rc;
+}
+
 static int write_progress(struct pkt_buf *out, const struct merge_ctx *c,
 			  struct gg_err *err)
 {
@@ -586,10 +641,8 @@ static int write_progress(struct pkt_buf *out, const struct merge_ctx *c,
 		failed = m->upstream->fatal;
 	if (rc == 0 && failed)
 		rc = band2_line(out, c, "upstream failed", NULL, failed, err);
-	if (rc == 0 && m->upstream && m->upstream->progress_len)
-		rc = pkt_write_sideband(out, 2, m->upstream->progress,
-					m->upstream->progress_len, c->max_pkt,
-					err);
+	if (rc == 0 && m->upstream)
+		rc = write_upstream_progress(out, c, m->upstream, err);
 	return rc;
 }
 

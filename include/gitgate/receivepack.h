@@ -14,7 +14,9 @@
  * The "command section" is everything before the packfile; the parser
  * reports its exact length so the caller knows where the pack starts. A
  * body that is exactly "0000" (git's auth probe before a large push) parses
- * as a request with no commands. SHA-1 only: object ids are 40 lowercase
+ * as a request with no commands: nothing to authorize, and any bytes after
+ * header_len are then not a legitimate pack (callers may refuse them).
+ * SHA-1 only: object ids are 40 lowercase
  * hex digits; object-format=sha256 is refused. Signed pushes (push-cert)
  * are refused. Trailing LFs on lines are accepted and dropped, as git does.
  *
@@ -159,8 +161,10 @@ bool rp_pack_expected(const struct rp_request *req, const bool *keep);
  * flush, and, if that capability list contains push-options, the push
  * options and a flush. caps NULL means req->caps.raw unchanged. Appends to
  * out; the pack (if rp_pack_expected) must follow unchanged. GG_EINVAL if
- * no command is kept. For a request parsed from git, keep == NULL and
- * caps == NULL reproduce the original command section byte for byte.
+ * no command is kept. Lines are written as git's send-pack writes them
+ * (shallow lines end in LF, commands and push options do not), so for a
+ * request from git, keep == NULL and caps == NULL reproduce the original
+ * command section byte for byte.
  */
 int rp_serialize(struct pkt_buf *out, const struct rp_request *req,
 		 const bool *keep, const char *caps, struct gg_err *err);

@@ -48,6 +48,9 @@ struct report {
 	size_t nrefs;
 	unsigned char *progress; /* band-2 bytes, concatenated; owned */
 	size_t progress_len;
+	size_t *progress_chunks; /* payload size of each band-2 packet, so
+				  * the merge keeps upstream's packets; owned */
+	size_t nprogress_chunks;
 	char *fatal;            /* band-3 message, NULL if none; owned */
 };
 
@@ -99,7 +102,8 @@ struct report_merge {
  * capabilities (req->caps):
  *   - side-band: one band-2 line "gitgate: refusing <ref>: <reason>\n" per
  *     local refusal, a "gitgate: upstream failed: ..." line if upstream
- *     failed, upstream's band-2 progress, then the report in band-1 packets
+ *     failed, upstream's band-2 progress (packet for packet, re-split only
+ *     to fit the client's side-band size), then the report in band-1 packets
  *     (<= 65520 bytes for side-band-64k, <= 1000 for side-band), then flush;
  *   - report-status: "unpack ok" (or upstream's unpack error), then one
  *     "ok <ref>" / "ng <ref> <reason>" per command in the client's original

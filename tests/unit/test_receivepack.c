@@ -655,7 +655,7 @@ END_TEST
 static void build_three(struct pkt_buf *b, const char *caps)
 {
 	pkt_buf_init(b, 1 << 20);
-	line(b, "shallow " O3);
+	line(b, "shallow " O3 "\n");
 	first(b, ZZ " " O1 " refs/heads/a", caps);
 	line(b, O1 " " O2 " refs/heads/b");
 	line(b, O2 " " ZZ " refs/heads/c");
@@ -696,7 +696,7 @@ START_TEST(serialize_subset)
 	ck_assert_int_eq(rp_serialize(&out, &req, keep, NULL, &err), 0);
 	/* caps move to the first forwarded command */
 	pkt_buf_init(&want, 1 << 20);
-	line(&want, "shallow " O3);
+	line(&want, "shallow " O3 "\n");
 	first(&want, O1 " " O2 " refs/heads/b", " report-status side-band-64k");
 	flush(&want);
 	ck_assert_uint_eq(out.len, want.len);
@@ -725,7 +725,7 @@ START_TEST(serialize_caps_override_and_options)
 				      " report-status-v2 push-options", &err),
 			 0);
 	pkt_buf_init(&want, 1 << 20);
-	line(&want, "shallow " O3);
+	line(&want, "shallow " O3 "\n");
 	first(&want, O2 " " ZZ " refs/heads/c",
 	      " report-status-v2 push-options");
 	flush(&want);
@@ -741,7 +741,7 @@ START_TEST(serialize_caps_override_and_options)
 	pkt_buf_release(&out);
 	ck_assert_int_eq(rp_serialize(&out, &req, keep, "report-status",
 				      &err), 0);
-	ck_assert_uint_eq(out.len, (4 + 48) + (4 + 82 + 12 + 1 + 13) + 4);
+	ck_assert_uint_eq(out.len, (4 + 49) + (4 + 82 + 12 + 1 + 13) + 4);
 	ck_assert_mem_eq(out.data + out.len - 4, "0000", 4);
 	pkt_buf_release(&out);
 	pkt_buf_release(&want);
@@ -815,6 +815,7 @@ static const struct fixture fixtures[] = {
 	{ "nonff/request", 1, "refs/heads/main", RP_UPDATE, true },
 	{ "probe/request.1", 1, "refs/heads/big", RP_CREATE, true },
 	{ "plain/request", 1, "refs/heads/main", RP_CREATE, true },
+	{ "shallow/request", 1, "refs/heads/from-shallow", RP_CREATE, true },
 };
 
 /* Parse a real request; the pack starts exactly at header_len, and

@@ -180,6 +180,9 @@ START_TEST(parse_sideband_split_and_progress)
 	ck_assert_uint_eq(r.progress_len, 29 + 14);
 	ck_assert_mem_eq(r.progress, "Resolving deltas: 100% (1/1)\nmore "
 			 "progress\r", r.progress_len);
+	ck_assert_uint_eq(r.nprogress_chunks, 2);
+	ck_assert_uint_eq(r.progress_chunks[0], 29);
+	ck_assert_uint_eq(r.progress_chunks[1], 14);
 	report_release(&r);
 	pkt_buf_release(&inner);
 	pkt_buf_release(&b);
@@ -780,6 +783,95 @@ START_TEST(merge_output_cap)
 }
 END_TEST
 
+/* An upstream line of maximum size without LF still fits once the merge
+ * adds the LF: the reason is cut by a byte rather than failing. */
+START_TEST(merge_max_length_upstream_line)
+{
+	static const char *const cmds[] = { ZZ " " O1 " refs/heads/a" };
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf up, out;
+	struct rp_request req;
+	struct report r;
+	struct report_merge m;
+	char *line = malloc(GG_MAX_PKT_DATA);
+	struct pkt p;
+	size_t used, pos;
+
+	ck_assert_ptr_nonnull(line);
+	memcpy(line, "ng refs/heads/a ", 16);
+	memset(line + 16, 'r', GG_MAX_PKT_DATA - 16);
+	make_req(&req, " report-status", cmds, 1);
+	pkt_buf_init(&up, 1 << 20);
+	pl(&up, "unpack ok\n");
+	ck_assert_int_eq(pkt_write(&up, line, GG_MAX_PKT_DATA, NULL), 0);
+	flush(&up);
+	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
+	ck_assert_uint_eq(strlen(r.refs[0].reason), GG_MAX_PKT_DATA - 16);
+	m = (struct report_merge){ &req, NULL, &r, NULL, NULL };
+	pkt_buf_init(&out, 1 << 20);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	pos = 14;
+	ck_assert_int_eq(pkt_read(&p, &used, out.data + pos, out.len - pos,
+				  PKT_EOF, &err), 0);
+	ck_assert_uint_eq(p.len, GG_MAX_PKT_DATA);
+	ck_assert_uint_eq(p.data[p.len - 1], '\n');
+	pkt_buf_release(&out);
+	pkt_buf_release(&up);
+	report_release(&r);
+	rp_request_release(&req);
+	free(line);
+}
+END_TEST
+
+/* Upstream progress packets are kept one for one, and re-split when the
+ * client only speaks the old 1000-byte side-band. */
+START_TEST(merge_progress_packets)
+{
+	static const char *const cmds[] = { ZZ " " O1 " refs/heads/a" };
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf up, out, want;
+	char big[1500];
+	struct rp_request req;
+	struct report r;
+	struct report_merge m;
+
+	memset(big, 'p', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	pkt_buf_init(&up, 1 << 20);
+	band(&up, 2, "one\n");
+	band(&up, 2, big);
+	band(&up, 2, "two\n");
+	flush(&up);
+	ck_assert_int_eq(parse(&r, &up, REPORT_SIDEBAND, &err), 0);
+	ck_assert_uint_eq(r.nprogress_chunks, 3);
+	make_req(&req, " side-band-64k", cmds, 1);
+	m = (struct report_merge){ &req, NULL, &r, NULL, NULL };
+	pkt_buf_init(&out, 1 << 20);
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	ck_assert_uint_eq(out.len, up.len);
+	ck_assert_mem_eq(out.data, up.data, up.len);
+	rp_request_release(&req);
+	pkt_buf_release(&out);
+
+	make_req(&req, " side-band", cmds, 1);
+	m.req = &req;
+	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	pkt_buf_init(&want, 1 << 20);
+	band(&want, 2, "one\n");
+	ck_assert_int_eq(pkt_write_sideband(&want, 2, big, strlen(big), 1000,
+					    NULL), 0);
+	band(&want, 2, "two\n");
+	flush(&want);
+	ck_assert_uint_eq(out.len, want.len);
+	ck_assert_mem_eq(out.data, want.data, want.len);
+	pkt_buf_release(&want);
+	pkt_buf_release(&out);
+	pkt_buf_release(&up);
+	report_release(&r);
+	rp_request_release(&req);
+}
+END_TEST
+
 /* ---- real git fixtures (fixtures/push, made by make.sh) ---- */
 
 static unsigned char *load(const char *name, size_t *len)
@@ -828,6 +920,7 @@ static const struct real_case real_cases[] = {
 	  "first)\n" },
 	{ "probe", ".1", true, NULL, NULL },
 	{ "plain", "", true, NULL, NULL },
+	{ "shallow", "", true, NULL, NULL },
 };
 
 static void load_case(const struct real_case *c, struct rp_request *req,
@@ -1097,6 +1190,8 @@ static Suite *report_suite(void)
 	tcase_add_test(m, merge_old_sideband_splits_at_1000);
 	tcase_add_test(m, merge_cleans_local_reasons);
 	tcase_add_test(m, merge_output_cap);
+	tcase_add_test(m, merge_max_length_upstream_line);
+	tcase_add_test(m, merge_progress_packets);
 	tcase_add_loop_test(g, real_git_responses, 0,
 			    sizeof(real_cases) / sizeof(real_cases[0]));
 	tcase_add_test(g, real_git_probe_response);
