@@ -210,7 +210,8 @@ START_TEST(test_listen_good)
 	struct config *cfg;
 
 	snprintf(json, sizeof(json),
-		 "{'listen':'%s','verify_key':'k','upstream':{'url':'http://u'}}",
+		 "{'listen':'%s','verify_key':'k',"
+		 "'upstream':{'url':'http://u'}}",
 		 listen_good[_i].listen);
 	cfg = parse_ok(json);
 	ck_assert_str_eq(cfg->listen_host, listen_good[_i].host);
@@ -235,7 +236,8 @@ START_TEST(test_listen_bad)
 	char json[256];
 
 	snprintf(json, sizeof(json),
-		 "{'listen':'%s','verify_key':'k','upstream':{'url':'http://u'}}",
+		 "{'listen':'%s','verify_key':'k',"
+		 "'upstream':{'url':'http://u'}}",
 		 listen_bad[_i]);
 	ck_assert_msg(parse_q(&cfg, CFG_PATH, json, &err) == GG_EINVAL,
 		      "listen \"%s\" accepted", listen_bad[_i]);

@@ -23,8 +23,9 @@ START_TEST(test_set_returns_code)
 {
 	struct gg_err err = GG_ERR_INIT;
 
-	ck_assert_int_eq(gg_err_set(&err, GG_EINVAL, "bad length %zu", (size_t)7),
-			 GG_EINVAL);
+	ck_assert_int_eq(
+		gg_err_set(&err, GG_EINVAL, "bad length %zu", (size_t)7),
+		GG_EINVAL);
 	ck_assert_int_eq(err.code, GG_EINVAL);
 	ck_assert_str_eq(err.msg, "bad length 7");
 }

@@ -26,7 +26,8 @@ static const struct {
 } rows[] = {
 	/* health check: no repository, no service */
 	{ "GET", "/healthz", NULL, 0, ROUTE_HEALTHZ, ROUTE_SVC_NONE, "", NULL },
-	{ "HEAD", "/healthz", NULL, 0, ROUTE_HEALTHZ, ROUTE_SVC_NONE, "", NULL },
+	{ "HEAD", "/healthz", NULL, 0, ROUTE_HEALTHZ, ROUTE_SVC_NONE, "",
+	  NULL },
 	{ "POST", "/healthz", NULL, GG_EDENIED, 0, 0, NULL, MSG_METHOD },
 	{ "GET", "/healthz/", NULL, GG_ENOTFOUND, 0, 0, NULL, MSG_NOTFOUND },
 	/* ref advertisement */
