@@ -50,8 +50,8 @@ static int bad_header(const unsigned char *h, struct gg_err *err)
 
 static int read_special(struct pkt *out, size_t *out_used, long n)
 {
-	static const enum pkt_type types[] = { PKT_FLUSH, PKT_DELIM,
-					       PKT_RESPONSE_END };
+	static const enum pkt_type types[] = {PKT_FLUSH, PKT_DELIM,
+					      PKT_RESPONSE_END};
 
 	out->type = types[n];
 	out->data = NULL;
@@ -60,9 +60,8 @@ static int read_special(struct pkt *out, size_t *out_used, long n)
 	return 0;
 }
 
-static int read_data(struct pkt *out, size_t *out_used,
-		     const unsigned char *b, size_t len, size_t n,
-		     unsigned flags, struct gg_err *err)
+static int read_data(struct pkt *out, size_t *out_used, const unsigned char *b,
+		     size_t len, size_t n, unsigned flags, struct gg_err *err)
 {
 	if (len < n) {
 		*out_used = n;
@@ -70,7 +69,8 @@ static int read_data(struct pkt *out, size_t *out_used,
 			return GG_EAGAIN;
 		return gg_err_set(err, GG_EINVAL,
 				  "truncated pkt-line: length %04zx but only "
-				  "%zu bytes before end of input", n, len);
+				  "%zu bytes before end of input",
+				  n, len);
 	}
 	out->type = PKT_DATA;
 	out->data = b + PKT_HDR;
@@ -93,7 +93,8 @@ int pkt_read(struct pkt *out, size_t *out_used, const void *buf, size_t len,
 			return GG_EAGAIN;
 		return gg_err_set(err, GG_EINVAL,
 				  "truncated pkt-line: %zu of 4 length bytes "
-				  "before end of input", len);
+				  "before end of input",
+				  len);
 	}
 	n = decode_len(b);
 	if (n < 0)
@@ -114,8 +115,7 @@ int pkt_read(struct pkt *out, size_t *out_used, const void *buf, size_t len,
 }
 
 int pkt_sideband_split(int *out_band, const unsigned char **out_data,
-		       size_t *out_len, const struct pkt *p,
-		       struct gg_err *err)
+		       size_t *out_len, const struct pkt *p, struct gg_err *err)
 {
 	if (p->type != PKT_DATA)
 		return gg_err_set(err, GG_EINVAL,
@@ -217,7 +217,8 @@ static int check_payload(size_t len, struct gg_err *err)
 	if (len > GG_MAX_PKT_DATA)
 		return gg_err_set(err, GG_ELIMIT,
 				  "pkt-line payload of %zu bytes exceeds "
-				  "maximum %d", len, GG_MAX_PKT_DATA);
+				  "maximum %d",
+				  len, GG_MAX_PKT_DATA);
 	return 0;
 }
 

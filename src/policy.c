@@ -162,7 +162,7 @@ struct seg {
 
 static struct seg seg_first(const char *str)
 {
-	struct seg g = { str, strcspn(str, "/") };
+	struct seg g = {str, strcspn(str, "/")};
 
 	return g;
 }
@@ -190,7 +190,7 @@ static bool seg_is_globstar(struct seg g)
 static bool path_match(const char *pattern, const char *name)
 {
 	struct seg p = seg_first(pattern), n = seg_first(name);
-	struct seg star_p = { NULL, 0 }, star_n = { NULL, 0 };
+	struct seg star_p = {NULL, 0}, star_n = {NULL, 0};
 	bool have_star = false, first = true;
 
 	for (;;) {
@@ -235,8 +235,9 @@ static bool starts_with(const char *s, const char *pre)
 
 bool policy_match(const char *pattern, const char *refname)
 {
-	if (!pattern || !refname || pattern_rule(pattern, strnlen(pattern,
-			GG_MAX_PATTERN_LEN + 1)) != NULL)
+	if (!pattern || !refname ||
+	    pattern_rule(pattern, strnlen(pattern, GG_MAX_PATTERN_LEN + 1)) !=
+		    NULL)
 		return false;
 	if (strnlen(refname, GG_MAX_REFNAME + 1) > GG_MAX_REFNAME ||
 	    !name_shape_ok(refname))

@@ -106,8 +106,10 @@ static int reserve(void **out, void *arr, size_t n, size_t sz, size_t max,
 
 	*out = arr;
 	if (n >= max)
-		return gg_err_set(err, GG_ELIMIT, "too many %s in push "
-				  "(maximum %zu)", what, max);
+		return gg_err_set(err, GG_ELIMIT,
+				  "too many %s in push "
+				  "(maximum %zu)",
+				  what, max);
 	if (n != 0 && (n < 8 || (n & (n - 1)) != 0))
 		return 0;
 	cap = n ? n * 2 : 8;
@@ -133,14 +135,20 @@ static int check_oid(const unsigned char *s, size_t len, const char *which,
 	while (k < len && k < RP_OID_HEXSZ && is_lower_hex(s[k]))
 		k++;
 	if (k < RP_OID_HEXSZ && (k == len || s[k] == ' '))
-		return gg_err_set(err, GG_EINVAL, "bad push command: %s "
-				  "object id is too short", which);
+		return gg_err_set(err, GG_EINVAL,
+				  "bad push command: %s "
+				  "object id is too short",
+				  which);
 	if (k < RP_OID_HEXSZ)
-		return gg_err_set(err, GG_EINVAL, "bad push command: %s "
-				  "object id is not lowercase hex", which);
+		return gg_err_set(err, GG_EINVAL,
+				  "bad push command: %s "
+				  "object id is not lowercase hex",
+				  which);
 	if (k < len && is_lower_hex(s[k]))
-		return gg_err_set(err, GG_EINVAL, "bad push command: %s "
-				  "object id is too long", which);
+		return gg_err_set(err, GG_EINVAL,
+				  "bad push command: %s "
+				  "object id is too long",
+				  which);
 	return 0;
 }
 
@@ -152,8 +160,8 @@ static int ref_bad(const char *name, size_t len, const char *why,
 	char shown[96];
 
 	gg_err_sanitize(shown, sizeof(shown), name, len);
-	return gg_err_set(err, GG_EINVAL, "invalid ref name \"%s\": %s",
-			  shown, why);
+	return gg_err_set(err, GG_EINVAL, "invalid ref name \"%s\": %s", shown,
+			  why);
 }
 
 static const char *ref_char_rule(unsigned char c)
@@ -185,8 +193,10 @@ int rp_refname_check(const char *name, size_t len, struct gg_err *err)
 	size_t i, start;
 
 	if (len > GG_MAX_REFNAME)
-		return gg_err_set(err, GG_ELIMIT, "ref name of %zu bytes "
-				  "exceeds maximum %d", len, GG_MAX_REFNAME);
+		return gg_err_set(err, GG_ELIMIT,
+				  "ref name of %zu bytes "
+				  "exceeds maximum %d",
+				  len, GG_MAX_REFNAME);
 	if (len < 5 || memcmp(name, "refs/", 5) != 0)
 		return ref_bad(name, len, "does not start with refs/", err);
 	if (name[len - 1] == '/')
@@ -235,15 +245,15 @@ static int cap_object_format(const char *v, size_t n, struct gg_err *err)
 	if (n == 4 && memcmp(v, "sha1", 4) == 0)
 		return 0;
 	if (n == 6 && memcmp(v, "sha256", 6) == 0)
-		return gg_err_set(err, GG_EINVAL, "sha256 repositories are "
+		return gg_err_set(err, GG_EINVAL,
+				  "sha256 repositories are "
 				  "not supported yet");
 	gg_err_sanitize(shown, sizeof(shown), v, n);
 	return gg_err_set(err, GG_EINVAL, "unsupported object-format \"%s\"",
 			  shown);
 }
 
-static int cap_string(char **dst, const char *v, size_t n,
-		      struct gg_err *err)
+static int cap_string(char **dst, const char *v, size_t n, struct gg_err *err)
 {
 	free(*dst);
 	*dst = dup_bytes(v, n);
@@ -290,11 +300,13 @@ static int caps_parse(struct rp_caps *c, const unsigned char *s, size_t len,
 	int rc;
 
 	if (len > GG_MAX_PUSH_CAPS)
-		return gg_err_set(err, GG_ELIMIT, "capability list of %zu "
-				  "bytes exceeds maximum %d", len,
-				  GG_MAX_PUSH_CAPS);
+		return gg_err_set(err, GG_ELIMIT,
+				  "capability list of %zu "
+				  "bytes exceeds maximum %d",
+				  len, GG_MAX_PUSH_CAPS);
 	if (has_ctl(s, len))
-		return gg_err_set(err, GG_EINVAL, "capability list contains "
+		return gg_err_set(err, GG_EINVAL,
+				  "capability list contains "
 				  "a control character");
 	c->raw = dup_bytes(s, len);
 	if (!c->raw)
@@ -327,14 +339,16 @@ static int add_command(struct rp_request *req, const unsigned char *s,
 	if (rc < 0)
 		return rc;
 	if (len == RP_OID_HEXSZ || s[RP_OID_HEXSZ] != ' ')
-		return gg_err_set(err, GG_EINVAL, "bad push command: missing "
+		return gg_err_set(err, GG_EINVAL,
+				  "bad push command: missing "
 				  "space after old object id");
 	rc = check_oid(s + RP_OID_HEXSZ + 1, len - RP_OID_HEXSZ - 1, "new",
 		       err);
 	if (rc < 0)
 		return rc;
 	if (len < ref_at || s[ref_at - 1] != ' ')
-		return gg_err_set(err, GG_EINVAL, "bad push command: missing "
+		return gg_err_set(err, GG_EINVAL,
+				  "bad push command: missing "
 				  "space after new object id");
 	rc = rp_refname_check((const char *)s + ref_at, len - ref_at, err);
 	if (rc < 0)
@@ -364,7 +378,8 @@ static int add_shallow(struct rp_request *req, const unsigned char *s,
 	int rc;
 
 	if (len != pre + RP_OID_HEXSZ)
-		return gg_err_set(err, GG_EINVAL, "bad shallow line: expected "
+		return gg_err_set(err, GG_EINVAL,
+				  "bad shallow line: expected "
 				  "\"shallow\" and a 40-hex object id");
 	rc = check_oid(s + pre, RP_OID_HEXSZ, "shallow", err);
 	if (rc < 0)
@@ -388,7 +403,8 @@ static int add_push_option(struct rp_request *req, const unsigned char *s,
 	int rc;
 
 	if (memchr(s, '\0', len) || has_ctl(s, len))
-		return gg_err_set(err, GG_EINVAL, "push option contains a "
+		return gg_err_set(err, GG_EINVAL,
+				  "push option contains a "
 				  "control character");
 	rc = reserve(&na, req->push_options, req->npush_options,
 		     sizeof(*req->push_options), GG_MAX_PUSH_OPTIONS,
@@ -419,10 +435,12 @@ static int first_command(struct rp_parser *p, const unsigned char *s,
 	int rc;
 
 	if (starts_with(s, len, "push-cert"))
-		return gg_err_set(err, GG_EINVAL, "signed pushes (push-cert) "
+		return gg_err_set(err, GG_EINVAL,
+				  "signed pushes (push-cert) "
 				  "are not supported");
 	if (!nul)
-		return gg_err_set(err, GG_EINVAL, "bad push command: no "
+		return gg_err_set(err, GG_EINVAL,
+				  "bad push command: no "
 				  "capability list on the first command");
 	rc = add_command(&p->req, s, clen, err);
 	if (rc < 0)
@@ -442,8 +460,7 @@ static int cmp_refname(const void *a, const void *b)
 }
 
 /* git refuses two updates of one ref; the report merge relies on it. */
-static int check_duplicates(const struct rp_request *req,
-			    struct gg_err *err)
+static int check_duplicates(const struct rp_request *req, struct gg_err *err)
 {
 	const struct rp_command **v;
 	char shown[96];
@@ -463,8 +480,10 @@ static int check_duplicates(const struct rp_request *req,
 			continue;
 		gg_err_sanitize(shown, sizeof(shown), v[i]->refname,
 				strlen(v[i]->refname));
-		rc = gg_err_set(err, GG_EINVAL, "ref updated twice in one "
-				"push: %s", shown);
+		rc = gg_err_set(err, GG_EINVAL,
+				"ref updated twice in one "
+				"push: %s",
+				shown);
 	}
 	free(v);
 	return rc;
@@ -493,10 +512,12 @@ static int on_data(struct rp_parser *p, const unsigned char *s, size_t len,
 		return first_command(p, s, len, err);
 	case ST_COMMAND:
 		if (starts_with(s, len, RP_SHALLOW_PREFIX))
-			return gg_err_set(err, GG_EINVAL, "shallow lines must "
+			return gg_err_set(err, GG_EINVAL,
+					  "shallow lines must "
 					  "come before the push commands");
 		if (memchr(s, '\0', len))
-			return gg_err_set(err, GG_EINVAL, "bad push command: "
+			return gg_err_set(err, GG_EINVAL,
+					  "bad push command: "
 					  "capabilities are only allowed on "
 					  "the first command");
 		return add_command(&p->req, s, len, err);
@@ -511,7 +532,8 @@ static int on_packet(struct rp_parser *p, const struct pkt *pkt,
 	if (pkt->type == PKT_DATA)
 		return on_data(p, pkt->data, pkt->len, err);
 	if (pkt->type != PKT_FLUSH)
-		return gg_err_set(err, GG_EINVAL, "unexpected delim or "
+		return gg_err_set(err, GG_EINVAL,
+				  "unexpected delim or "
 				  "response-end packet in push request");
 	if (p->state == ST_COMMAND)
 		return end_of_commands(p, err);
@@ -526,7 +548,8 @@ static int on_packet(struct rp_parser *p, const struct pkt *pkt,
 static int account(struct rp_parser *p, size_t n, struct gg_err *err)
 {
 	if (n > GG_MAX_PUSH_HEADER - p->req.header_len)
-		return gg_err_set(err, GG_ELIMIT, "push command section "
+		return gg_err_set(err, GG_ELIMIT,
+				  "push command section "
 				  "exceeds maximum of %d bytes",
 				  GG_MAX_PUSH_HEADER);
 	p->req.header_len += n;
@@ -535,8 +558,7 @@ static int account(struct rp_parser *p, size_t n, struct gg_err *err)
 
 /* Handle one complete packet starting at b; *used = its size. */
 static int take_packet(struct rp_parser *p, size_t *used,
-		       const unsigned char *b, size_t len,
-		       struct gg_err *err)
+		       const unsigned char *b, size_t len, struct gg_err *err)
 {
 	struct pkt pkt;
 	int rc;
@@ -587,8 +609,8 @@ static int fail(struct rp_parser *p, int rc)
 	return rc;
 }
 
-static int feed_stashed(struct rp_parser *p, const unsigned char *d,
-			size_t len, size_t *used, struct gg_err *err)
+static int feed_stashed(struct rp_parser *p, const unsigned char *d, size_t len,
+			size_t *used, struct gg_err *err)
 {
 	size_t n;
 	int rc;
@@ -611,7 +633,8 @@ int rp_parser_feed(struct rp_parser *p, size_t *out_used, const void *data,
 
 	*out_used = 0;
 	if (p->failed)
-		return gg_err_set(err, p->failed, "push request already "
+		return gg_err_set(err, p->failed,
+				  "push request already "
 				  "failed to parse");
 	while (p->state != ST_DONE && used < len) {
 		if (p->have > 0) {
@@ -633,21 +656,25 @@ int rp_parser_feed(struct rp_parser *p, size_t *out_used, const void *data,
 int rp_parser_finish(struct rp_parser *p, struct gg_err *err)
 {
 	if (p->failed)
-		return gg_err_set(err, p->failed, "push request already "
+		return gg_err_set(err, p->failed,
+				  "push request already "
 				  "failed to parse");
 	if (p->state == ST_DONE)
 		return 0;
 	if (p->have > 0)
-		return fail(p, gg_err_set(err, GG_EINVAL, "truncated push "
+		return fail(p, gg_err_set(err, GG_EINVAL,
+					  "truncated push "
 					  "request: partial pkt-line at end"));
 	if (p->state == ST_START && p->req.header_len == 0)
-		return fail(p, gg_err_set(err, GG_EINVAL,
-					  "empty push request"));
+		return fail(p,
+			    gg_err_set(err, GG_EINVAL, "empty push request"));
 	if (p->state == ST_OPTIONS)
-		return fail(p, gg_err_set(err, GG_EINVAL, "truncated push "
+		return fail(p, gg_err_set(err, GG_EINVAL,
+					  "truncated push "
 					  "request: no flush after push "
 					  "options"));
-	return fail(p, gg_err_set(err, GG_EINVAL, "truncated push request: "
+	return fail(p, gg_err_set(err, GG_EINVAL,
+				  "truncated push request: "
 				  "no flush after the command list"));
 }
 
@@ -752,7 +779,8 @@ int rp_serialize(struct pkt_buf *out, const struct rp_request *req,
 	if (rc < 0)
 		return rc;
 	if (first_caps)
-		return gg_err_set(err, GG_EINVAL, "no push commands to forward");
+		return gg_err_set(err, GG_EINVAL,
+				  "no push commands to forward");
 	rc = pkt_write_flush(out, err);
 	if (rc == 0 && caps_have(caps, "push-options"))
 		rc = write_options(out, req, err);

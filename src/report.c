@@ -78,8 +78,10 @@ static int reserve(void **out, void *arr, size_t n, size_t sz, size_t max,
 
 	*out = arr;
 	if (n >= max)
-		return gg_err_set(err, GG_ELIMIT, "upstream report has more "
-				  "than %zu entries", max);
+		return gg_err_set(err, GG_ELIMIT,
+				  "upstream report has more "
+				  "than %zu entries",
+				  max);
 	if (n != 0 && (n < 8 || (n & (n - 1)) != 0))
 		return 0;
 	cap = n ? n * 2 : 8;
@@ -168,7 +170,8 @@ static int demux(struct report *r, struct pkt_buf *inner,
 	pkt_buf_init(&prog, GG_MAX_REPORT_LEN);
 	for (;;) {
 		if (pos == len) {
-			rc = gg_err_set(err, GG_EINVAL, "upstream report: "
+			rc = gg_err_set(err, GG_EINVAL,
+					"upstream report: "
 					"side-band stream ends without flush");
 			break;
 		}
@@ -178,13 +181,16 @@ static int demux(struct report *r, struct pkt_buf *inner,
 		pos += used;
 		if (pkt.type == PKT_FLUSH) {
 			if (pos != len)
-				rc = gg_err_set(err, GG_EINVAL, "upstream "
+				rc = gg_err_set(err, GG_EINVAL,
+						"upstream "
 						"report: %zu bytes after the "
-						"side-band flush", len - pos);
+						"side-band flush",
+						len - pos);
 			break;
 		}
 		if (pkt.type != PKT_DATA) {
-			rc = gg_err_set(err, GG_EINVAL, "upstream report: "
+			rc = gg_err_set(err, GG_EINVAL,
+					"upstream report: "
 					"unexpected special packet");
 			break;
 		}
@@ -254,8 +260,8 @@ static int line_ng(struct report *r, const unsigned char *s, size_t len,
 	/* git's send-pack accepts "ng <ref>" without a reason */
 	if (!sp)
 		return add_ref(r, name, nlen, s + len, 0, false, err);
-	return add_ref(r, name, nlen, sp + 1, (size_t)(s + len - sp - 1),
-		       false, err);
+	return add_ref(r, name, nlen, sp + 1, (size_t)(s + len - sp - 1), false,
+		       err);
 }
 
 static int line_option(struct report *r, const unsigned char *s, size_t len,
@@ -312,7 +318,8 @@ static int parse_status(struct report *r, const unsigned char *s, size_t len,
 
 	for (;;) {
 		if (pos == len)
-			return gg_err_set(err, GG_EINVAL, "upstream report: "
+			return gg_err_set(err, GG_EINVAL,
+					  "upstream report: "
 					  "ends without flush");
 		rc = pkt_read(&pkt, &used, s + pos, len - pos,
 			      PKT_EOF | PKT_CHOMP_LF, err);
@@ -322,24 +329,28 @@ static int parse_status(struct report *r, const unsigned char *s, size_t len,
 		if (pkt.type == PKT_FLUSH)
 			break;
 		if (pkt.type != PKT_DATA)
-			return gg_err_set(err, GG_EINVAL, "upstream report: "
+			return gg_err_set(err, GG_EINVAL,
+					  "upstream report: "
 					  "unexpected special packet");
 		rc = status_line(r, pkt.data, pkt.len, err);
 		if (rc < 0)
 			return rc;
 	}
 	if (!r->unpack)
-		return gg_err_set(err, GG_EINVAL, "upstream report: no "
+		return gg_err_set(err, GG_EINVAL,
+				  "upstream report: no "
 				  "\"unpack\" line");
 	if (pos != len)
-		return gg_err_set(err, GG_EINVAL, "upstream report: %zu bytes "
-				  "after the final flush", len - pos);
+		return gg_err_set(err, GG_EINVAL,
+				  "upstream report: %zu bytes "
+				  "after the final flush",
+				  len - pos);
 	r->have_status = true;
 	return 0;
 }
 
-static int parse_body(struct report *r, const unsigned char *body,
-		      size_t len, unsigned flags, struct gg_err *err)
+static int parse_body(struct report *r, const unsigned char *body, size_t len,
+		      unsigned flags, struct gg_err *err)
 {
 	struct pkt_buf inner;
 	int rc = 0;
@@ -353,7 +364,8 @@ static int parse_body(struct report *r, const unsigned char *body,
 	if (rc == 0 && len > 0)
 		rc = parse_status(r, body, len, err);
 	else if (rc == 0 && (flags & REPORT_EXPECT_STATUS) && !r->fatal)
-		rc = gg_err_set(err, GG_EINVAL, "upstream sent no "
+		rc = gg_err_set(err, GG_EINVAL,
+				"upstream sent no "
 				"report-status");
 	pkt_buf_release(&inner);
 	return rc;
@@ -366,9 +378,10 @@ int report_parse(struct report *out, const void *body, size_t len,
 
 	report_init(out);
 	if (len > GG_MAX_REPORT_LEN)
-		return gg_err_set(err, GG_ELIMIT, "upstream report of %zu "
-				  "bytes exceeds maximum %d", len,
-				  GG_MAX_REPORT_LEN);
+		return gg_err_set(err, GG_ELIMIT,
+				  "upstream report of %zu "
+				  "bytes exceeds maximum %d",
+				  len, GG_MAX_REPORT_LEN);
 	rc = parse_body(out, body, len, flags, err);
 	if (rc < 0)
 		report_release(out);
@@ -450,8 +463,9 @@ static void clean_reason(char *dst, size_t size, const char *src)
 	size_t i;
 
 	for (i = 0; src[i] && i + 1 < size; i++)
-		dst[i] = ((unsigned char)src[i] < 0x20 || src[i] == 0x7f) ?
-				 '?' : src[i];
+		dst[i] = ((unsigned char)src[i] < 0x20 || src[i] == 0x7f)
+				 ? '?'
+				 : src[i];
 	dst[i] = '\0';
 }
 
@@ -537,9 +551,8 @@ static void verdict(const struct merge_ctx *c, size_t i, const char **why,
 	res->reason = u ? u->reason : *why;
 }
 
-static int write_command_status(struct pkt_buf *out,
-				const struct merge_ctx *c, size_t i,
-				struct gg_err *err)
+static int write_command_status(struct pkt_buf *out, const struct merge_ctx *c,
+				size_t i, struct gg_err *err)
 {
 	const char *ref = c->m->req->commands[i].refname;
 	const char *why;
@@ -659,8 +672,8 @@ static int merge_sideband(struct pkt_buf *out, struct merge_ctx *c,
 		pkt_buf_init(&status, out->max);
 		rc = write_status(&status, c, err);
 		if (rc == 0)
-			rc = pkt_write_sideband(out, 1, status.data,
-						status.len, c->max_pkt, err);
+			rc = pkt_write_sideband(out, 1, status.data, status.len,
+						c->max_pkt, err);
 		pkt_buf_release(&status);
 		if (rc < 0)
 			return rc;

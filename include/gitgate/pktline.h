@@ -27,20 +27,21 @@
 #include "gitgate/limits.h"
 
 enum pkt_type {
-	PKT_DATA,        /* payload of 1..GG_MAX_PKT_DATA bytes */
-	PKT_FLUSH,       /* "0000" */
-	PKT_DELIM,       /* "0001" (protocol v2) */
+	PKT_DATA,	 /* payload of 1..GG_MAX_PKT_DATA bytes */
+	PKT_FLUSH,	 /* "0000" */
+	PKT_DELIM,	 /* "0001" (protocol v2) */
 	PKT_RESPONSE_END /* "0002" (protocol v2) */
 };
 
 struct pkt {
 	enum pkt_type type;
-	const unsigned char *data; /* borrowed from the input; NULL unless DATA */
-	size_t len;                /* payload bytes; 0 for the specials */
+	const unsigned char
+		*data; /* borrowed from the input; NULL unless DATA */
+	size_t len;    /* payload bytes; 0 for the specials */
 };
 
 /* pkt_read flags */
-#define PKT_EOF 0x1      /* no bytes follow buf: a partial packet is an error */
+#define PKT_EOF 0x1	 /* no bytes follow buf: a partial packet is an error */
 #define PKT_CHOMP_LF 0x2 /* drop one trailing '\n' from a data payload */
 
 /*

@@ -57,9 +57,9 @@ struct rp_caps {
 	bool atomic;
 	bool push_options;
 	bool ofs_delta;
-	char *agent;      /* value of agent=, NULL if absent; owned */
+	char *agent;	  /* value of agent=, NULL if absent; owned */
 	char *session_id; /* value of session-id=, NULL if absent; owned */
-	char *raw;        /* exactly the bytes after the NUL, unknown
+	char *raw;	  /* exactly the bytes after the NUL, unknown
 			   * capabilities included; "" when none; owned */
 };
 
@@ -97,11 +97,11 @@ void rp_request_release(struct rp_request *req);
  */
 struct rp_parser {
 	struct rp_request req; /* the result; complete once feed returns 0 */
-	int state;             /* private */
-	int failed;            /* private: sticky error code, or 0 */
+	int state;	       /* private */
+	int failed;	       /* private: sticky error code, or 0 */
 	unsigned char *pkt;    /* private: partial packet (GG_MAX_PKT_LEN) */
-	size_t have;           /* private: bytes in pkt */
-	size_t need;           /* private: bytes the partial packet needs */
+	size_t have;	       /* private: bytes in pkt */
+	size_t need;	       /* private: bytes the partial packet needs */
 };
 
 void rp_parser_init(struct rp_parser *p);

@@ -33,17 +33,17 @@
 #define REPORT_ATOMIC_REASON "atomic push failure"
 
 struct report_ref {
-	char *refname;  /* owned */
+	char *refname; /* owned */
 	bool ok;
-	char *reason;   /* ng reason ("" if upstream gave none); NULL if ok */
+	char *reason;	/* ng reason ("" if upstream gave none); NULL if ok */
 	char **options; /* v2: text after "option " of each following option
 			 * line, e.g. "forced-update"; owned */
 	size_t noptions;
 };
 
 struct report {
-	bool have_status;       /* a report-status section was present */
-	char *unpack;           /* "ok" or upstream's unpack error; owned */
+	bool have_status; /* a report-status section was present */
+	char *unpack;	  /* "ok" or upstream's unpack error; owned */
 	struct report_ref *refs;
 	size_t nrefs;
 	unsigned char *progress; /* band-2 bytes, concatenated; owned */
@@ -51,14 +51,14 @@ struct report {
 	size_t *progress_chunks; /* payload size of each band-2 packet, so
 				  * the merge keeps upstream's packets; owned */
 	size_t nprogress_chunks;
-	char *fatal;            /* band-3 message, NULL if none; owned */
+	char *fatal; /* band-3 message, NULL if none; owned */
 };
 
 void report_init(struct report *r);
 void report_release(struct report *r);
 
 /* report_parse flags: how upstream was asked to answer */
-#define REPORT_SIDEBAND 0x1      /* side-band or side-band-64k negotiated */
+#define REPORT_SIDEBAND 0x1	 /* side-band or side-band-64k negotiated */
 #define REPORT_EXPECT_STATUS 0x2 /* report-status or -v2 negotiated */
 
 /* The flags matching the capabilities that were forwarded upstream. */

@@ -73,7 +73,10 @@ START_TEST(read_non_hex)
 	ck_assert_int_eq(rd(&p, &used, "0\x1b[1", 0, &err), GG_EINVAL);
 	ck_assert_str_eq(err.msg, "bad pkt-line length \"0?[1\"");
 	gg_err_init(&err);
-	ck_assert_int_eq(pkt_read(&p, &used, "00\xff" "0", 4, 0, &err),
+	ck_assert_int_eq(pkt_read(&p, &used,
+				  "00\xff"
+				  "0",
+				  4, 0, &err),
 			 GG_EINVAL);
 	ck_assert_str_eq(err.msg, "bad pkt-line length \"00?0\"");
 	gg_err_init(&err);
@@ -155,11 +158,11 @@ START_TEST(read_truncated_at_eof)
 
 	ck_assert_int_eq(rd(&p, &used, "000ahel", PKT_EOF, &err), GG_EINVAL);
 	ck_assert_str_eq(err.msg, "truncated pkt-line: length 000a but only "
-			 "7 bytes before end of input");
+				  "7 bytes before end of input");
 	gg_err_init(&err);
 	ck_assert_int_eq(rd(&p, &used, "00", PKT_EOF, &err), GG_EINVAL);
 	ck_assert_str_eq(err.msg, "truncated pkt-line: 2 of 4 length bytes "
-			 "before end of input");
+				  "before end of input");
 }
 END_TEST
 
@@ -221,7 +224,8 @@ START_TEST(byte_at_a_time_equals_whole)
 	int rc;
 
 	ck_assert_int_eq(summarize(whole, sizeof(whole),
-				   (const unsigned char *)stream, len), 0);
+				   (const unsigned char *)stream, len),
+			 0);
 	ck_assert_str_eq(whole, "[hello]<1><2>[world!\n]<3>[ab]<1>");
 	inc[0] = '\0';
 	for (have = 1; have <= len; have++) {
@@ -230,8 +234,8 @@ START_TEST(byte_at_a_time_equals_whole)
 			continue;
 		ck_assert_int_eq(rc, 0);
 		if (p.type == PKT_DATA)
-			o += (size_t)snprintf(inc + o, sizeof(inc) - o, "[%.*s]",
-					      (int)p.len, p.data);
+			o += (size_t)snprintf(inc + o, sizeof(inc) - o,
+					      "[%.*s]", (int)p.len, p.data);
 		else
 			o += (size_t)snprintf(inc + o, sizeof(inc) - o, "<%d>",
 					      (int)p.type);
@@ -277,7 +281,7 @@ START_TEST(write_limits)
 	ck_assert_int_eq(pkt_write(&b, big, GG_MAX_PKT_DATA + 1, &err),
 			 GG_ELIMIT);
 	ck_assert_str_eq(err.msg, "pkt-line payload of 65517 bytes exceeds "
-			 "maximum 65516");
+				  "maximum 65516");
 	gg_err_init(&err);
 	ck_assert_int_eq(pkt_write(&b, "", 0, &err), GG_EINVAL);
 	gg_err_init(&err);
@@ -330,14 +334,15 @@ START_TEST(sideband_small)
 	struct pkt_buf b;
 
 	pkt_buf_init(&b, 1024);
-	ck_assert_int_eq(pkt_write_sideband(&b, 2, "hi\n", 3, GG_MAX_PKT_LEN,
-					    &err), 0);
-	ck_assert_int_eq(pkt_write_sideband(&b, 1, "", 0, GG_MAX_PKT_LEN,
-					    &err), 0);
+	ck_assert_int_eq(
+		pkt_write_sideband(&b, 2, "hi\n", 3, GG_MAX_PKT_LEN, &err), 0);
+	ck_assert_int_eq(pkt_write_sideband(&b, 1, "", 0, GG_MAX_PKT_LEN, &err),
+			 0);
 	ck_assert_uint_eq(b.len, 8);
 	ck_assert_mem_eq(b.data, "0008\002hi\n", 8);
-	ck_assert_int_eq(pkt_write_sideband(&b, 4, "x", 1, GG_MAX_PKT_LEN,
-					    &err), GG_EINVAL);
+	ck_assert_int_eq(
+		pkt_write_sideband(&b, 4, "x", 1, GG_MAX_PKT_LEN, &err),
+		GG_EINVAL);
 	ck_assert_str_eq(err.msg, "side-band: bad band 4");
 	pkt_buf_release(&b);
 }
@@ -360,7 +365,8 @@ static void check_split(size_t len, size_t max_pkt, size_t npkts,
 			 0);
 	while (pos < b.len) {
 		ck_assert_int_eq(pkt_read(&p, &used, b.data + pos, b.len - pos,
-					  PKT_EOF, &err), 0);
+					  PKT_EOF, &err),
+				 0);
 		ck_assert_uint_le(used, max_pkt);
 		ck_assert_uint_eq(p.data[0], 1);
 		total += p.len - 1;

@@ -20,81 +20,81 @@ struct match_row {
 
 static const struct match_row match_rows[] = {
 	/* exact names, case */
-	{ "main", "refs/heads/main", true },
-	{ "main", "refs/heads/main2", false },
-	{ "main", "refs/heads/mai", false },
-	{ "main", "refs/heads/Main", false },
-	{ "Main", "refs/heads/main", false },
-	{ "MAIN", "refs/heads/MAIN", true },
-	{ "heads/main", "refs/heads/main", false },
-	{ "heads/main", "refs/heads/heads/main", true },
+	{"main", "refs/heads/main", true},
+	{"main", "refs/heads/main2", false},
+	{"main", "refs/heads/mai", false},
+	{"main", "refs/heads/Main", false},
+	{"Main", "refs/heads/main", false},
+	{"MAIN", "refs/heads/MAIN", true},
+	{"heads/main", "refs/heads/main", false},
+	{"heads/main", "refs/heads/heads/main", true},
 	/* branch patterns never reach outside refs/heads/ */
-	{ "main", "refs/tags/main", false },
-	{ "main", "refs/remotes/origin/main", false },
-	{ "main", "refs/notes/main", false },
+	{"main", "refs/tags/main", false},
+	{"main", "refs/remotes/origin/main", false},
+	{"main", "refs/notes/main", false},
 	/* '*' within one segment */
-	{ "*", "refs/heads/main", true },
-	{ "*", "refs/heads/a/b", false },
-	{ "*", "refs/tags/v1", false },
-	{ "agent/*", "refs/heads/agent/x", true },
-	{ "agent/*", "refs/heads/agent/x/y", false },
-	{ "agent/*", "refs/heads/agent", false },
-	{ "agent/*", "refs/heads/agentx/y", false },
-	{ "a/*/b", "refs/heads/a/x/b", true },
-	{ "a/*/b", "refs/heads/a/b", false },
-	{ "feat-*", "refs/heads/feat-1", true },
-	{ "feat-*", "refs/heads/feat-", true },
-	{ "feat-*", "refs/heads/feat", false },
-	{ "*-wip", "refs/heads/x-wip", true },
-	{ "*-wip", "refs/heads/x-wip2", false },
-	{ "a*b*c", "refs/heads/abc", true },
-	{ "a*b*c", "refs/heads/a-b-c-c", true },
-	{ "a*b*c", "refs/heads/a-b-c-d", false },
+	{"*", "refs/heads/main", true},
+	{"*", "refs/heads/a/b", false},
+	{"*", "refs/tags/v1", false},
+	{"agent/*", "refs/heads/agent/x", true},
+	{"agent/*", "refs/heads/agent/x/y", false},
+	{"agent/*", "refs/heads/agent", false},
+	{"agent/*", "refs/heads/agentx/y", false},
+	{"a/*/b", "refs/heads/a/x/b", true},
+	{"a/*/b", "refs/heads/a/b", false},
+	{"feat-*", "refs/heads/feat-1", true},
+	{"feat-*", "refs/heads/feat-", true},
+	{"feat-*", "refs/heads/feat", false},
+	{"*-wip", "refs/heads/x-wip", true},
+	{"*-wip", "refs/heads/x-wip2", false},
+	{"a*b*c", "refs/heads/abc", true},
+	{"a*b*c", "refs/heads/a-b-c-c", true},
+	{"a*b*c", "refs/heads/a-b-c-d", false},
 	/* '**' at the start, middle and end */
-	{ "**", "refs/heads/a", true },
-	{ "**", "refs/heads/a/b/c", true },
-	{ "**", "refs/tags/a", false },
-	{ "**/fix", "refs/heads/fix", true },
-	{ "**/fix", "refs/heads/a/b/fix", true },
-	{ "**/fix", "refs/heads/a/fix/b", false },
-	{ "a/**/b", "refs/heads/a/b", true },
-	{ "a/**/b", "refs/heads/a/x/y/b", true },
-	{ "a/**/b", "refs/heads/a/x/y/c", false },
-	{ "a/**/b", "refs/heads/a", false },
-	{ "a/**/**/b", "refs/heads/a/b", true },
-	{ "**/**", "refs/heads/a", true },
-	{ "agent/**", "refs/heads/agent/x", true },
-	{ "agent/**", "refs/heads/agent/x/y/z", true },
-	{ "agent/**", "refs/heads/agent", false }, /* gitignore rule */
-	{ "agent/**", "refs/heads/agent2/x", false },
-	{ "**/x/**", "refs/heads/x", false },
-	{ "**/x/**", "refs/heads/a/x/b", true },
+	{"**", "refs/heads/a", true},
+	{"**", "refs/heads/a/b/c", true},
+	{"**", "refs/tags/a", false},
+	{"**/fix", "refs/heads/fix", true},
+	{"**/fix", "refs/heads/a/b/fix", true},
+	{"**/fix", "refs/heads/a/fix/b", false},
+	{"a/**/b", "refs/heads/a/b", true},
+	{"a/**/b", "refs/heads/a/x/y/b", true},
+	{"a/**/b", "refs/heads/a/x/y/c", false},
+	{"a/**/b", "refs/heads/a", false},
+	{"a/**/**/b", "refs/heads/a/b", true},
+	{"**/**", "refs/heads/a", true},
+	{"agent/**", "refs/heads/agent/x", true},
+	{"agent/**", "refs/heads/agent/x/y/z", true},
+	{"agent/**", "refs/heads/agent", false}, /* gitignore rule */
+	{"agent/**", "refs/heads/agent2/x", false},
+	{"**/x/**", "refs/heads/x", false},
+	{"**/x/**", "refs/heads/a/x/b", true},
 	/* full ref patterns; tags only via refs/tags/ */
-	{ "refs/heads/main", "refs/heads/main", true },
-	{ "refs/heads/*", "refs/heads/x", true },
-	{ "refs/heads/**", "refs/heads/a", true },
-	{ "refs/heads/**", "refs/heads", false },
-	{ "refs/tags/*", "refs/tags/v1", true },
-	{ "refs/tags/*", "refs/tags/rel/v1", false },
-	{ "refs/tags/*", "refs/heads/main", false },
-	{ "refs/tags/v*", "refs/tags/v1.2", true },
-	{ "refs/tags/v*", "refs/tags/x1", false },
-	{ "refs/tags/v*", "refs/tags/V1", false },
-	{ "refs/tags/**", "refs/tags/a/b", true },
-	{ "refs/**", "refs/heads/x", true },
-	{ "refs/**", "refs/tags/x", false },
-	{ "refs/*/x", "refs/tags/x", false },
-	{ "refs/*/x", "refs/notes/x", true },
+	{"refs/heads/main", "refs/heads/main", true},
+	{"refs/heads/*", "refs/heads/x", true},
+	{"refs/heads/**", "refs/heads/a", true},
+	{"refs/heads/**", "refs/heads", false},
+	{"refs/tags/*", "refs/tags/v1", true},
+	{"refs/tags/*", "refs/tags/rel/v1", false},
+	{"refs/tags/*", "refs/heads/main", false},
+	{"refs/tags/v*", "refs/tags/v1.2", true},
+	{"refs/tags/v*", "refs/tags/x1", false},
+	{"refs/tags/v*", "refs/tags/V1", false},
+	{"refs/tags/**", "refs/tags/a/b", true},
+	{"refs/**", "refs/heads/x", true},
+	{"refs/**", "refs/tags/x", false},
+	{"refs/*/x", "refs/tags/x", false},
+	{"refs/*/x", "refs/notes/x", true},
 	/* invalid patterns and names match nothing */
-	{ "agent/", "refs/heads/agent/x", false },
-	{ "/agent", "refs/heads/agent", false },
-	{ "a//b", "refs/heads/a/b", false },
-	{ "a/../b", "refs/heads/b", false },
-	{ "", "refs/heads/x", false },
-	{ "a**", "refs/heads/abc", false },
-	{ "*", "refs/heads/", false },
-	{ "*/*", "refs/heads/a//b", false },
-	{ "**", "refs/heads//a", false },
+	{"agent/", "refs/heads/agent/x", false},
+	{"/agent", "refs/heads/agent", false},
+	{"a//b", "refs/heads/a/b", false},
+	{"a/../b", "refs/heads/b", false},
+	{"", "refs/heads/x", false},
+	{"a**", "refs/heads/abc", false},
+	{"*", "refs/heads/", false},
+	{"*/*", "refs/heads/a//b", false},
+	{"**", "refs/heads//a", false},
 };
 
 START_TEST(match_table)
@@ -113,34 +113,34 @@ struct check_row {
 };
 
 static const struct check_row check_rows[] = {
-	{ "main", NULL },
-	{ "agent/*", NULL },
-	{ "agent/**", NULL },
-	{ "**/x", NULL },
-	{ "a*b", NULL },
-	{ "refs/tags/v*", NULL },
-	{ "caf\xc3\xa9", NULL },
-	{ "", "is empty" },
-	{ "agent/", "ends with '/'" },
-	{ "/agent", "starts with '/'" },
-	{ "a//b", "has an empty segment" },
-	{ "a/../b", "contains \"..\"" },
-	{ "a..b", "contains \"..\"" },
-	{ "a b", "contains a space" },
-	{ "a\tb", "contains a control character" },
-	{ "a~b", "contains one of ~^:?[\\" },
-	{ "a^b", "contains one of ~^:?[\\" },
-	{ "a:b", "contains one of ~^:?[\\" },
-	{ "a?b", "contains one of ~^:?[\\" },
-	{ "a[b", "contains one of ~^:?[\\" },
-	{ "a\\b", "contains one of ~^:?[\\" },
-	{ "a@{1}", "contains \"@{\"" },
-	{ "a.", "ends with '.'" },
-	{ ".x", "has a segment starting with '.'" },
-	{ "x/.y", "has a segment starting with '.'" },
-	{ "x.lock", "has a segment ending with \".lock\"" },
-	{ "a**", "uses \"**\" inside a segment (it must be a whole segment)" },
-	{ "***", "uses \"**\" inside a segment (it must be a whole segment)" },
+	{"main", NULL},
+	{"agent/*", NULL},
+	{"agent/**", NULL},
+	{"**/x", NULL},
+	{"a*b", NULL},
+	{"refs/tags/v*", NULL},
+	{"caf\xc3\xa9", NULL},
+	{"", "is empty"},
+	{"agent/", "ends with '/'"},
+	{"/agent", "starts with '/'"},
+	{"a//b", "has an empty segment"},
+	{"a/../b", "contains \"..\""},
+	{"a..b", "contains \"..\""},
+	{"a b", "contains a space"},
+	{"a\tb", "contains a control character"},
+	{"a~b", "contains one of ~^:?[\\"},
+	{"a^b", "contains one of ~^:?[\\"},
+	{"a:b", "contains one of ~^:?[\\"},
+	{"a?b", "contains one of ~^:?[\\"},
+	{"a[b", "contains one of ~^:?[\\"},
+	{"a\\b", "contains one of ~^:?[\\"},
+	{"a@{1}", "contains \"@{\""},
+	{"a.", "ends with '.'"},
+	{".x", "has a segment starting with '.'"},
+	{"x/.y", "has a segment starting with '.'"},
+	{"x.lock", "has a segment ending with \".lock\""},
+	{"a**", "uses \"**\" inside a segment (it must be a whole segment)"},
+	{"***", "uses \"**\" inside a segment (it must be a whole segment)"},
 };
 
 START_TEST(pattern_check_table)
@@ -245,13 +245,13 @@ START_TEST(action_names)
 }
 END_TEST
 
-static const char *const agent_pats[] = { "agent/*", "fix-*" };
+static const char *const agent_pats[] = {"agent/*", "fix-*"};
 
 static int decide(const char *const *pats, size_t n, bool push, bool force,
 		  bool del, const char *ref, enum policy_action a,
 		  struct gg_err *err)
 {
-	struct policy_rules r = { pats, n, push, force, del };
+	struct policy_rules r = {pats, n, push, force, del};
 
 	gg_err_init(err);
 	return policy_decide(&r, ref, a, err);
@@ -269,22 +269,22 @@ START_TEST(decide_reasons)
 				"refs/heads/main", POLICY_UPDATE, &err),
 			 GG_EDENIED);
 	ck_assert_str_eq(err.msg, "branch not allowed by token: allowed "
-			 "agent/*");
+				  "agent/*");
 	ck_assert_int_eq(decide(agent_pats, 2, true, false, false,
 				"refs/heads/main", POLICY_CREATE, &err),
 			 GG_EDENIED);
 	ck_assert_str_eq(err.msg, "branch not allowed by token: allowed "
-			 "agent/*, fix-*");
-	ck_assert_int_eq(decide(NULL, 0, true, false, false,
-				"refs/heads/main", POLICY_CREATE, &err),
+				  "agent/*, fix-*");
+	ck_assert_int_eq(decide(NULL, 0, true, false, false, "refs/heads/main",
+				POLICY_CREATE, &err),
 			 GG_EDENIED);
 	ck_assert_str_eq(err.msg, "branch not allowed by token: allowed "
-			 "nothing");
-	ck_assert_int_eq(decide(agent_pats, 2, true, true, true,
-				"refs/tags/v1", POLICY_CREATE, &err),
+				  "nothing");
+	ck_assert_int_eq(decide(agent_pats, 2, true, true, true, "refs/tags/v1",
+				POLICY_CREATE, &err),
 			 GG_EDENIED);
 	ck_assert_str_eq(err.msg, "tag not allowed by token: allowed "
-			 "agent/*, fix-*");
+				  "agent/*, fix-*");
 	ck_assert_int_eq(decide(agent_pats, 1, true, true, true,
 				"refs/notes/commits", POLICY_UPDATE, &err),
 			 GG_EDENIED);
@@ -302,27 +302,32 @@ START_TEST(decide_reasons)
 				"refs/heads/main", POLICY_DELETE, &err),
 			 GG_EDENIED);
 	ck_assert_str_eq(err.msg, "branch not allowed by token: allowed "
-			 "agent/*, fix-*");
+				  "agent/*, fix-*");
 }
 END_TEST
 
 START_TEST(decide_allows)
 {
-	static const char *const tag_pats[] = { "refs/tags/v*" };
+	static const char *const tag_pats[] = {"refs/tags/v*"};
 	struct gg_err err;
 
 	ck_assert_int_eq(decide(agent_pats, 2, true, false, false,
-				"refs/heads/agent/x", POLICY_CREATE, &err), 0);
+				"refs/heads/agent/x", POLICY_CREATE, &err),
+			 0);
 	ck_assert_int_eq(err.code, GG_OK);
 	ck_assert_str_eq(err.msg, "");
 	ck_assert_int_eq(decide(agent_pats, 2, true, false, false,
-				"refs/heads/fix-2", POLICY_UPDATE, &err), 0);
+				"refs/heads/fix-2", POLICY_UPDATE, &err),
+			 0);
 	ck_assert_int_eq(decide(agent_pats, 2, true, true, false,
-				"refs/heads/fix-2", POLICY_FORCE, &err), 0);
+				"refs/heads/fix-2", POLICY_FORCE, &err),
+			 0);
 	ck_assert_int_eq(decide(agent_pats, 2, true, false, true,
-				"refs/heads/fix-2", POLICY_DELETE, &err), 0);
+				"refs/heads/fix-2", POLICY_DELETE, &err),
+			 0);
 	ck_assert_int_eq(decide(tag_pats, 1, true, false, false,
-				"refs/tags/v1.0", POLICY_CREATE, &err), 0);
+				"refs/tags/v1.0", POLICY_CREATE, &err),
+			 0);
 	/* moving an existing tag is a FORCE (caller decides that) */
 	ck_assert_int_eq(decide(tag_pats, 1, true, false, false,
 				"refs/tags/v1.0", POLICY_FORCE, &err),
@@ -362,7 +367,7 @@ START_TEST(decide_reason_truncation)
 	decide(pats, 1, true, false, false, "refs/heads/m", POLICY_CREATE,
 	       &err);
 	ck_assert_str_eq(err.msg, "branch not allowed by token: allowed "
-			 "\xe2\x80\xa6");
+				  "\xe2\x80\xa6");
 	/* 37 + 150 + 2 + 10 = 199: both fit */
 	pats[0] = p150;
 	pats[1] = p10;
@@ -400,8 +405,10 @@ START_TEST(decide_reason_many_patterns)
 	       &err);
 	len = strlen(err.msg);
 	ck_assert_uint_le(len, GG_MAX_REASON_LEN);
-	ck_assert(strncmp(err.msg, "tag not allowed by token: allowed "
-			  "team-00/*, team-01/*, ", 55) == 0);
+	ck_assert(strncmp(err.msg,
+			  "tag not allowed by token: allowed "
+			  "team-00/*, team-01/*, ",
+			  55) == 0);
 	ck_assert_str_eq(err.msg + len - 5, ", \xe2\x80\xa6");
 }
 END_TEST
@@ -410,15 +417,15 @@ END_TEST
 START_TEST(reasons_avoid_git_reserved_strings)
 {
 	static const char *const reserved[] = {
-		"non-fast forward", "fetch first", "needs force", "stale info",
-		"already exists", "up to date", "no match", "forced update",
-		"atomic push failed",
+		"non-fast forward", "fetch first",    "needs force",
+		"stale info",	    "already exists", "up to date",
+		"no match",	    "forced update",  "atomic push failed",
 	};
-	static const enum policy_action acts[] = { POLICY_CREATE, POLICY_UPDATE,
-						   POLICY_FORCE, POLICY_DELETE };
-	static const char *const refs[] = { "refs/heads/main",
-					     "refs/heads/agent/x",
-					     "refs/tags/v1", "refs/x/y" };
+	static const enum policy_action acts[] = {POLICY_CREATE, POLICY_UPDATE,
+						  POLICY_FORCE, POLICY_DELETE};
+	static const char *const refs[] = {"refs/heads/main",
+					   "refs/heads/agent/x", "refs/tags/v1",
+					   "refs/x/y"};
 	struct gg_err err;
 	size_t a, r, k;
 	int push;
@@ -429,7 +436,8 @@ START_TEST(reasons_avoid_git_reserved_strings)
 				decide(agent_pats, 1, push, false, false,
 				       refs[r], acts[a], &err);
 				for (k = 0; k < 9; k++)
-					ck_assert(!strstr(err.msg, reserved[k]));
+					ck_assert(
+						!strstr(err.msg, reserved[k]));
 			}
 }
 END_TEST

@@ -10,8 +10,9 @@
 #define O2 "2222222222222222222222222222222222222222"
 #define O3 "3333333333333333333333333333333333333333"
 #define ZZ "0000000000000000000000000000000000000000"
-#define CAPS " report-status-v2 side-band-64k quiet object-format=sha1 " \
-	     "agent=git/2.39.5"
+#define CAPS                                                                   \
+	" report-status-v2 side-band-64k quiet object-format=sha1 "            \
+	"agent=git/2.39.5"
 
 /* ---- building request bodies ---- */
 
@@ -197,7 +198,8 @@ START_TEST(empty_and_truncated)
 	pkt_buf_init(&b, 1 << 20);
 	first(&b, O1 " " O2 " refs/heads/a", CAPS);
 	line(&b, O1 " " O2 " refs/heads/b");
-	expect_fail(&b, GG_EINVAL, "truncated push request: no flush after "
+	expect_fail(&b, GG_EINVAL,
+		    "truncated push request: no flush after "
 		    "the command list");
 	pkt_buf_release(&b);
 
@@ -205,7 +207,8 @@ START_TEST(empty_and_truncated)
 	first(&b, O1 " " O2 " refs/heads/a", " push-options");
 	flush(&b);
 	line(&b, "ci.skip");
-	expect_fail(&b, GG_EINVAL, "truncated push request: no flush after "
+	expect_fail(&b, GG_EINVAL,
+		    "truncated push request: no flush after "
 		    "push options");
 	pkt_buf_release(&b);
 	rp_request_release(&req);
@@ -219,17 +222,20 @@ START_TEST(malformed_oids)
 	expect_cmd_fail("111", GG_EINVAL,
 			"bad push command: old object id is too short");
 	expect_cmd_fail("111111111111111111111111111111111111111g " O2
-			" refs/heads/a", GG_EINVAL,
+			" refs/heads/a",
+			GG_EINVAL,
 			"bad push command: old object id is not lowercase hex");
 	expect_cmd_fail("111111111111111111111111111111111111111A " O2
-			" refs/heads/a", GG_EINVAL,
+			" refs/heads/a",
+			GG_EINVAL,
 			"bad push command: old object id is not lowercase hex");
 	expect_cmd_fail(O1 "1 " O2 " refs/heads/a", GG_EINVAL,
 			"bad push command: old object id is too long");
 	expect_cmd_fail(O1 " 222 refs/heads/a", GG_EINVAL,
 			"bad push command: new object id is too short");
 	expect_cmd_fail(O1 " 22222222222222222222222222222222222222X2"
-			" refs/heads/a", GG_EINVAL,
+			   " refs/heads/a",
+			GG_EINVAL,
 			"bad push command: new object id is not lowercase hex");
 	expect_cmd_fail(O1 " " O2 "2 refs/heads/a", GG_EINVAL,
 			"bad push command: new object id is too long");
@@ -260,7 +266,8 @@ START_TEST(caps_only_on_first_line)
 	pkt_buf_init(&b, 1 << 20);
 	line(&b, O1 " " O2 " refs/heads/a"); /* no NUL: no caps */
 	flush(&b);
-	expect_fail(&b, GG_EINVAL, "bad push command: no capability list on "
+	expect_fail(&b, GG_EINVAL,
+		    "bad push command: no capability list on "
 		    "the first command");
 	pkt_buf_release(&b);
 
@@ -268,14 +275,16 @@ START_TEST(caps_only_on_first_line)
 	first(&b, O1 " " O2 " refs/heads/a", CAPS);
 	first(&b, O1 " " O2 " refs/heads/b", CAPS);
 	flush(&b);
-	expect_fail(&b, GG_EINVAL, "bad push command: capabilities are only "
+	expect_fail(&b, GG_EINVAL,
+		    "bad push command: capabilities are only "
 		    "allowed on the first command");
 	pkt_buf_release(&b);
 
 	pkt_buf_init(&b, 1 << 20);
 	first(&b, O1 " " O2 " refs/heads/a", " report-status\tquiet");
 	flush(&b);
-	expect_fail(&b, GG_EINVAL, "capability list contains a control "
+	expect_fail(&b, GG_EINVAL,
+		    "capability list contains a control "
 		    "character");
 	pkt_buf_release(&b);
 }
@@ -288,7 +297,8 @@ START_TEST(object_format)
 	struct pkt_buf b;
 
 	pkt_buf_init(&b, 1 << 20);
-	first(&b, O1 " " O2 " refs/heads/a", " report-status "
+	first(&b, O1 " " O2 " refs/heads/a",
+	      " report-status "
 	      "object-format=sha256");
 	flush(&b);
 	expect_fail(&b, GG_EINVAL, "sha256 repositories are not supported yet");
@@ -316,7 +326,8 @@ START_TEST(push_cert_refused)
 	pkt_buf_init(&b, 1 << 20);
 	first(&b, "push-cert", " report-status push-cert=123\n");
 	line(&b, "certificate version 0.1\n");
-	expect_fail(&b, GG_EINVAL, "signed pushes (push-cert) are not "
+	expect_fail(&b, GG_EINVAL,
+		    "signed pushes (push-cert) are not "
 		    "supported");
 	pkt_buf_release(&b);
 }
@@ -330,7 +341,8 @@ START_TEST(special_packets_refused)
 	first(&b, O1 " " O2 " refs/heads/a", CAPS);
 	raw(&b, "0001");
 	flush(&b);
-	expect_fail(&b, GG_EINVAL, "unexpected delim or response-end packet "
+	expect_fail(&b, GG_EINVAL,
+		    "unexpected delim or response-end packet "
 		    "in push request");
 	pkt_buf_release(&b);
 
@@ -341,7 +353,8 @@ START_TEST(special_packets_refused)
 
 	pkt_buf_init(&b, 1 << 20);
 	raw(&b, "fff1");
-	expect_fail(&b, GG_ELIMIT, "pkt-line length 65521 exceeds maximum "
+	expect_fail(&b, GG_ELIMIT,
+		    "pkt-line length 65521 exceeds maximum "
 		    "65520");
 	pkt_buf_release(&b);
 }
@@ -354,37 +367,37 @@ struct ref_row {
 };
 
 static const struct ref_row ref_rows[] = {
-	{ "refs/heads/main", NULL },
-	{ "refs/heads/feature/x-1_2", NULL },
-	{ "refs/tags/v1.0", NULL },
-	{ "refs/heads/caf\xc3\xa9", NULL }, /* UTF-8 is fine */
-	{ "refs/heads/a.b", NULL },
-	{ "refs/heads/a@b", NULL },
-	{ "refs/heads/lock", NULL },
-	{ "refs/for/main%topic", NULL },
-	{ "heads/main", "does not start with refs/" },
-	{ "refsx/heads/a", "does not start with refs/" },
-	{ "refs", "does not start with refs/" },
-	{ "refs/", "ends with '/'" },
-	{ "refs/heads/a/", "ends with '/'" },
-	{ "refs/heads/a.", "ends with '.'" },
-	{ "refs/heads/a..b", "contains \"..\"" },
-	{ "refs/heads/a//b", "contains \"//\"" },
-	{ "refs/heads/a@{1}", "contains \"@{\"" },
-	{ "refs/heads/a b", "contains a space" },
-	{ "refs/heads/a\tb", "contains a control character" },
-	{ "refs/heads/a\x7f", "contains a control character" },
-	{ "refs/heads/a~1", "contains one of ~^:?*[\\" },
-	{ "refs/heads/a^", "contains one of ~^:?*[\\" },
-	{ "refs/heads/a:b", "contains one of ~^:?*[\\" },
-	{ "refs/heads/a?", "contains one of ~^:?*[\\" },
-	{ "refs/heads/a*", "contains one of ~^:?*[\\" },
-	{ "refs/heads/a[b", "contains one of ~^:?*[\\" },
-	{ "refs/heads/a\\b", "contains one of ~^:?*[\\" },
-	{ "refs/heads/main.lock", "a component ends with \".lock\"" },
-	{ "refs/heads/x.lock/y", "a component ends with \".lock\"" },
-	{ "refs/heads/.hidden", "a component starts with '.'" },
-	{ "refs/.x/y", "a component starts with '.'" },
+	{"refs/heads/main", NULL},
+	{"refs/heads/feature/x-1_2", NULL},
+	{"refs/tags/v1.0", NULL},
+	{"refs/heads/caf\xc3\xa9", NULL}, /* UTF-8 is fine */
+	{"refs/heads/a.b", NULL},
+	{"refs/heads/a@b", NULL},
+	{"refs/heads/lock", NULL},
+	{"refs/for/main%topic", NULL},
+	{"heads/main", "does not start with refs/"},
+	{"refsx/heads/a", "does not start with refs/"},
+	{"refs", "does not start with refs/"},
+	{"refs/", "ends with '/'"},
+	{"refs/heads/a/", "ends with '/'"},
+	{"refs/heads/a.", "ends with '.'"},
+	{"refs/heads/a..b", "contains \"..\""},
+	{"refs/heads/a//b", "contains \"//\""},
+	{"refs/heads/a@{1}", "contains \"@{\""},
+	{"refs/heads/a b", "contains a space"},
+	{"refs/heads/a\tb", "contains a control character"},
+	{"refs/heads/a\x7f", "contains a control character"},
+	{"refs/heads/a~1", "contains one of ~^:?*[\\"},
+	{"refs/heads/a^", "contains one of ~^:?*[\\"},
+	{"refs/heads/a:b", "contains one of ~^:?*[\\"},
+	{"refs/heads/a?", "contains one of ~^:?*[\\"},
+	{"refs/heads/a*", "contains one of ~^:?*[\\"},
+	{"refs/heads/a[b", "contains one of ~^:?*[\\"},
+	{"refs/heads/a\\b", "contains one of ~^:?*[\\"},
+	{"refs/heads/main.lock", "a component ends with \".lock\""},
+	{"refs/heads/x.lock/y", "a component ends with \".lock\""},
+	{"refs/heads/.hidden", "a component starts with '.'"},
+	{"refs/.x/y", "a component starts with '.'"},
 };
 
 START_TEST(refname_rules)
@@ -411,8 +424,9 @@ START_TEST(refname_in_command_and_length)
 	struct gg_err err = GG_ERR_INIT;
 	char *name = malloc(GG_MAX_REFNAME + 2);
 
-	expect_cmd_fail(O1 " " O2 " refs/heads/a..b", GG_EINVAL,
-			"invalid ref name \"refs/heads/a..b\": contains \"..\"");
+	expect_cmd_fail(
+		O1 " " O2 " refs/heads/a..b", GG_EINVAL,
+		"invalid ref name \"refs/heads/a..b\": contains \"..\"");
 	ck_assert_ptr_nonnull(name);
 	memcpy(name, "refs/heads/", 11);
 	memset(name + 11, 'a', GG_MAX_REFNAME + 1 - 11);
@@ -421,7 +435,7 @@ START_TEST(refname_in_command_and_length)
 	ck_assert_int_eq(rp_refname_check(name, GG_MAX_REFNAME + 1, &err),
 			 GG_ELIMIT);
 	ck_assert_str_eq(err.msg, "ref name of 4097 bytes exceeds maximum "
-			 "4096");
+				  "4096");
 	free(name);
 }
 END_TEST
@@ -449,13 +463,15 @@ START_TEST(shallow_lines)
 	first(&b, O1 " " O2 " refs/heads/a", CAPS);
 	line(&b, "shallow " O3);
 	flush(&b);
-	expect_fail(&b, GG_EINVAL, "shallow lines must come before the push "
+	expect_fail(&b, GG_EINVAL,
+		    "shallow lines must come before the push "
 		    "commands");
 	pkt_buf_release(&b);
 
 	pkt_buf_init(&b, 1 << 20);
 	line(&b, "shallow 1234");
-	expect_fail(&b, GG_EINVAL, "bad shallow line: expected \"shallow\" "
+	expect_fail(&b, GG_EINVAL,
+		    "bad shallow line: expected \"shallow\" "
 		    "and a 40-hex object id");
 	pkt_buf_release(&b);
 }
@@ -519,7 +535,8 @@ START_TEST(too_many_push_options)
 	for (i = 0; i <= GG_MAX_PUSH_OPTIONS; i++)
 		line(&b, "o");
 	flush(&b);
-	expect_fail(&b, GG_ELIMIT, "too many push options in push (maximum "
+	expect_fail(&b, GG_ELIMIT,
+		    "too many push options in push (maximum "
 		    "1000)");
 	pkt_buf_release(&b);
 }
@@ -546,7 +563,8 @@ START_TEST(too_many_commands)
 	b.len -= 4; /* drop the flush, add one more command */
 	line(&b, ZZ " " O1 " refs/heads/one-too-many");
 	flush(&b);
-	expect_fail(&b, GG_ELIMIT, "too many commands in push (maximum "
+	expect_fail(&b, GG_ELIMIT,
+		    "too many commands in push (maximum "
 		    "10000)");
 	pkt_buf_release(&b);
 }
@@ -561,7 +579,8 @@ START_TEST(duplicate_refs)
 	line(&b, ZZ " " O1 " refs/heads/b");
 	line(&b, O1 " " O2 " refs/heads/a");
 	flush(&b);
-	expect_fail(&b, GG_EINVAL, "ref updated twice in one push: "
+	expect_fail(&b, GG_EINVAL,
+		    "ref updated twice in one push: "
 		    "refs/heads/a");
 	pkt_buf_release(&b);
 }
@@ -600,7 +619,7 @@ START_TEST(chunked_feeding)
 {
 	struct gg_err err = GG_ERR_INIT;
 	struct rp_request whole, part;
-	static const size_t steps[] = { 1, 2, 3, 5, 7, 64, 100000 };
+	static const size_t steps[] = {1, 2, 3, 5, 7, 64, 100000};
 	struct pkt_buf b;
 	size_t s, i, hdr;
 
@@ -639,11 +658,9 @@ START_TEST(sticky_failure)
 	size_t used;
 
 	rp_parser_init(&p);
-	ck_assert_int_eq(rp_parser_feed(&p, &used, "00zz", 4, &err),
-			 GG_EINVAL);
+	ck_assert_int_eq(rp_parser_feed(&p, &used, "00zz", 4, &err), GG_EINVAL);
 	gg_err_init(&err);
-	ck_assert_int_eq(rp_parser_feed(&p, &used, "0000", 4, &err),
-			 GG_EINVAL);
+	ck_assert_int_eq(rp_parser_feed(&p, &used, "0000", 4, &err), GG_EINVAL);
 	ck_assert_str_eq(err.msg, "push request already failed to parse");
 	ck_assert_int_eq(rp_parser_finish(&p, NULL), GG_EINVAL);
 	rp_parser_release(&p);
@@ -686,7 +703,7 @@ END_TEST
 START_TEST(serialize_subset)
 {
 	struct gg_err err = GG_ERR_INIT;
-	static const bool keep[] = { false, true, false };
+	static const bool keep[] = {false, true, false};
 	struct rp_request req;
 	struct pkt_buf b, out, want;
 
@@ -712,7 +729,7 @@ END_TEST
 START_TEST(serialize_caps_override_and_options)
 {
 	struct gg_err err = GG_ERR_INIT;
-	static const bool keep[] = { false, false, true };
+	static const bool keep[] = {false, false, true};
 	struct rp_request req;
 	struct pkt_buf b, out, want;
 
@@ -739,8 +756,8 @@ START_TEST(serialize_caps_override_and_options)
 
 	/* caps without push-options: no options section is written */
 	pkt_buf_release(&out);
-	ck_assert_int_eq(rp_serialize(&out, &req, keep, "report-status",
-				      &err), 0);
+	ck_assert_int_eq(rp_serialize(&out, &req, keep, "report-status", &err),
+			 0);
 	ck_assert_uint_eq(out.len, (4 + 49) + (4 + 82 + 12 + 1 + 13) + 4);
 	ck_assert_mem_eq(out.data + out.len - 4, "0000", 4);
 	pkt_buf_release(&out);
@@ -753,7 +770,7 @@ END_TEST
 START_TEST(serialize_nothing_kept)
 {
 	struct gg_err err = GG_ERR_INIT;
-	static const bool keep[] = { false, false, false };
+	static const bool keep[] = {false, false, false};
 	struct rp_request req;
 	struct pkt_buf b, out;
 
@@ -805,17 +822,17 @@ struct fixture {
 };
 
 static const struct fixture fixtures[] = {
-	{ "create/request", 1, "refs/heads/main", RP_CREATE, true },
-	{ "update/request", 1, "refs/heads/main", RP_UPDATE, true },
-	{ "atomic/request", 2, "refs/heads/a", RP_CREATE, true },
-	{ "delete/request", 1, "refs/heads/b", RP_DELETE, false },
-	{ "tag/request", 1, "refs/tags/v1", RP_CREATE, true },
-	{ "options/request", 1, "refs/heads/opt", RP_CREATE, true },
-	{ "hook-declined/request", 1, "refs/heads/frozen", RP_CREATE, true },
-	{ "nonff/request", 1, "refs/heads/main", RP_UPDATE, true },
-	{ "probe/request.1", 1, "refs/heads/big", RP_CREATE, true },
-	{ "plain/request", 1, "refs/heads/main", RP_CREATE, true },
-	{ "shallow/request", 1, "refs/heads/from-shallow", RP_CREATE, true },
+	{"create/request", 1, "refs/heads/main", RP_CREATE, true},
+	{"update/request", 1, "refs/heads/main", RP_UPDATE, true},
+	{"atomic/request", 2, "refs/heads/a", RP_CREATE, true},
+	{"delete/request", 1, "refs/heads/b", RP_DELETE, false},
+	{"tag/request", 1, "refs/tags/v1", RP_CREATE, true},
+	{"options/request", 1, "refs/heads/opt", RP_CREATE, true},
+	{"hook-declined/request", 1, "refs/heads/frozen", RP_CREATE, true},
+	{"nonff/request", 1, "refs/heads/main", RP_UPDATE, true},
+	{"probe/request.1", 1, "refs/heads/big", RP_CREATE, true},
+	{"plain/request", 1, "refs/heads/main", RP_CREATE, true},
+	{"shallow/request", 1, "refs/heads/from-shallow", RP_CREATE, true},
 };
 
 /* Parse a real request; the pack starts exactly at header_len, and

@@ -30,7 +30,8 @@ static void wrap_band1(struct pkt_buf *out, const struct pkt_buf *inner,
 		       size_t max_pkt)
 {
 	ck_assert_int_eq(pkt_write_sideband(out, 1, inner->data, inner->len,
-					    max_pkt, NULL), 0);
+					    max_pkt, NULL),
+			 0);
 }
 
 static void band(struct pkt_buf *b, int n, const char *s)
@@ -144,8 +145,10 @@ START_TEST(parse_sideband_real_bytes)
 	struct gg_err err = GG_ERR_INIT;
 	struct report r;
 
-	ck_assert_int_eq(report_parse(&r, LIT(body), REPORT_SIDEBAND |
-				      REPORT_EXPECT_STATUS, &err), 0);
+	ck_assert_int_eq(report_parse(&r, LIT(body),
+				      REPORT_SIDEBAND | REPORT_EXPECT_STATUS,
+				      &err),
+			 0);
 	ck_assert_str_eq(r.unpack, "ok");
 	ck_assert_uint_eq(r.nrefs, 1);
 	ck_assert_str_eq(r.refs[0].refname, "refs/heads/main");
@@ -168,18 +171,21 @@ START_TEST(parse_sideband_split_and_progress)
 	band(&b, 2, "Resolving deltas: 100% (1/1)\n");
 	/* band 1 split in the middle of an inner pkt-line header */
 	cut = 16;
-	ck_assert_int_eq(pkt_write_sideband(&b, 1, inner.data, cut, 65520,
-					    NULL), 0);
+	ck_assert_int_eq(
+		pkt_write_sideband(&b, 1, inner.data, cut, 65520, NULL), 0);
 	band(&b, 2, "more progress\r");
 	ck_assert_int_eq(pkt_write_sideband(&b, 1, inner.data + cut,
-					    inner.len - cut, 65520, NULL), 0);
+					    inner.len - cut, 65520, NULL),
+			 0);
 	flush(&b);
-	ck_assert_int_eq(parse(&r, &b, REPORT_SIDEBAND | REPORT_EXPECT_STATUS,
-			       &err), 0);
+	ck_assert_int_eq(
+		parse(&r, &b, REPORT_SIDEBAND | REPORT_EXPECT_STATUS, &err), 0);
 	ck_assert_str_eq(r.refs[0].reason, "some reason with spaces");
 	ck_assert_uint_eq(r.progress_len, 29 + 14);
-	ck_assert_mem_eq(r.progress, "Resolving deltas: 100% (1/1)\nmore "
-			 "progress\r", r.progress_len);
+	ck_assert_mem_eq(r.progress,
+			 "Resolving deltas: 100% (1/1)\nmore "
+			 "progress\r",
+			 r.progress_len);
 	ck_assert_uint_eq(r.nprogress_chunks, 2);
 	ck_assert_uint_eq(r.progress_chunks[0], 29);
 	ck_assert_uint_eq(r.progress_chunks[1], 14);
@@ -227,8 +233,8 @@ START_TEST(parse_band3_fatal)
 	band(&b, 2, "Counting objects\n");
 	band(&b, 3, "pack exceeds\tmaximum size\n");
 	pl(&b, "anything after band 3 is ignored");
-	ck_assert_int_eq(parse(&r, &b, REPORT_SIDEBAND | REPORT_EXPECT_STATUS,
-			       &err), 0);
+	ck_assert_int_eq(
+		parse(&r, &b, REPORT_SIDEBAND | REPORT_EXPECT_STATUS, &err), 0);
 	ck_assert_str_eq(r.fatal, "pack exceeds?maximum size");
 	ck_assert(!r.have_status);
 	ck_assert_uint_eq(r.nrefs, 0);
@@ -247,7 +253,8 @@ START_TEST(parse_no_status_expected)
 	ck_assert(!r.have_status);
 	report_release(&r);
 	ck_assert_int_eq(report_parse(&r, LIT("0008\002hi\n0000"),
-				      REPORT_SIDEBAND, &err), 0);
+				      REPORT_SIDEBAND, &err),
+			 0);
 	ck_assert(!r.have_status);
 	ck_assert_uint_eq(r.progress_len, 3);
 	report_release(&r);
@@ -258,17 +265,18 @@ START_TEST(parse_garbage)
 {
 	expect_parse_fail(LIT("hello"), REPORT_EXPECT_STATUS, GG_EINVAL,
 			  "bad pkt-line length \"hell\"");
-	expect_parse_fail(LIT("0009hello0000"), REPORT_EXPECT_STATUS,
-			  GG_EINVAL, "upstream report: expected \"unpack\": "
+	expect_parse_fail(LIT("0009hello0000"), REPORT_EXPECT_STATUS, GG_EINVAL,
+			  "upstream report: expected \"unpack\": "
 			  "\"hello\"");
-	expect_parse_fail(LIT("000eunpack ok\n0013xx refs/heads/a0000"),
-			  REPORT_EXPECT_STATUS, GG_EINVAL,
-			  "upstream report: unexpected line: \"xx refs/heads/a\"");
+	expect_parse_fail(
+		LIT("000eunpack ok\n0013xx refs/heads/a0000"),
+		REPORT_EXPECT_STATUS, GG_EINVAL,
+		"upstream report: unexpected line: \"xx refs/heads/a\"");
 	expect_parse_fail(LIT("000eunpack ok\n0014ok refs/heads/a\n"),
 			  REPORT_EXPECT_STATUS, GG_EINVAL,
 			  "upstream report: ends without flush");
-	expect_parse_fail(LIT("000eunpack ok\n0000junk"),
-			  REPORT_EXPECT_STATUS, GG_EINVAL,
+	expect_parse_fail(LIT("000eunpack ok\n0000junk"), REPORT_EXPECT_STATUS,
+			  GG_EINVAL,
 			  "upstream report: 4 bytes after the final flush");
 	expect_parse_fail(LIT("000eunpack ok\n0018option forced-update0000"),
 			  REPORT_EXPECT_STATUS, GG_EINVAL,
@@ -279,13 +287,15 @@ START_TEST(parse_garbage)
 			  "invalid ref name \"heads/a\": does not start with "
 			  "refs/");
 	expect_parse_fail(LIT("000eunpack ok\n0001"), REPORT_EXPECT_STATUS,
-			  GG_EINVAL, "upstream report: unexpected special "
+			  GG_EINVAL,
+			  "upstream report: unexpected special "
 			  "packet");
 	expect_parse_fail(LIT("0000"), REPORT_EXPECT_STATUS, GG_EINVAL,
 			  "upstream report: no \"unpack\" line");
-	expect_parse_fail(LIT("000eunpack ok\n0013ok refs/\0heads/0000"),
-			  REPORT_EXPECT_STATUS, GG_EINVAL,
-			  "upstream report: NUL byte in line: \"ok refs/?heads/\"");
+	expect_parse_fail(
+		LIT("000eunpack ok\n0013ok refs/\0heads/0000"),
+		REPORT_EXPECT_STATUS, GG_EINVAL,
+		"upstream report: NUL byte in line: \"ok refs/?heads/\"");
 	expect_parse_fail("", 0, REPORT_EXPECT_STATUS, GG_EINVAL,
 			  "upstream sent no report-status");
 }
@@ -320,7 +330,8 @@ START_TEST(parse_too_large)
 
 	ck_assert_ptr_nonnull(big);
 	expect_parse_fail(big, GG_MAX_REPORT_LEN + 1, REPORT_EXPECT_STATUS,
-			  GG_ELIMIT, "upstream report of 4194305 bytes "
+			  GG_ELIMIT,
+			  "upstream report of 4194305 bytes "
 			  "exceeds maximum 4194304");
 	free(big);
 }
@@ -341,8 +352,8 @@ END_TEST
 
 /* ---- merging ---- */
 
-static const char *const two_cmds[] = { ZZ " " O1 " refs/heads/a",
-					ZZ " " O1 " refs/heads/b" };
+static const char *const two_cmds[] = {ZZ " " O1 " refs/heads/a",
+				       ZZ " " O1 " refs/heads/b"};
 
 /* Everything hand-computed: the exact bytes git will receive. */
 START_TEST(merge_literal_sideband)
@@ -356,7 +367,7 @@ START_TEST(merge_literal_sideband)
 		"0017ng refs/heads/b no\n"
 		"0000"
 		"0000";
-	static const char *const refusals[] = { NULL, "no" };
+	static const char *const refusals[] = {NULL, "no"};
 	struct gg_err err = GG_ERR_INIT;
 	struct report_result res[2];
 	struct rp_request req;
@@ -367,12 +378,16 @@ START_TEST(merge_literal_sideband)
 	make_req(&req, " report-status side-band-64k", two_cmds, 2);
 	pkt_buf_init(&up, 1 << 20);
 	band(&up, 2, "hi\n");
-	ck_assert_int_eq(pkt_buf_add(&up, LIT("002b\001000eunpack ok\n0014ok "
-					      "refs/heads/a\n0000"), NULL), 0);
+	ck_assert_int_eq(pkt_buf_add(&up,
+				     LIT("002b\001000eunpack ok\n0014ok "
+					 "refs/heads/a\n0000"),
+				     NULL),
+			 0);
 	flush(&up);
-	ck_assert_int_eq(parse(&r, &up, REPORT_SIDEBAND | REPORT_EXPECT_STATUS,
-			       &err), 0);
-	m = (struct report_merge){ &req, refusals, &r, NULL, res };
+	ck_assert_int_eq(
+		parse(&r, &up, REPORT_SIDEBAND | REPORT_EXPECT_STATUS, &err),
+		0);
+	m = (struct report_merge){&req, refusals, &r, NULL, res};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, sizeof(want) - 1);
@@ -388,12 +403,11 @@ START_TEST(merge_literal_sideband)
 }
 END_TEST
 
-static const char *const three_cmds[] = { O1 " " O2 " refs/heads/agent/x",
-					  ZZ " " O1 " refs/heads/main",
-					  ZZ " " O2 " refs/heads/agent/y" };
+static const char *const three_cmds[] = {O1 " " O2 " refs/heads/agent/x",
+					 ZZ " " O1 " refs/heads/main",
+					 ZZ " " O2 " refs/heads/agent/y"};
 static const char *const refuse_main[] = {
-	NULL, "branch not allowed by token: allowed agent/*", NULL
-};
+	NULL, "branch not allowed by token: allowed agent/*", NULL};
 
 START_TEST(merge_non_atomic_order_and_upstream_ng)
 {
@@ -411,14 +425,14 @@ START_TEST(merge_non_atomic_order_and_upstream_ng)
 	pl(&up, "ok refs/heads/agent/x\n");
 	flush(&up);
 	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
-	m = (struct report_merge){ &req, refuse_main, &r, NULL, NULL };
+	m = (struct report_merge){&req, refuse_main, &r, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pkt_buf_init(&want, 1 << 20);
 	pl(&want, "unpack ok\n");
 	pl(&want, "ok refs/heads/agent/x\n");
 	pl(&want, "ng refs/heads/main branch not allowed by token: allowed "
-	   "agent/*\n");
+		  "agent/*\n");
 	pl(&want, "ng refs/heads/agent/y protected branch hook declined\n");
 	flush(&want);
 	ck_assert_uint_eq(out.len, want.len);
@@ -440,18 +454,19 @@ START_TEST(merge_atomic_refusal)
 	struct report_merge m;
 
 	make_req(&req, " report-status-v2 side-band-64k atomic", three_cmds, 3);
-	m = (struct report_merge){ &req, refuse_main, NULL, NULL, res };
+	m = (struct report_merge){&req, refuse_main, NULL, NULL, res};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pkt_buf_init(&inner, 1 << 20);
 	pl(&inner, "unpack ok\n");
 	pl(&inner, "ng refs/heads/agent/x atomic push failure\n");
 	pl(&inner, "ng refs/heads/main branch not allowed by token: allowed "
-	   "agent/*\n");
+		   "agent/*\n");
 	pl(&inner, "ng refs/heads/agent/y atomic push failure\n");
 	flush(&inner);
 	pkt_buf_init(&want, 1 << 20);
-	band(&want, 2, "gitgate: refusing refs/heads/main: branch not allowed "
+	band(&want, 2,
+	     "gitgate: refusing refs/heads/main: branch not allowed "
 	     "by token: allowed agent/*\n");
 	wrap_band1(&want, &inner, 65520);
 	flush(&want);
@@ -482,7 +497,7 @@ START_TEST(merge_atomic_all_allowed_passes_through)
 	pl(&up, "ok refs/heads/b\n");
 	flush(&up);
 	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
-	m = (struct report_merge){ &req, NULL, &r, NULL, NULL };
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, up.len);
@@ -496,7 +511,7 @@ END_TEST
 
 START_TEST(merge_without_report_status)
 {
-	static const char *const refusals[] = { "nope", NULL };
+	static const char *const refusals[] = {"nope", NULL};
 	struct gg_err err = GG_ERR_INIT;
 	struct report_result res[2];
 	struct rp_request req;
@@ -507,13 +522,16 @@ START_TEST(merge_without_report_status)
 	/* side-band only: just the progress lines and the closing flush */
 	make_req(&req, " side-band-64k", two_cmds, 2);
 	ck_assert_int_eq(report_parse(&r, LIT("0008\002up\n0000"),
-				      REPORT_SIDEBAND, &err), 0);
-	m = (struct report_merge){ &req, refusals, &r, NULL, res };
+				      REPORT_SIDEBAND, &err),
+			 0);
+	m = (struct report_merge){&req, refusals, &r, NULL, res};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, 42 + 8 + 4);
-	ck_assert_mem_eq(out.data, "002a\002gitgate: refusing refs/heads/a: "
-			 "nope\n0008\002up\n0000", out.len);
+	ck_assert_mem_eq(out.data,
+			 "002a\002gitgate: refusing refs/heads/a: "
+			 "nope\n0008\002up\n0000",
+			 out.len);
 	/* results still say what happened, though upstream gave no report */
 	ck_assert(!res[0].ok);
 	ck_assert_str_eq(res[1].reason, "no status from upstream");
@@ -523,7 +541,7 @@ START_TEST(merge_without_report_status)
 
 	/* neither: the response body is empty */
 	make_req(&req, " quiet", two_cmds, 2);
-	m = (struct report_merge){ &req, refusals, NULL, NULL, NULL };
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL};
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, 0);
 	rp_request_release(&req);
@@ -532,15 +550,15 @@ END_TEST
 
 START_TEST(merge_upstream_error)
 {
-	static const char *const refusals[] = { NULL, "nope" };
+	static const char *const refusals[] = {NULL, "nope"};
 	struct gg_err err = GG_ERR_INIT;
 	struct pkt_buf out, inner, want;
 	struct rp_request req;
 	struct report_merge m;
 
 	make_req(&req, " report-status side-band-64k", two_cmds, 2);
-	m = (struct report_merge){ &req, refusals, NULL,
-				   "upstream returned HTTP 502", NULL };
+	m = (struct report_merge){&req, refusals, NULL,
+				  "upstream returned HTTP 502", NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pkt_buf_init(&inner, 1 << 20);
@@ -550,7 +568,8 @@ START_TEST(merge_upstream_error)
 	flush(&inner);
 	pkt_buf_init(&want, 1 << 20);
 	band(&want, 2, "gitgate: refusing refs/heads/b: nope\n");
-	band(&want, 2, "gitgate: upstream failed: upstream returned HTTP 502\n");
+	band(&want, 2,
+	     "gitgate: upstream failed: upstream returned HTTP 502\n");
 	wrap_band1(&want, &inner, 65520);
 	flush(&want);
 	ck_assert_uint_eq(out.len, want.len);
@@ -574,9 +593,10 @@ START_TEST(merge_upstream_fatal)
 	pkt_buf_init(&up, 1 << 20);
 	band(&up, 2, "Counting\n");
 	band(&up, 3, "pack too big\n");
-	ck_assert_int_eq(parse(&r, &up, REPORT_SIDEBAND | REPORT_EXPECT_STATUS,
-			       &err), 0);
-	m = (struct report_merge){ &req, NULL, &r, NULL, NULL };
+	ck_assert_int_eq(
+		parse(&r, &up, REPORT_SIDEBAND | REPORT_EXPECT_STATUS, &err),
+		0);
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pkt_buf_init(&inner, 1 << 20);
@@ -618,7 +638,7 @@ static void v2_upstream(struct report *r)
 
 START_TEST(merge_v2_options)
 {
-	static const char *const refusals[] = { NULL, "nope" };
+	static const char *const refusals[] = {NULL, "nope"};
 	struct gg_err err = GG_ERR_INIT;
 	struct pkt_buf out, want;
 	struct rp_request req;
@@ -628,7 +648,7 @@ START_TEST(merge_v2_options)
 	v2_upstream(&r);
 	/* v2 client: options follow their ref */
 	make_req(&req, " report-status-v2", two_cmds, 2);
-	m = (struct report_merge){ &req, refusals, &r, NULL, NULL };
+	m = (struct report_merge){&req, refusals, &r, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pkt_buf_init(&want, 1 << 20);
@@ -676,7 +696,7 @@ START_TEST(merge_missing_ref_and_unpack_error)
 	pl(&up, "ok refs/heads/not-asked\n");
 	flush(&up);
 	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
-	m = (struct report_merge){ &req, NULL, &r, NULL, NULL };
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pkt_buf_init(&want, 1 << 20);
@@ -713,12 +733,13 @@ START_TEST(merge_old_sideband_splits_at_1000)
 		refusals[i] = "branch not allowed by token: allowed agent/*";
 	}
 	make_req(&req, " report-status side-band", cmds, 60);
-	m = (struct report_merge){ &req, refusals, NULL, NULL, NULL };
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	while (pos < out.len) {
 		ck_assert_int_eq(pkt_read(&p, &used, out.data + pos,
-					  out.len - pos, PKT_EOF, &err), 0);
+					  out.len - pos, PKT_EOF, &err),
+				 0);
 		ck_assert_uint_le(used, 1000);
 		pos += used;
 		n++;
@@ -733,16 +754,16 @@ END_TEST
 
 START_TEST(merge_cleans_local_reasons)
 {
-	static const char *const refusals[] = { "bad\nline\tand more", NULL };
+	static const char *const refusals[] = {"bad\nline\tand more", NULL};
 	struct gg_err err = GG_ERR_INIT;
 	char long_reason[400];
-	const char *refusals2[2] = { long_reason, long_reason };
+	const char *refusals2[2] = {long_reason, long_reason};
 	struct rp_request req;
 	struct pkt_buf out, want;
 	struct report_merge m;
 
 	make_req(&req, " report-status atomic", two_cmds, 2);
-	m = (struct report_merge){ &req, refusals, NULL, NULL, NULL };
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pkt_buf_init(&want, 1 << 20);
@@ -768,14 +789,14 @@ END_TEST
 
 START_TEST(merge_output_cap)
 {
-	static const char *const refusals[] = { "nope", NULL };
+	static const char *const refusals[] = {"nope", NULL};
 	struct gg_err err = GG_ERR_INIT;
 	struct rp_request req;
 	struct pkt_buf out;
 	struct report_merge m;
 
 	make_req(&req, " report-status", two_cmds, 2);
-	m = (struct report_merge){ &req, refusals, NULL, NULL, NULL };
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL};
 	pkt_buf_init(&out, 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), GG_ELIMIT);
 	ck_assert_uint_eq(out.len, 0);
@@ -787,7 +808,7 @@ END_TEST
  * adds the LF: the reason is cut by a byte rather than failing. */
 START_TEST(merge_max_length_upstream_line)
 {
-	static const char *const cmds[] = { ZZ " " O1 " refs/heads/a" };
+	static const char *const cmds[] = {ZZ " " O1 " refs/heads/a"};
 	struct gg_err err = GG_ERR_INIT;
 	struct pkt_buf up, out;
 	struct rp_request req;
@@ -807,12 +828,13 @@ START_TEST(merge_max_length_upstream_line)
 	flush(&up);
 	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
 	ck_assert_uint_eq(strlen(r.refs[0].reason), GG_MAX_PKT_DATA - 16);
-	m = (struct report_merge){ &req, NULL, &r, NULL, NULL };
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pos = 14;
 	ck_assert_int_eq(pkt_read(&p, &used, out.data + pos, out.len - pos,
-				  PKT_EOF, &err), 0);
+				  PKT_EOF, &err),
+			 0);
 	ck_assert_uint_eq(p.len, GG_MAX_PKT_DATA);
 	ck_assert_uint_eq(p.data[p.len - 1], '\n');
 	pkt_buf_release(&out);
@@ -827,7 +849,7 @@ END_TEST
  * client only speaks the old 1000-byte side-band. */
 START_TEST(merge_progress_packets)
 {
-	static const char *const cmds[] = { ZZ " " O1 " refs/heads/a" };
+	static const char *const cmds[] = {ZZ " " O1 " refs/heads/a"};
 	struct gg_err err = GG_ERR_INIT;
 	struct pkt_buf up, out, want;
 	char big[1500];
@@ -845,7 +867,7 @@ START_TEST(merge_progress_packets)
 	ck_assert_int_eq(parse(&r, &up, REPORT_SIDEBAND, &err), 0);
 	ck_assert_uint_eq(r.nprogress_chunks, 3);
 	make_req(&req, " side-band-64k", cmds, 1);
-	m = (struct report_merge){ &req, NULL, &r, NULL, NULL };
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, up.len);
@@ -858,8 +880,8 @@ START_TEST(merge_progress_packets)
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pkt_buf_init(&want, 1 << 20);
 	band(&want, 2, "one\n");
-	ck_assert_int_eq(pkt_write_sideband(&want, 2, big, strlen(big), 1000,
-					    NULL), 0);
+	ck_assert_int_eq(
+		pkt_write_sideband(&want, 2, big, strlen(big), 1000, NULL), 0);
 	band(&want, 2, "two\n");
 	flush(&want);
 	ck_assert_uint_eq(out.len, want.len);
@@ -901,26 +923,26 @@ static unsigned char *load(const char *name, size_t *len)
 struct real_case {
 	const char *dir;
 	const char *suffix;   /* "" or ".1" for multi-POST cases */
-	bool ok0;             /* status of the first ref */
+	bool ok0;	      /* status of the first ref */
 	const char *reason0;  /* its ng reason */
 	const char *progress; /* band-2 text, or NULL */
 };
 
 static const struct real_case real_cases[] = {
-	{ "create", "", true, NULL, NULL },
-	{ "update", "", true, NULL, NULL },
-	{ "atomic", "", true, NULL, NULL },
-	{ "delete", "", true, NULL, NULL },
-	{ "tag", "", true, NULL, NULL },
-	{ "options", "", true, NULL, NULL },
-	{ "hook-declined", "", false, "pre-receive hook declined",
-	  "checking refs...\npolicy: no pushes to refs/heads/frozen\n" },
-	{ "nonff", "", false, "non-fast-forward",
-	  "error: denying non-fast-forward refs/heads/main (you should pull "
-	  "first)\n" },
-	{ "probe", ".1", true, NULL, NULL },
-	{ "plain", "", true, NULL, NULL },
-	{ "shallow", "", true, NULL, NULL },
+	{"create", "", true, NULL, NULL},
+	{"update", "", true, NULL, NULL},
+	{"atomic", "", true, NULL, NULL},
+	{"delete", "", true, NULL, NULL},
+	{"tag", "", true, NULL, NULL},
+	{"options", "", true, NULL, NULL},
+	{"hook-declined", "", false, "pre-receive hook declined",
+	 "checking refs...\npolicy: no pushes to refs/heads/frozen\n"},
+	{"nonff", "", false, "non-fast-forward",
+	 "error: denying non-fast-forward refs/heads/main (you should pull "
+	 "first)\n"},
+	{"probe", ".1", true, NULL, NULL},
+	{"plain", "", true, NULL, NULL},
+	{"shallow", "", true, NULL, NULL},
 };
 
 static void load_case(const struct real_case *c, struct rp_request *req,
@@ -955,8 +977,9 @@ START_TEST(real_git_responses)
 	size_t len, i;
 
 	load_case(c, &req, &resp, &len);
-	ck_assert_msg(report_parse(&r, resp, len, report_flags(&req.caps),
-				   &err) == 0, "%s: %s", c->dir, err.msg);
+	ck_assert_msg(
+		report_parse(&r, resp, len, report_flags(&req.caps), &err) == 0,
+		"%s: %s", c->dir, err.msg);
 	ck_assert(r.have_status);
 	ck_assert_str_eq(r.unpack, "ok");
 	ck_assert_uint_eq(r.nrefs, req.ncommands);
@@ -971,7 +994,7 @@ START_TEST(real_git_responses)
 	} else {
 		ck_assert_uint_eq(r.progress_len, 0);
 	}
-	m = (struct report_merge){ &req, NULL, &r, NULL, res };
+	m = (struct report_merge){&req, NULL, &r, NULL, res};
 	pkt_buf_init(&out, GG_MAX_REPORT_LEN);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, len);
@@ -997,8 +1020,8 @@ START_TEST(real_git_probe_response)
 	free(body);
 	body = load("probe/response.0", &len);
 	ck_assert_uint_eq(len, 0);
-	ck_assert_int_eq(report_parse(&r, body, len, report_flags(&req.caps),
-				      &err), 0);
+	ck_assert_int_eq(
+		report_parse(&r, body, len, report_flags(&req.caps), &err), 0);
 	ck_assert(!r.have_status);
 	report_release(&r);
 	rp_request_release(&req);
@@ -1020,8 +1043,7 @@ START_TEST(real_git_atomic_refused)
 		"0000"
 		"0000";
 	static const char *const refusals[] = {
-		NULL, "branch not allowed by token: allowed a"
-	};
+		NULL, "branch not allowed by token: allowed a"};
 	struct gg_err err = GG_ERR_INIT;
 	struct rp_request req;
 	struct report_merge m;
@@ -1031,7 +1053,7 @@ START_TEST(real_git_atomic_refused)
 
 	load_case(&real_cases[2], &req, &resp, &len);
 	ck_assert(req.caps.atomic);
-	m = (struct report_merge){ &req, refusals, NULL, NULL, NULL };
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL};
 	pkt_buf_init(&out, GG_MAX_REPORT_LEN);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, sizeof(want) - 1);
@@ -1085,10 +1107,10 @@ struct gate_post {
 };
 
 static const struct gate_post gate_posts[] = {
-	{ "gate-partial", "" },        { "gate-atomic", "" },
-	{ "gate-tag-refused", "" },    { "gate-delete-refused", "" },
-	{ "gate-allowed-options", "" }, { "gate-probe-partial", ".0" },
-	{ "gate-probe-partial", ".1" },
+	{"gate-partial", ""},	      {"gate-atomic", ""},
+	{"gate-tag-refused", ""},     {"gate-delete-refused", ""},
+	{"gate-allowed-options", ""}, {"gate-probe-partial", ".0"},
+	{"gate-probe-partial", ".1"},
 };
 
 static unsigned char *gate_file(const struct gate_post *g, const char *f,
@@ -1131,17 +1153,19 @@ START_TEST(gate_fixtures)
 	if (req.ncommands > 0 && flen > 0) {
 		ck_assert_int_eq(rp_serialize(&out, &req, keep, NULL, &err), 0);
 		if (rp_pack_expected(&req, keep))
-			ck_assert_int_eq(pkt_buf_add(&out, body + req.header_len,
-						     blen - req.header_len,
-						     &err), 0);
+			ck_assert_int_eq(
+				pkt_buf_add(&out, body + req.header_len,
+					    blen - req.header_len, &err),
+				0);
 		ck_assert_uint_eq(out.len, flen);
 		ck_assert_mem_eq(out.data, fwd, flen);
 	}
 	ck_assert((up != NULL) == (flen > 0));
 	if (up)
 		ck_assert_int_eq(report_parse(&r, up, ulen,
-					      report_flags(&req.caps), &err), 0);
-	m = (struct report_merge){ &req, why, up ? &r : NULL, NULL, NULL };
+					      report_flags(&req.caps), &err),
+				 0);
+	m = (struct report_merge){&req, why, up ? &r : NULL, NULL, NULL};
 	pkt_buf_release(&out);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, wlen);
