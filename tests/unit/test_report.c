@@ -1169,7 +1169,8 @@ START_TEST(gate_fixtures)
 	pkt_buf_release(&out);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, wlen);
-	ck_assert_mem_eq(out.data, want, wlen);
+	if (wlen > 0) /* the probe's reply is empty: out.data is NULL */
+		ck_assert_mem_eq(out.data, want, wlen);
 	if (up)
 		report_release(&r);
 	pkt_buf_release(&out);
