@@ -49,10 +49,9 @@ static int alphabet_ok(const char *text, size_t len)
 
 	for (i = 0; i < len; i++) {
 		unsigned c = (unsigned char)text[i];
-		unsigned ok = ((c >= 'A') & (c <= 'Z')) |
-			      ((c >= 'a') & (c <= 'z')) |
-			      ((c >= '0') & (c <= '9')) | (c == '-') |
-			      (c == '_');
+		unsigned ok =
+			((c >= 'A') & (c <= 'Z')) | ((c >= 'a') & (c <= 'z')) |
+			((c >= '0') & (c <= '9')) | (c == '-') | (c == '_');
 
 		bad |= ok ^ 1u;
 	}

@@ -104,11 +104,10 @@ static int print_claims(const struct token_claims *c)
 	return rc;
 }
 
-static int inspect(const char *token, size_t len, char **keypaths,
-		   size_t nkeys)
+static int inspect(const char *token, size_t len, char **keypaths, size_t nkeys)
 {
 	struct token_key keys[GG_MAX_KEYS];
-	struct token_keyset set = { keys, 0 };
+	struct token_keyset set = {keys, 0};
 	struct token_claims *c = NULL;
 	struct gg_err err = GG_ERR_INIT;
 	int rc;
@@ -134,8 +133,8 @@ static int inspect(const char *token, size_t len, char **keypaths,
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "key", required_argument, NULL, 'k' },
-		{ NULL, 0, NULL, 0 },
+		{"key", required_argument, NULL, 'k'},
+		{NULL, 0, NULL, 0},
 	};
 	char *keypaths[GG_MAX_KEYS], buf[STDIN_CAP + 1];
 	const char *token;

@@ -11,18 +11,21 @@
 static const char usage[] =
 	"usage: gitgate keygen --out DIR\n"
 	"\n"
-	"Create a signing key pair in DIR (created with mode 0700 if missing):\n"
+	"Create a signing key pair in DIR (created with mode 0700 if "
+	"missing):\n"
 	"  DIR/signing.key  k4.secret PASERK, mode 0600: keep it where tokens\n"
 	"                   are minted (gitgate mint --key)\n"
 	"  DIR/verify.pub   k4.public PASERK, mode 0644: give it to the proxy\n"
-	"                   (config \"verify_key\") and to gitgate inspect --key\n"
+	"                   (config \"verify_key\") and to gitgate inspect "
+	"--key\n"
 	"Existing files are never overwritten.\n";
 
 /* getopt_long said ':' (missing value) or '?' (unknown option). */
 static int bad_option(int c, char **argv)
 {
 	if (c == ':')
-		return cli_usage_error(usage, "keygen: option '%s' needs a value",
+		return cli_usage_error(usage,
+				       "keygen: option '%s' needs a value",
 				       argv[optind - 1]);
 	if (optopt)
 		return cli_usage_error(usage, "keygen: unknown option '-%c'",
@@ -34,9 +37,9 @@ static int bad_option(int c, char **argv)
 int cmd_keygen(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "out", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"out", required_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	struct gg_err err = GG_ERR_INIT;
 	const char *out = NULL;
@@ -58,7 +61,8 @@ int cmd_keygen(int argc, char **argv)
 			return bad_option(c, argv);
 	}
 	if (optind < argc)
-		return cli_usage_error(usage, "keygen: unexpected argument '%s'",
+		return cli_usage_error(usage,
+				       "keygen: unexpected argument '%s'",
 				       argv[optind]);
 	if (!out || !*out)
 		return cli_usage_error(usage, "keygen: missing --out DIR");

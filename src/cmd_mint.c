@@ -28,7 +28,8 @@ static const char usage[] =
 	"Print one token (v4.public...) and a newline on stdout.\n"
 	"  --key FILE        signing.key from gitgate keygen (mode 0600)\n"
 	"  --repo OWNER/NAME repository the token may use (repeatable)\n"
-	"  --push PATTERN    branch pattern the token may push to (repeatable);\n"
+	"  --push PATTERN    branch pattern the token may push to "
+	"(repeatable);\n"
 	"                    '*' matches within a path segment, '**' across\n"
 	"                    segments; 'refs/tags/v*' grants tags\n"
 	"  --allow-force     allow non-fast-forward pushes to those branches\n"
@@ -142,7 +143,8 @@ static int check_opts(const struct mint_opts *o)
 	if (!o->key || !*o->key)
 		return cli_usage_error(usage, "mint: missing --key FILE");
 	if (o->nrepos == 0)
-		return cli_usage_error(usage, "mint: missing --repo OWNER/NAME");
+		return cli_usage_error(usage,
+				       "mint: missing --repo OWNER/NAME");
 	if (o->no_fetch && o->npushes == 0)
 		return cli_usage_error(usage, "mint: --no-fetch without --push "
 					      "would grant nothing");
@@ -158,15 +160,15 @@ static int check_opts(const struct mint_opts *o)
 static int parse_args(struct mint_opts *o, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "key", required_argument, NULL, OPT_KEY },
-		{ "repo", required_argument, NULL, OPT_REPO },
-		{ "push", required_argument, NULL, OPT_PUSH },
-		{ "allow-force", no_argument, NULL, OPT_FORCE },
-		{ "allow-delete", no_argument, NULL, OPT_DELETE },
-		{ "no-fetch", no_argument, NULL, OPT_NO_FETCH },
-		{ "ttl", required_argument, NULL, OPT_TTL },
-		{ "sub", required_argument, NULL, OPT_SUB },
-		{ NULL, 0, NULL, 0 },
+		{"key", required_argument, NULL, OPT_KEY},
+		{"repo", required_argument, NULL, OPT_REPO},
+		{"push", required_argument, NULL, OPT_PUSH},
+		{"allow-force", no_argument, NULL, OPT_FORCE},
+		{"allow-delete", no_argument, NULL, OPT_DELETE},
+		{"no-fetch", no_argument, NULL, OPT_NO_FETCH},
+		{"ttl", required_argument, NULL, OPT_TTL},
+		{"sub", required_argument, NULL, OPT_SUB},
+		{NULL, 0, NULL, 0},
 	};
 	int c, rc;
 
@@ -237,7 +239,7 @@ static int sign_and_print(const struct mint_opts *o, const char *sub,
 
 int cmd_mint(int argc, char **argv)
 {
-	struct mint_opts o = { .ttl = GG_DEFAULT_TTL };
+	struct mint_opts o = {.ttl = GG_DEFAULT_TTL};
 	struct keyfile_secret *key = NULL;
 	struct gg_err err = GG_ERR_INIT;
 	char sub[GG_MAX_CLAIM_STR + 1];

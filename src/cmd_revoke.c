@@ -77,8 +77,9 @@ static int revocations_path(char **out, const char *config)
 	if (!json_is_object(root) ||
 	    (v && (!json_is_string(v) || !*json_string_value(v)))) {
 		json_decref(root);
-		fprintf(stderr, "gitgate: revoke: %s: revocations: must be a "
-				"non-empty string\n",
+		fprintf(stderr,
+			"gitgate: revoke: %s: revocations: must be a "
+			"non-empty string\n",
 			config);
 		return CLI_FAIL;
 	}
@@ -152,7 +153,8 @@ static int add_stdin(struct items *it)
 	if (!buf)
 		return cli_fail("revoke", "out of memory");
 	do {
-		n = fread(buf + len, 1, GG_MAX_REVOCATIONS_LEN + 1 - len, stdin);
+		n = fread(buf + len, 1, GG_MAX_REVOCATIONS_LEN + 1 - len,
+			  stdin);
 		len += n;
 	} while (n > 0 && len <= GG_MAX_REVOCATIONS_LEN);
 	if (ferror(stdin) || len > GG_MAX_REVOCATIONS_LEN)
@@ -174,7 +176,7 @@ static int add_stdin(struct items *it)
 static int revoke(const char *config, char **args, int nargs)
 {
 	struct gg_err err = GG_ERR_INIT;
-	struct items it = { NULL, 0, 0 };
+	struct items it = {NULL, 0, 0};
 	char *path = NULL;
 	int i, rc = CLI_OK;
 
@@ -189,8 +191,8 @@ static int revoke(const char *config, char **args, int nargs)
 	if (rc == CLI_OK)
 		rc = revocations_path(&path, config);
 	if (rc == CLI_OK &&
-	    revocation_append(path, (const char *const *)it.jtis, it.n,
-			      &err) != GG_OK)
+	    revocation_append(path, (const char *const *)it.jtis, it.n, &err) !=
+		    GG_OK)
 		rc = cli_fail("revoke", err.msg);
 	for (i = 0; rc == CLI_OK && (size_t)i < it.n; i++)
 		printf("revoked %s\n", it.jtis[i]);
@@ -202,8 +204,8 @@ static int revoke(const char *config, char **args, int nargs)
 int cmd_revoke(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ NULL, 0, NULL, 0 },
+		{"config", required_argument, NULL, 'c'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *config = NULL;
 	int c;

@@ -51,8 +51,7 @@ static int read_key_text(char *buf, size_t *len, int fd, const char *path,
 
 /* Open path for reading and check it is a regular file; when secret, also
  * refuse group/other permission bits. */
-static int open_key(int *fd, const char *path, bool secret,
-		    struct gg_err *err)
+static int open_key(int *fd, const char *path, bool secret, struct gg_err *err)
 {
 	struct stat st;
 	int rc = GG_OK;
@@ -103,7 +102,8 @@ int keyfile_load_secret(struct keyfile_secret **out, const char *path,
 
 	*out = NULL;
 	if (sodium_init() < 0)
-		return gg_err_set(err, GG_ERR, "libsodium failed to initialise");
+		return gg_err_set(err, GG_ERR,
+				  "libsodium failed to initialise");
 	rc = open_key(&fd, path, true, err);
 	if (rc != GG_OK)
 		return rc;
@@ -221,8 +221,7 @@ static int write_line(int fd, const char *text, const char *path,
 }
 
 /* PASERK texts of a fresh key pair; sec is sodium_malloc'd by the caller. */
-static int new_pair(char *sec, char pub[PASERK_PUBLIC_SIZE],
-		    struct gg_err *err)
+static int new_pair(char *sec, char pub[PASERK_PUBLIC_SIZE], struct gg_err *err)
 {
 	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
 	unsigned char *sk;
@@ -249,7 +248,8 @@ int keyfile_generate(const char *dir, struct gg_err *err)
 
 	/* sodium_malloc aborts if libsodium is not initialised yet. */
 	if (sodium_init() < 0)
-		return gg_err_set(err, GG_ERR, "libsodium failed to initialise");
+		return gg_err_set(err, GG_ERR,
+				  "libsodium failed to initialise");
 	spath = join(dir, "signing.key");
 	ppath = join(dir, "verify.pub");
 	sec = sodium_malloc(PASERK_SECRET_SIZE);

@@ -28,9 +28,8 @@ static int encode(char *out, size_t outsz, const char *prefix, size_t plen,
 }
 
 /* Check prefix and decode exactly want bytes into out. */
-static int decode(unsigned char *out, size_t want, const char *text,
-		  size_t len, const char *prefix, size_t plen,
-		  struct gg_err *err)
+static int decode(unsigned char *out, size_t want, const char *text, size_t len,
+		  const char *prefix, size_t plen, struct gg_err *err)
 {
 	struct gg_err inner = GG_ERR_INIT;
 	unsigned char buf[64 + 3];
@@ -84,7 +83,8 @@ static int secret_consistent(const unsigned char *sk, struct gg_err *err)
 	int rc = GG_OK;
 
 	if (sodium_init() < 0)
-		return gg_err_set(err, GG_ERR, "libsodium failed to initialise");
+		return gg_err_set(err, GG_ERR,
+				  "libsodium failed to initialise");
 	derived = sodium_malloc(crypto_sign_SECRETKEYBYTES);
 	if (!derived)
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
@@ -127,8 +127,8 @@ int paserk_secret_decode(unsigned char sk[64], const char *text, size_t len,
 	return rc;
 }
 
-int paserk_pid(char *out, size_t outsz, const unsigned char *pk,
-	       size_t keylen, struct gg_err *err)
+int paserk_pid(char *out, size_t outsz, const unsigned char *pk, size_t keylen,
+	       struct gg_err *err)
 {
 	char pub[PASERK_PUBLIC_SIZE];
 	unsigned char hash[PID_HASH_LEN];

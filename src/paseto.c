@@ -73,18 +73,18 @@ void paseto_msg_release(struct paseto_msg *msg)
 /* Name the wrong kind of token without echoing it. */
 static int wrong_header(const char *token, size_t len, struct gg_err *err)
 {
-	static const char *const known[] = { "v4.local.", "v3.public.",
-					     "v3.local.", "v2.public.",
-					     "v2.local.", "v1.public.",
-					     "v1.local." };
+	static const char *const known[] = {
+		"v4.local.", "v3.public.", "v3.local.", "v2.public.",
+		"v2.local.", "v1.public.", "v1.local."};
 	size_t i, klen;
 
 	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
 		klen = strlen(known[i]);
 		if (len >= klen && !memcmp(token, known[i], klen))
-			return gg_err_set(err, GG_EINVAL,
-					  "malformed: %.*s token, want v4.public",
-					  (int)(klen - 1), known[i]);
+			return gg_err_set(
+				err, GG_EINVAL,
+				"malformed: %.*s token, want v4.public",
+				(int)(klen - 1), known[i]);
 	}
 	return gg_err_set(err, GG_EINVAL, "malformed: not a v4.public token");
 }
@@ -112,8 +112,8 @@ int paseto_v4_public_split(struct paseto_msg *out, const char *token,
 	int rc;
 
 	paseto_msg_init(out);
-	if (len < HEADER_LEN || memcmp(token, PASETO_V4_PUBLIC_HEADER,
-				       HEADER_LEN) != 0)
+	if (len < HEADER_LEN ||
+	    memcmp(token, PASETO_V4_PUBLIC_HEADER, HEADER_LEN) != 0)
 		return wrong_header(token, len, err);
 	body = token + HEADER_LEN;
 	blen = len - HEADER_LEN;
@@ -176,10 +176,10 @@ int paseto_v4_public_check(const struct paseto_msg *msg,
 			   struct gg_err *err)
 {
 	struct paseto_piece pieces[4] = {
-		{ PASETO_V4_PUBLIC_HEADER, HEADER_LEN },
-		{ msg->m, msg->mlen },
-		{ msg->footer, msg->flen },
-		{ implicit, ilen },
+		{PASETO_V4_PUBLIC_HEADER, HEADER_LEN},
+		{msg->m, msg->mlen},
+		{msg->footer, msg->flen},
+		{implicit, ilen},
 	};
 	unsigned char *m2 = NULL;
 	size_t m2len;
@@ -233,10 +233,10 @@ int paseto_v4_public_sign(char **out, const void *m, size_t mlen,
 			  struct gg_err *err)
 {
 	struct paseto_piece pieces[4] = {
-		{ PASETO_V4_PUBLIC_HEADER, HEADER_LEN },
-		{ m, mlen },
-		{ footer, flen },
-		{ implicit, ilen },
+		{PASETO_V4_PUBLIC_HEADER, HEADER_LEN},
+		{m, mlen},
+		{footer, flen},
+		{implicit, ilen},
 	};
 	unsigned char *m2 = NULL, *msig = NULL;
 	size_t m2len;

@@ -110,8 +110,8 @@ static bool is_space(char c)
 }
 
 /* One line without its '\n': trim, skip comments, validate, add. */
-static int parse_line(struct revocation_set *set, const char *line,
-		      size_t len, size_t lineno, struct gg_err *err)
+static int parse_line(struct revocation_set *set, const char *line, size_t len,
+		      size_t lineno, struct gg_err *err)
 {
 	struct gg_err inner = GG_ERR_INIT;
 	char buf[GG_MAX_CLAIM_STR + 1];
@@ -135,8 +135,8 @@ static int parse_line(struct revocation_set *set, const char *line,
 	return set_add(set, line, len, err);
 }
 
-int revocation_parse(struct revocation_set **out, const char *text,
-		     size_t len, struct gg_err *err)
+int revocation_parse(struct revocation_set **out, const char *text, size_t len,
+		     struct gg_err *err)
 {
 	struct revocation_set *set;
 	const char *p = text, *end = text + len, *nl;
@@ -245,8 +245,8 @@ bool revocation_contains(const struct revocation_set *set, const char *jti)
 {
 	if (!set || set->n == 0 || !jti)
 		return false;
-	return bsearch(&jti, set->jtis, set->n, sizeof(*set->jtis),
-		       cmp_str) != NULL;
+	return bsearch(&jti, set->jtis, set->n, sizeof(*set->jtis), cmp_str) !=
+	       NULL;
 }
 
 size_t revocation_count(const struct revocation_set *set)

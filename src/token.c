@@ -124,8 +124,7 @@ int token_check_pattern(const char *pattern, struct gg_err *err)
 	int rc;
 
 	if (len == 0 || len > GG_MAX_PATTERN_LEN)
-		return gg_err_set(err, GG_EINVAL,
-				  "pattern must be 1-%d bytes",
+		return gg_err_set(err, GG_EINVAL, "pattern must be 1-%d bytes",
 				  GG_MAX_PATTERN_LEN);
 	if (pattern[0] == '/' || pattern[len - 1] == '/' ||
 	    pattern[len - 1] == '.')
@@ -224,8 +223,8 @@ static int get_string(const char **out, json_t *obj, const char *name,
 	return GG_OK;
 }
 
-static int dup_string(char **out, json_t *obj, const char *name,
-		      check_fn check, struct gg_err *err)
+static int dup_string(char **out, json_t *obj, const char *name, check_fn check,
+		      struct gg_err *err)
 {
 	const char *s;
 	int rc;
@@ -242,8 +241,8 @@ static int dup_string(char **out, json_t *obj, const char *name,
 	return GG_OK;
 }
 
-static int get_time(int64_t *out, bool *present, json_t *obj,
-		    const char *name, bool required, struct gg_err *err)
+static int get_time(int64_t *out, bool *present, json_t *obj, const char *name,
+		    bool required, struct gg_err *err)
 {
 	struct gg_err inner = GG_ERR_INIT;
 	const char *s;
@@ -453,8 +452,7 @@ static int footer_kid(const char **kid, json_t **root,
 	return GG_OK;
 }
 
-static int check_footer_syntax(const struct paseto_msg *msg,
-			       struct gg_err *err)
+static int check_footer_syntax(const struct paseto_msg *msg, struct gg_err *err)
 {
 	const char *kid;
 	json_t *root = NULL;
@@ -480,8 +478,7 @@ static const struct token_key *find_key(const struct token_keyset *keys,
 }
 
 static int verify_signature(const struct paseto_msg *msg,
-			    const struct token_keyset *keys,
-			    struct gg_err *err)
+			    const struct token_keyset *keys, struct gg_err *err)
 {
 	const struct token_key *key;
 	struct gg_err scratch;
@@ -720,7 +717,8 @@ int token_sign(char **out, const struct token_claims *claims,
 
 	*out = NULL;
 	if (sodium_init() < 0)
-		return gg_err_set(err, GG_ERR, "libsodium failed to initialise");
+		return gg_err_set(err, GG_ERR,
+				  "libsodium failed to initialise");
 	rc = claims->jti ? GG_OK : random_jti(jti, err);
 	if (rc != GG_OK)
 		goto out;
@@ -739,8 +737,9 @@ int token_sign(char **out, const struct token_claims *claims,
 	if (rc == GG_OK)
 		rc = make_footer(&footer, sk, err);
 	if (rc == GG_OK)
-		rc = paseto_v4_public_sign(out, payload, strlen(payload), footer,
-					   strlen(footer), NULL, 0, sk, err);
+		rc = paseto_v4_public_sign(out, payload, strlen(payload),
+					   footer, strlen(footer), NULL, 0, sk,
+					   err);
 	if (rc == GG_OK && strlen(*out) > GG_MAX_TOKEN_LEN) {
 		free(*out);
 		*out = NULL;
@@ -756,8 +755,7 @@ out:
 	return rc;
 }
 
-bool token_claims_has_repo(const struct token_claims *claims,
-			   const char *repo)
+bool token_claims_has_repo(const struct token_claims *claims, const char *repo)
 {
 	size_t i;
 

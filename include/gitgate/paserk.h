@@ -42,7 +42,7 @@ int paserk_secret_decode(unsigned char sk[64], const char *text, size_t len,
 			 struct gg_err *err);
 
 /* out: PASERK_PID_SIZE bytes; the key id of public key pk (keylen 32). */
-int paserk_pid(char *out, size_t outsz, const unsigned char *pk,
-	       size_t keylen, struct gg_err *err);
+int paserk_pid(char *out, size_t outsz, const unsigned char *pk, size_t keylen,
+	       struct gg_err *err);
 
 #endif

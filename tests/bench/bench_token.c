@@ -39,7 +39,8 @@ static double measure(const char *token, const struct token_keyset *keys,
 		for (int i = 0; i < 100; i++) {
 			if (token_verify(&c, token, strlen(token), keys, NOW,
 					 revoked, NULL) != GG_OK) {
-				fprintf(stderr, "bench: token did not verify\n");
+				fprintf(stderr,
+					"bench: token did not verify\n");
 				exit(1);
 			}
 			token_claims_free(c);
@@ -69,15 +70,20 @@ int main(int argc, char **argv)
 {
 	static unsigned char sk[GG_MAX_KEYS][64];
 	struct token_key keys[GG_MAX_KEYS];
-	char *repos[] = { "acme/widget", "acme/gadget" };
-	char *branches[] = { "agent/*", "refs/tags/v*" };
+	char *repos[] = {"acme/widget", "acme/gadget"};
+	char *branches[] = {"agent/*", "refs/tags/v*"};
 	struct token_claims claims = {
-		.sub = "sandbox-42@ci", .iat = NOW, .has_iat = true,
-		.exp = NOW + 3600, .repos = repos, .nrepos = 2,
-		.ops = TOKEN_OP_FETCH | TOKEN_OP_PUSH, .branches = branches,
+		.sub = "sandbox-42@ci",
+		.iat = NOW,
+		.has_iat = true,
+		.exp = NOW + 3600,
+		.repos = repos,
+		.nrepos = 2,
+		.ops = TOKEN_OP_FETCH | TOKEN_OP_PUSH,
+		.branches = branches,
 		.nbranches = 2,
 	};
-	struct token_keyset one = { keys, 1 }, all = { keys, GG_MAX_KEYS };
+	struct token_keyset one = {keys, 1}, all = {keys, GG_MAX_KEYS};
 	struct revocation_set *revoked;
 	struct paseto_msg msg;
 	double secs = argc > 1 ? atof(argv[1]) : 2.0, sign_start;

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char seed_hex[] = "b4cbfb43df4ce210727d953e4a713307"
 				       "fa19bb7d9f85041438d9e11b942a3774";
 	static struct token_key key;
-	static struct token_keyset keys = { &key, 1 };
+	static struct token_keyset keys = {&key, 1};
 	unsigned char seed[32], sk[64];
 	struct token_claims *c = NULL;
 
@@ -27,8 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	for (int pass = 0; pass < 2; pass++) {
-		if ((pass ? token_decode_unverified(&c, (const char *)data, size,
-						    NULL)
+		if ((pass ? token_decode_unverified(&c, (const char *)data,
+						    size, NULL)
 			  : token_verify(&c, (const char *)data, size, &keys,
 					 1700000000, NULL, NULL)) == GG_OK) {
 			char *json = token_claims_to_json(c);

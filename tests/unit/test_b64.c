@@ -9,9 +9,13 @@ static const struct {
 	const char *bin;
 	const char *text;
 } rfc4648[] = {
-	{ "", "" },	      { "f", "Zg" },	     { "fo", "Zm8" },
-	{ "foo", "Zm9v" },    { "foob", "Zm9vYg" }, { "fooba", "Zm9vYmE" },
-	{ "foobar", "Zm9vYmFy" },
+	{"", ""},
+	{"f", "Zg"},
+	{"fo", "Zm8"},
+	{"foo", "Zm9v"},
+	{"foob", "Zm9vYg"},
+	{"fooba", "Zm9vYmE"},
+	{"foobar", "Zm9vYmFy"},
 };
 
 START_TEST(test_encode_rfc4648)
@@ -34,9 +38,9 @@ START_TEST(test_decode_rfc4648)
 	unsigned char out[16];
 	size_t n = 99;
 
-	ck_assert_int_eq(b64_decode(out, sizeof(out), &n, text, strlen(text),
-				    &err),
-			 GG_OK);
+	ck_assert_int_eq(
+		b64_decode(out, sizeof(out), &n, text, strlen(text), &err),
+		GG_OK);
 	ck_assert_uint_eq(n, strlen(bin));
 	ck_assert(memcmp(out, bin, n) == 0);
 }
@@ -44,7 +48,7 @@ END_TEST
 
 START_TEST(test_urlsafe_alphabet)
 {
-	const unsigned char bin[] = { 0xfb, 0xff, 0xbf };
+	const unsigned char bin[] = {0xfb, 0xff, 0xbf};
 	struct gg_err err = GG_ERR_INIT;
 	unsigned char back[3];
 	char out[8];
@@ -81,23 +85,22 @@ END_TEST
 
 /* Every one of these must be refused: one byte string, one text. */
 static const char *const bad[] = {
-	"Zg==",	    /* padding */
-	"Zg=",	    /* partial padding */
-	"Zm9v=",    /* padding after a full group */
-	"Zm8=",	    /* padding */
-	"Zh",	    /* non-canonical: unused low bits set */
-	"Zm9",	    /* non-canonical: 'Zm9' has low bits set */
-	"Z",	    /* impossible length (4n+1) */
-	"Zm9vY",    /* impossible length */
-	"+/8",	    /* standard alphabet, not URL-safe */
-	"Zm 9v",    /* whitespace inside */
-	"Zm9v\n",   /* trailing newline */
-	" Zm9v",    /* leading space */
-	"Zm9v!",    /* trailing garbage */
-	"Zm9v.Zg",  /* a dot */
-	"Zm\x80v",  /* non-ASCII: libsodium 1.0.18 alone accepts these */
-	"Zm9\xff",
-	"Zm\xc3\xa9v",
+	"Zg==",	   /* padding */
+	"Zg=",	   /* partial padding */
+	"Zm9v=",   /* padding after a full group */
+	"Zm8=",	   /* padding */
+	"Zh",	   /* non-canonical: unused low bits set */
+	"Zm9",	   /* non-canonical: 'Zm9' has low bits set */
+	"Z",	   /* impossible length (4n+1) */
+	"Zm9vY",   /* impossible length */
+	"+/8",	   /* standard alphabet, not URL-safe */
+	"Zm 9v",   /* whitespace inside */
+	"Zm9v\n",  /* trailing newline */
+	" Zm9v",   /* leading space */
+	"Zm9v!",   /* trailing garbage */
+	"Zm9v.Zg", /* a dot */
+	"Zm\x80v", /* non-ASCII: libsodium 1.0.18 alone accepts these */
+	"Zm9\xff", "Zm\xc3\xa9v",
 };
 
 START_TEST(test_decode_rejects)
@@ -130,7 +133,7 @@ START_TEST(test_decode_alphabet_exhaustive)
 	const char *alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 			       "abcdefghijklmnopqrstuvwxyz0123456789-_";
 	unsigned char out[8];
-	char text[4] = { 'Z', 'm', 0, 'v' };
+	char text[4] = {'Z', 'm', 0, 'v'};
 	size_t n;
 	int c, rc;
 

@@ -145,8 +145,7 @@ START_TEST(test_load_pair_and_sign)
 	ck_assert_str_eq(sec->pid, pub.pid);
 	ck_assert_uint_eq(strlen(pub.pid), 51);
 	ck_assert(memcmp(sec->sk + 32, pub.pk, 32) == 0);
-	crypto_sign_detached(sig, NULL, (const unsigned char *)"m", 1,
-			     sec->sk);
+	crypto_sign_detached(sig, NULL, (const unsigned char *)"m", 1, sec->sk);
 	ck_assert_int_eq(crypto_sign_verify_detached(
 				 sig, (const unsigned char *)"m", 1, pub.pk),
 			 0);
@@ -158,7 +157,7 @@ END_TEST
 /* 0400 is fine; any group/other bit is refused with the exact message. */
 START_TEST(test_secret_permissions)
 {
-	static const mode_t modes[] = { 0644, 0640, 0604, 0660, 0602, 0610 };
+	static const mode_t modes[] = {0644, 0640, 0604, 0660, 0602, 0610};
 	struct keyfile_secret *sec;
 	struct gg_err err;
 	char want[256];

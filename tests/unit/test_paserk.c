@@ -17,9 +17,9 @@ static size_t unhex(unsigned char *out, size_t cap, const char *hex)
 {
 	size_t len = 0;
 
-	ck_assert_int_eq(sodium_hex2bin(out, cap, hex, strlen(hex), NULL, &len,
-					NULL),
-			 0);
+	ck_assert_int_eq(
+		sodium_hex2bin(out, cap, hex, strlen(hex), NULL, &len, NULL),
+		0);
 	return len;
 }
 
@@ -88,9 +88,9 @@ static void run_file(const char *file, encode_fn enc, decode_fn dec,
 					 GG_OK);
 			ck_assert_str_eq(out, str(t, "paserk"));
 			if (dec) {
-				ck_assert_int_eq(dec(back, out, strlen(out),
-						     &err),
-						 GG_OK);
+				ck_assert_int_eq(
+					dec(back, out, strlen(out), &err),
+					GG_OK);
 				ck_assert(memcmp(back, key, klen) == 0);
 			}
 		}
@@ -149,9 +149,9 @@ START_TEST(test_secret_inconsistent_halves)
 	char text[PASERK_SECRET_SIZE], out[PASERK_SECRET_SIZE];
 	struct gg_err err = GG_ERR_INIT;
 
-	ck_assert_int_eq(paserk_secret_decode(sk, secret1, strlen(secret1),
-					      &err),
-			 GG_OK);
+	ck_assert_int_eq(
+		paserk_secret_decode(sk, secret1, strlen(secret1), &err),
+		GG_OK);
 	/* flip one bit of the public half: decode and encode refuse */
 	sk[40] ^= 1;
 	ck_assert_int_eq(paserk_secret_encode(out, sizeof(out), sk, 64, &err),
@@ -173,22 +173,22 @@ static const struct {
 	const char *text;
 	const char *msg;
 } bad_public[] = {
-	{ "", "not a k4.public key" },
-	{ "k3.public.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo8",
-	  "not a k4.public key" },
-	{ "k4.local.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo8",
-	  "not a k4.public key" },
-	{ "k4.public.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo",
-	  "k4.public key has the wrong length" },
-	{ "k4.public.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo8A",
-	  "k4.public key has the wrong length" },
-	{ "k4.public.cHFyc3R1dnd4eXp7fH1+f4CBgoOEhYaHiImKi4yNjo8",
-	  "k4.public key is not canonical base64url" },
+	{"", "not a k4.public key"},
+	{"k3.public.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo8",
+	 "not a k4.public key"},
+	{"k4.local.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo8",
+	 "not a k4.public key"},
+	{"k4.public.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo",
+	 "k4.public key has the wrong length"},
+	{"k4.public.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo8A",
+	 "k4.public key has the wrong length"},
+	{"k4.public.cHFyc3R1dnd4eXp7fH1+f4CBgoOEhYaHiImKi4yNjo8",
+	 "k4.public key is not canonical base64url"},
 	/* last character with unused low bits set */
-	{ "k4.public.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo9",
-	  "k4.public key is not canonical base64url" },
-	{ "k4.public.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo8\n",
-	  "k4.public key has the wrong length" },
+	{"k4.public.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo9",
+	 "k4.public key is not canonical base64url"},
+	{"k4.public.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo8\n",
+	 "k4.public key has the wrong length"},
 };
 
 START_TEST(test_public_decode_errors)
@@ -208,15 +208,16 @@ START_TEST(test_secret_decode_errors)
 {
 	struct gg_err err = GG_ERR_INIT;
 	unsigned char sk[64];
-	const char *pub = "k4.public.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo8";
+	const char *pub =
+		"k4.public.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo8";
 
 	ck_assert_int_eq(paserk_secret_decode(sk, pub, strlen(pub), &err),
 			 GG_EINVAL);
 	ck_assert_str_eq(err.msg, "not a k4.secret key");
 	gg_err_init(&err);
-	ck_assert_int_eq(paserk_secret_decode(sk, secret1, strlen(secret1) - 1,
-					      &err),
-			 GG_EINVAL);
+	ck_assert_int_eq(
+		paserk_secret_decode(sk, secret1, strlen(secret1) - 1, &err),
+		GG_EINVAL);
 	ck_assert_str_eq(err.msg, "k4.secret key has the wrong length");
 }
 END_TEST
@@ -241,13 +242,13 @@ END_TEST
 
 START_TEST(test_small_buffers)
 {
-	unsigned char pk[32] = { 0 };
+	unsigned char pk[32] = {0};
 	char out[PASERK_PUBLIC_SIZE];
 	struct gg_err err = GG_ERR_INIT;
 
-	ck_assert_int_eq(paserk_public_encode(out, PASERK_PUBLIC_LEN, pk, 32,
-					      &err),
-			 GG_ELIMIT);
+	ck_assert_int_eq(
+		paserk_public_encode(out, PASERK_PUBLIC_LEN, pk, 32, &err),
+		GG_ELIMIT);
 	gg_err_init(&err);
 	ck_assert_int_eq(paserk_pid(out, PASERK_PID_LEN, pk, 32, &err),
 			 GG_ELIMIT);

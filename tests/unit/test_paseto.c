@@ -17,9 +17,9 @@ static size_t unhex(unsigned char *out, size_t cap, const char *hex)
 {
 	size_t len = 0;
 
-	ck_assert_int_eq(sodium_hex2bin(out, cap, hex, strlen(hex), NULL, &len,
-					NULL),
-			 0);
+	ck_assert_int_eq(
+		sodium_hex2bin(out, cap, hex, strlen(hex), NULL, &len, NULL),
+		0);
 	return len;
 }
 
@@ -85,11 +85,12 @@ static int verify(const char *token, const unsigned char pk[32],
 
 START_TEST(test_pae_spec_examples)
 {
-	static const unsigned char empty[8] = { 0 };
-	static const unsigned char one_empty[16] = { 1 };
-	static const unsigned char test[] = { 1, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0,
-					      0, 0, 0, 0, 0, 't', 'e', 's', 't' };
-	struct paseto_piece p[2] = { { "", 0 }, { "test", 4 } };
+	static const unsigned char empty[8] = {0};
+	static const unsigned char one_empty[16] = {1};
+	static const unsigned char test[] = {1, 0, 0,	0,   0,	  0,  0,
+					     0, 4, 0,	0,   0,	  0,  0,
+					     0, 0, 't', 'e', 's', 't'};
+	struct paseto_piece p[2] = {{"", 0}, {"test", 4}};
 	unsigned char *out;
 	size_t len;
 
@@ -107,10 +108,10 @@ END_TEST
 
 START_TEST(test_pae_two_pieces)
 {
-	struct paseto_piece p[2] = { { "ab", 2 }, { "c", 1 } };
-	static const unsigned char want[] = { 2, 0, 0, 0, 0, 0, 0, 0,
-					      2, 0, 0, 0, 0, 0, 0, 0, 'a', 'b',
-					      1, 0, 0, 0, 0, 0, 0, 0, 'c' };
+	struct paseto_piece p[2] = {{"ab", 2}, {"c", 1}};
+	static const unsigned char want[] = {2, 0, 0, 0, 0, 0, 0, 0,   2,
+					     0, 0, 0, 0, 0, 0, 0, 'a', 'b',
+					     1, 0, 0, 0, 0, 0, 0, 0,   'c'};
 	unsigned char *out;
 	size_t len;
 
@@ -133,9 +134,8 @@ static void run_sign_case(json_t *t)
 
 	ck_assert_uint_eq(unhex(pk, 32, str(t, "public-key")), 32);
 	ck_assert_uint_eq(unhex(sk, 64, str(t, "secret-key")), 64);
-	ck_assert_int_eq(paseto_v4_public_sign(&token, payload,
-					       strlen(payload), footer,
-					       strlen(footer), implicit,
+	ck_assert_int_eq(paseto_v4_public_sign(&token, payload, strlen(payload),
+					       footer, strlen(footer), implicit,
 					       strlen(implicit), sk, &err),
 			 GG_OK);
 	/* Ed25519 is deterministic: byte-exact tokens. */
@@ -197,13 +197,13 @@ START_TEST(test_official_vectors)
 	{
 		name = str(t, "name");
 		if (!strncmp(name, "4-S-", 4)) {
-			ck_assert(!json_is_true(json_object_get(t,
-							       "expect-fail")));
+			ck_assert(!json_is_true(
+				json_object_get(t, "expect-fail")));
 			run_sign_case(t);
 			nsign++;
 		} else if (!strncmp(name, "4-F-", 4)) {
-			ck_assert(json_is_true(json_object_get(t,
-							      "expect-fail")));
+			ck_assert(json_is_true(
+				json_object_get(t, "expect-fail")));
 			run_fail_case(t);
 			nfail++;
 		} else if (!strncmp(name, "4-E-", 4)) {
@@ -272,8 +272,7 @@ static char *reassemble(const unsigned char *body, size_t blen,
 
 		t[n] = '.';
 		sodium_bin2base64(t + n + 1, strlen(footer) * 2 + 1,
-				  (const unsigned char *)footer,
-				  strlen(footer),
+				  (const unsigned char *)footer, strlen(footer),
 				  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	}
 	return t;
@@ -288,9 +287,9 @@ START_TEST(test_tampering)
 	size_t blen, i;
 
 	std_keys(pk, sk);
-	ck_assert_int_eq(paseto_v4_public_split(&msg, token, strlen(token),
-						NULL),
-			 GG_OK);
+	ck_assert_int_eq(
+		paseto_v4_public_split(&msg, token, strlen(token), NULL),
+		GG_OK);
 	blen = msg.mlen + 64;
 	memcpy(body, msg.m, blen);
 	paseto_msg_release(&msg);
@@ -338,9 +337,9 @@ START_TEST(test_implicit_assertion)
 	char *token;
 
 	std_keys(pk, sk);
-	ck_assert_int_eq(paseto_v4_public_sign(&token, "m", 1, "", 0, "ia", 2,
-					       sk, NULL),
-			 GG_OK);
+	ck_assert_int_eq(
+		paseto_v4_public_sign(&token, "m", 1, "", 0, "ia", 2, sk, NULL),
+		GG_OK);
 	ck_assert_int_eq(verify(token, pk, "ia", NULL), GG_OK);
 	ck_assert_int_eq(verify(token, pk, "ib", NULL), GG_EBADSIG);
 	ck_assert_int_eq(verify(token, pk, NULL, NULL), GG_EBADSIG);
@@ -354,19 +353,19 @@ static const struct {
 	const char *token;
 	const char *msg;
 } framing[] = {
-	{ "", "malformed: not a v4.public token" },
-	{ "v4.public", "malformed: not a v4.public token" },
-	{ "V4.PUBLIC.AAAA", "malformed: not a v4.public token" },
-	{ "v4.local.AAAA", "malformed: v4.local token, want v4.public" },
-	{ "v3.public.AAAA", "malformed: v3.public token, want v4.public" },
-	{ "v2.public.AAAA", "malformed: v2.public token, want v4.public" },
-	{ "v2.local.AAAA", "malformed: v2.local token, want v4.public" },
-	{ "v1.local.AAAA", "malformed: v1.local token, want v4.public" },
-	{ "v4.secret.AAAA", "malformed: not a v4.public token" },
-	{ "v4.public.", "malformed: token too short for a signature" },
-	{ "v4.public.AAAA", "malformed: token too short for a signature" },
-	{ "v4.public.AAAA.", "malformed: empty footer after '.'" },
-	{ "v4.public.AAAA.AA.AA", "malformed: too many '.' separators" },
+	{"", "malformed: not a v4.public token"},
+	{"v4.public", "malformed: not a v4.public token"},
+	{"V4.PUBLIC.AAAA", "malformed: not a v4.public token"},
+	{"v4.local.AAAA", "malformed: v4.local token, want v4.public"},
+	{"v3.public.AAAA", "malformed: v3.public token, want v4.public"},
+	{"v2.public.AAAA", "malformed: v2.public token, want v4.public"},
+	{"v2.local.AAAA", "malformed: v2.local token, want v4.public"},
+	{"v1.local.AAAA", "malformed: v1.local token, want v4.public"},
+	{"v4.secret.AAAA", "malformed: not a v4.public token"},
+	{"v4.public.", "malformed: token too short for a signature"},
+	{"v4.public.AAAA", "malformed: token too short for a signature"},
+	{"v4.public.AAAA.", "malformed: empty footer after '.'"},
+	{"v4.public.AAAA.AA.AA", "malformed: too many '.' separators"},
 };
 
 START_TEST(test_framing_errors)
@@ -420,9 +419,9 @@ START_TEST(test_split_footer_nul_terminated)
 	char *token = sign_std("{}", "{\"kid\":\"k\"}");
 	struct paseto_msg msg;
 
-	ck_assert_int_eq(paseto_v4_public_split(&msg, token, strlen(token),
-						NULL),
-			 GG_OK);
+	ck_assert_int_eq(
+		paseto_v4_public_split(&msg, token, strlen(token), NULL),
+		GG_OK);
 	ck_assert(msg.has_footer);
 	ck_assert_str_eq((const char *)msg.footer, "{\"kid\":\"k\"}");
 	paseto_msg_release(&msg);

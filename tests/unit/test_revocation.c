@@ -142,16 +142,16 @@ START_TEST(test_parse_errors)
 	big = malloc(GG_MAX_REVOCATIONS_LEN + 1);
 	memset(big, 'a', GG_MAX_CLAIM_STR + 1);
 	gg_err_init(&err);
-	ck_assert_int_eq(revocation_parse(&set, big, GG_MAX_CLAIM_STR + 1,
-					  &err),
-			 GG_EINVAL);
+	ck_assert_int_eq(
+		revocation_parse(&set, big, GG_MAX_CLAIM_STR + 1, &err),
+		GG_EINVAL);
 	ck_assert_int_eq(revocation_parse(&set, big, GG_MAX_CLAIM_STR, &err),
 			 GG_OK);
 	revocation_free(set);
 	gg_err_init(&err);
-	ck_assert_int_eq(revocation_parse(&set, big,
-					  GG_MAX_REVOCATIONS_LEN + 1, &err),
-			 GG_ELIMIT);
+	ck_assert_int_eq(
+		revocation_parse(&set, big, GG_MAX_REVOCATIONS_LEN + 1, &err),
+		GG_ELIMIT);
 	free(big);
 }
 END_TEST
@@ -200,8 +200,8 @@ END_TEST
 
 START_TEST(test_append_creates_and_dedups)
 {
-	const char *first[] = { "a1", "a2", "a1" };
-	const char *again[] = { "a2", "a3" };
+	const char *first[] = {"a1", "a2", "a1"};
+	const char *again[] = {"a2", "a3"};
 	struct revocation_set *set;
 	struct stat st;
 
@@ -222,7 +222,7 @@ END_TEST
 
 START_TEST(test_append_keeps_comments_and_mode)
 {
-	const char *jtis[] = { "new" };
+	const char *jtis[] = {"new"};
 
 	write_file("# hand-written\nold"); /* no final newline */
 	ck_assert_int_eq(chmod(path, 0640), 0);
@@ -239,7 +239,7 @@ END_TEST
 
 START_TEST(test_append_refuses_bad_input)
 {
-	const char *bad[] = { "ok", "not ok" };
+	const char *bad[] = {"ok", "not ok"};
 	struct gg_err err = GG_ERR_INIT;
 	char missing[160];
 
@@ -262,7 +262,7 @@ START_TEST(test_append_concurrent)
 	enum { WRITERS = 8, EACH = 25 };
 	struct revocation_set *set;
 	char jti[32];
-	const char *one[1] = { jti };
+	const char *one[1] = {jti};
 	pid_t pids[WRITERS];
 	int i, j, status;
 

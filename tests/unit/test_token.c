@@ -18,8 +18,8 @@
 
 static unsigned char sk[2][64];
 static struct token_key keys[2];
-static struct token_keyset both = { keys, 2 };
-static struct token_keyset first = { keys, 1 };
+static struct token_keyset both = {keys, 2};
+static struct token_keyset first = {keys, 1};
 
 static void setup(void)
 {
@@ -34,10 +34,11 @@ static void setup(void)
 }
 
 /* A valid payload for NOW; tests splice changes into it. */
-#define GOOD_PAYLOAD                                                          \
-	"{\"sub\":\"agent-7\",\"jti\":\"j-1\",\"iat\":\"2023-11-14T22:00:00Z\"," \
-	"\"exp\":\"2023-11-14T23:00:00Z\",\"repos\":[\"acme/widget\"],"      \
-	"\"ops\":[\"fetch\",\"push\"],\"branches\":[\"agent/*\"],"           \
+#define GOOD_PAYLOAD                                                           \
+	"{\"sub\":\"agent-7\",\"jti\":\"j-1\",\"iat\":\"2023-11-14T22:00:"     \
+	"00Z\","                                                               \
+	"\"exp\":\"2023-11-14T23:00:00Z\",\"repos\":[\"acme/widget\"],"        \
+	"\"ops\":[\"fetch\",\"push\"],\"branches\":[\"agent/*\"],"             \
 	"\"allow_force\":true,\"allow_delete\":false}"
 
 /* Sign any payload with key k; footer: NULL = kid of k, "" = none. */
@@ -76,9 +77,9 @@ START_TEST(test_verify_good)
 	struct gg_err err = GG_ERR_INIT;
 	struct token_claims *c;
 
-	ck_assert_int_eq(token_verify(&c, token, strlen(token), &first, NOW,
-				      NULL, &err),
-			 GG_OK);
+	ck_assert_int_eq(
+		token_verify(&c, token, strlen(token), &first, NOW, NULL, &err),
+		GG_OK);
 	ck_assert_str_eq(c->sub, "agent-7");
 	ck_assert_str_eq(c->jti, "j-1");
 	ck_assert(c->has_iat && c->iat == NOW - 800);
@@ -100,12 +101,18 @@ END_TEST
 
 START_TEST(test_sign_roundtrip)
 {
-	char *repos[] = { "acme/widget", "acme/gadget" };
-	char *branches[] = { "agent/**", "refs/tags/v*" };
+	char *repos[] = {"acme/widget", "acme/gadget"};
+	char *branches[] = {"agent/**", "refs/tags/v*"};
 	struct token_claims in = {
-		.sub = "me@host", .iat = NOW, .exp = NOW + 3600,
-		.has_iat = true, .repos = repos, .nrepos = 2,
-		.ops = TOKEN_OP_PUSH, .branches = branches, .nbranches = 2,
+		.sub = "me@host",
+		.iat = NOW,
+		.exp = NOW + 3600,
+		.has_iat = true,
+		.repos = repos,
+		.nrepos = 2,
+		.ops = TOKEN_OP_PUSH,
+		.branches = branches,
+		.nbranches = 2,
 		.allow_delete = true,
 	};
 	struct token_claims *c, *c2;
@@ -114,9 +121,9 @@ START_TEST(test_sign_roundtrip)
 
 	ck_assert_int_eq(token_sign(&token, &in, sk[1], &err), GG_OK);
 	ck_assert(!strncmp(token, "v4.public.", 10));
-	ck_assert_int_eq(token_verify(&c, token, strlen(token), &both, NOW,
-				      NULL, &err),
-			 GG_OK);
+	ck_assert_int_eq(
+		token_verify(&c, token, strlen(token), &both, NOW, NULL, &err),
+		GG_OK);
 	ck_assert_str_eq(c->sub, "me@host");
 	ck_assert_uint_eq(strlen(c->jti), 24); /* 144 bits, base64url */
 	ck_assert(c->jti[0] != '-');
@@ -144,9 +151,12 @@ END_TEST
 /* Many jtis: all distinct, none starts with '-'. */
 START_TEST(test_jti_shape)
 {
-	char *repos[] = { "a/b" };
+	char *repos[] = {"a/b"};
 	struct token_claims in = {
-		.sub = "s", .exp = NOW + 60, .repos = repos, .nrepos = 1,
+		.sub = "s",
+		.exp = NOW + 60,
+		.repos = repos,
+		.nrepos = 1,
 		.ops = TOKEN_OP_FETCH,
 	};
 	struct token_claims *c;
@@ -170,18 +180,22 @@ END_TEST
 
 START_TEST(test_sign_exact_payload)
 {
-	char *repos[] = { "a/b" };
+	char *repos[] = {"a/b"};
 	struct token_claims in = {
-		.sub = "s", .jti = "fixed", .exp = 0, .repos = repos,
-		.nrepos = 1, .ops = TOKEN_OP_FETCH,
+		.sub = "s",
+		.jti = "fixed",
+		.exp = 0,
+		.repos = repos,
+		.nrepos = 1,
+		.ops = TOKEN_OP_FETCH,
 	};
 	struct paseto_msg msg;
 	char footer[128], *token;
 
 	ck_assert_int_eq(token_sign(&token, &in, sk[0], NULL), GG_OK);
-	ck_assert_int_eq(paseto_v4_public_split(&msg, token, strlen(token),
-						NULL),
-			 GG_OK);
+	ck_assert_int_eq(
+		paseto_v4_public_split(&msg, token, strlen(token), NULL),
+		GG_OK);
 	ck_assert_uint_eq(msg.mlen, strlen("{\"sub\":\"s\",\"jti\":\"fixed\","
 					   "\"exp\":\"1970-01-01T00:00:00Z\","
 					   "\"repos\":[\"a/b\"],\"ops\":["
@@ -203,9 +217,12 @@ END_TEST
 
 START_TEST(test_sign_refuses_invalid_claims)
 {
-	char *repos[] = { "not-a-repo" };
+	char *repos[] = {"not-a-repo"};
 	struct token_claims in = {
-		.sub = "s", .exp = NOW, .repos = repos, .nrepos = 1,
+		.sub = "s",
+		.exp = NOW,
+		.repos = repos,
+		.nrepos = 1,
 		.ops = TOKEN_OP_FETCH,
 	};
 	struct gg_err err = GG_ERR_INIT;
@@ -220,10 +237,17 @@ END_TEST
 
 START_TEST(test_claims_to_json)
 {
-	char *repos[] = { "acme/widget" };
+	char *repos[] = {"acme/widget"};
 	struct token_claims c = {
-		.sub = "s", .jti = "j", .iat = 0, .has_iat = true, .exp = 60,
-		.nbf = 30, .has_nbf = true, .repos = repos, .nrepos = 1,
+		.sub = "s",
+		.jti = "j",
+		.iat = 0,
+		.has_iat = true,
+		.exp = 60,
+		.nbf = 30,
+		.has_nbf = true,
+		.repos = repos,
+		.nrepos = 1,
 		.ops = TOKEN_OP_FETCH | TOKEN_OP_PUSH,
 	};
 	char *json = token_claims_to_json(&c);
@@ -258,9 +282,9 @@ START_TEST(test_defaults_and_unknown_claims)
 			       NULL, 0);
 	struct token_claims *c;
 
-	ck_assert_int_eq(token_verify(&c, token, strlen(token), &first, NOW,
-				      NULL, NULL),
-			 GG_OK);
+	ck_assert_int_eq(
+		token_verify(&c, token, strlen(token), &first, NOW, NULL, NULL),
+		GG_OK);
 	ck_assert(c->exp == 1893448800); /* 2029-12-31T22:00:00Z */
 	ck_assert(!c->has_iat && !c->has_nbf);
 	ck_assert(c->nrepos == 0 && c->nbranches == 0 && c->ops == 0);
@@ -314,7 +338,7 @@ END_TEST
 START_TEST(test_no_keys)
 {
 	char *token = sign_raw(GOOD_PAYLOAD, "", 0);
-	struct token_keyset none = { NULL, 0 };
+	struct token_keyset none = {NULL, 0};
 	struct gg_err err = GG_ERR_INIT;
 
 	ck_assert_int_eq(verify_with(token, &none, NOW, &err), GG_EBADSIG);
@@ -329,7 +353,7 @@ START_TEST(test_signature_before_claims)
 	char *token = sign_raw("{\"sub\":1}", NULL, 0);
 	struct gg_err err = GG_ERR_INIT;
 	struct token_key impostor = keys[1];
-	struct token_keyset wrong = { &impostor, 1 };
+	struct token_keyset wrong = {&impostor, 1};
 
 	/* right kid, wrong public key */
 	memcpy(impostor.pid, keys[0].pid, sizeof(impostor.pid));
@@ -375,7 +399,8 @@ START_TEST(test_expiry_boundary)
 	ck_assert_int_eq(verify_with(token, &first, exp - 1, NULL), GG_OK);
 	ck_assert_int_eq(verify_with(token, &first, exp, &err), GG_EEXPIRED);
 	ck_assert_str_eq(err.msg, "expired");
-	ck_assert_int_eq(verify_with(token, &first, exp + 1, NULL), GG_EEXPIRED);
+	ck_assert_int_eq(verify_with(token, &first, exp + 1, NULL),
+			 GG_EEXPIRED);
 	free(token);
 }
 END_TEST
@@ -388,8 +413,7 @@ START_TEST(test_not_before)
 			       NULL, 0);
 	struct gg_err err = GG_ERR_INIT;
 
-	ck_assert_int_eq(verify_with(token, &first, NOW - 1, &err),
-			 GG_ENOTYET);
+	ck_assert_int_eq(verify_with(token, &first, NOW - 1, &err), GG_ENOTYET);
 	ck_assert_str_eq(err.msg, "not yet valid");
 	ck_assert_int_eq(verify_with(token, &first, NOW, NULL), GG_OK);
 	free(token);
@@ -405,16 +429,16 @@ START_TEST(test_revoked)
 
 	ck_assert_int_eq(revocation_parse(&set, "other\nj-1\n", 10, NULL),
 			 GG_OK);
-	ck_assert_int_eq(token_verify(&c, token, strlen(token), &first, NOW,
-				      set, &err),
-			 GG_EREVOKED);
+	ck_assert_int_eq(
+		token_verify(&c, token, strlen(token), &first, NOW, set, &err),
+		GG_EREVOKED);
 	ck_assert_str_eq(err.msg, "revoked");
 	ck_assert_ptr_null(c);
 	revocation_free(set);
 	ck_assert_int_eq(revocation_parse(&set, "j-2\n", 4, NULL), GG_OK);
-	ck_assert_int_eq(token_verify(&c, token, strlen(token), &first, NOW,
-				      set, NULL),
-			 GG_OK);
+	ck_assert_int_eq(
+		token_verify(&c, token, strlen(token), &first, NOW, set, NULL),
+		GG_OK);
 	token_claims_free(c);
 	revocation_free(set);
 	free(token);
@@ -423,107 +447,109 @@ END_TEST
 
 /* ---- malformed payloads ----------------------------------------------- */
 
-#define BASE "\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\"," \
-	     "\"repos\":[\"a/b\"],\"ops\":[\"fetch\"]"
+#define BASE                                                                   \
+	"\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","        \
+	"\"repos\":[\"a/b\"],\"ops\":[\"fetch\"]"
 
 static const struct {
 	const char *payload;
 	const char *msg;
 } bad_payload[] = {
-	{ "[]", "malformed: payload is not a JSON object" },
-	{ "\"str\"", "malformed: payload is not valid JSON: " },
-	{ "", "malformed: payload is not valid JSON: " },
-	{ "{" BASE, "malformed: payload is not valid JSON: " },
-	{ "{" BASE "} trailing", "malformed: payload is not valid JSON: " },
-	{ "{" BASE ",\"sub\":\"t\"}", "malformed: payload is not valid JSON: " },
-	{ "{" BASE ",\"x\":{\"a\":1,\"a\":2}}",
-	  "malformed: payload is not valid JSON: " },
-	{ "{\"sub\":\"s\\u0000t\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"repos\":[],\"ops\":[]}",
-	  "malformed: payload is not valid JSON: " },
-	{ "{\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\",\"repos\":[],"
-	  "\"ops\":[]}",
-	  "malformed: missing claim 'sub'" },
-	{ "{\"sub\":\"s\",\"exp\":\"2030-01-01T00:00:00Z\",\"repos\":[],"
-	  "\"ops\":[]}",
-	  "malformed: missing claim 'jti'" },
-	{ "{\"sub\":\"s\",\"jti\":\"j\",\"repos\":[],\"ops\":[]}",
-	  "malformed: missing claim 'exp'" },
-	{ "{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"ops\":[]}",
-	  "malformed: missing claim 'repos'" },
-	{ "{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"repos\":[]}",
-	  "malformed: missing claim 'ops'" },
-	{ "{\"sub\":7,\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"repos\":[],\"ops\":[]}",
-	  "malformed: claim 'sub' must be a string" },
-	{ "{\"sub\":\"\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"repos\":[],\"ops\":[]}",
-	  "malformed: sub: sub must be 1-1024 bytes" },
-	{ "{\"sub\":\"a\\nb\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"repos\":[],\"ops\":[]}",
-	  "malformed: sub: sub may not contain control characters" },
-	{ "{\"sub\":\"s\",\"jti\":null,\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"repos\":[],\"ops\":[]}",
-	  "malformed: claim 'jti' must be a string" },
-	{ "{\"sub\":\"s\",\"jti\":\"a b\",\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"repos\":[],\"ops\":[]}",
-	  "malformed: jti: jti must be printable ASCII without spaces" },
-	{ "{\"sub\":\"s\",\"jti\":\"#x\",\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"repos\":[],\"ops\":[]}",
-	  "malformed: jti: jti may not start with '#'" },
-	{ "{\"sub\":\"s\",\"jti\":\"j\",\"exp\":1893456000,"
-	  "\"repos\":[],\"ops\":[]}",
-	  "malformed: claim 'exp' must be a string" },
-	{ "{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-02-30T00:00:00Z\","
-	  "\"repos\":[],\"ops\":[]}",
-	  "malformed: claim 'exp': invalid RFC 3339 time: no such date" },
-	{ "{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"tomorrow\","
-	  "\"repos\":[],\"ops\":[]}",
-	  "malformed: claim 'exp': invalid RFC 3339 time: bad date" },
-	{ "{" BASE ",\"iat\":true}", "malformed: claim 'iat' must be a string" },
-	{ "{" BASE ",\"iat\":\"2030-01-01T24:00:00Z\"}",
-	  "malformed: claim 'iat': invalid RFC 3339 time: no such time of "
-	  "day" },
-	{ "{" BASE ",\"nbf\":[]}", "malformed: claim 'nbf' must be a string" },
-	{ "{" BASE ",\"nbf\":\"2030-01-01\"}",
-	  "malformed: claim 'nbf': invalid RFC 3339 time: bad date/time "
-	  "separator" },
-	{ "{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"repos\":\"a/b\",\"ops\":[]}",
-	  "malformed: claim 'repos' must be an array" },
-	{ "{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"repos\":[1],\"ops\":[]}",
-	  "malformed: claim 'repos' must hold strings" },
-	{ "{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"repos\":[\"a/b/c\"],\"ops\":[]}",
-	  "malformed: repos: repo 'a/b/c' must be OWNER/NAME" },
-	{ "{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"repos\":[\"a/..\"],\"ops\":[]}",
-	  "malformed: repos: repo 'a/..': '.' and '..' are not names" },
-	{ "{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"repos\":[],\"ops\":\"fetch\"}",
-	  "malformed: claim 'ops' must be an array" },
-	{ "{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"repos\":[],\"ops\":[\"admin\"]}",
-	  "malformed: ops: 'admin' is not \"fetch\" or \"push\"" },
-	{ "{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
-	  "\"repos\":[],\"ops\":[true]}",
-	  "malformed: claim 'ops' must hold strings" },
-	{ "{" BASE ",\"branches\":\"main\"}",
-	  "malformed: claim 'branches' must be an array" },
-	{ "{" BASE ",\"branches\":[null]}",
-	  "malformed: claim 'branches' must hold strings" },
-	{ "{" BASE ",\"branches\":[\"a//b\"]}",
-	  "malformed: branches: pattern 'a//b': empty path segment" },
-	{ "{" BASE ",\"branches\":[\"../x\"]}",
-	  "malformed: branches: pattern '../x': '..', '@{' and '@' are not "
-	  "allowed in ref names" },
-	{ "{" BASE ",\"allow_force\":\"yes\"}",
-	  "malformed: claim 'allow_force' must be true or false" },
-	{ "{" BASE ",\"allow_delete\":1}",
-	  "malformed: claim 'allow_delete' must be true or false" },
+	{"[]", "malformed: payload is not a JSON object"},
+	{"\"str\"", "malformed: payload is not valid JSON: "},
+	{"", "malformed: payload is not valid JSON: "},
+	{"{" BASE, "malformed: payload is not valid JSON: "},
+	{"{" BASE "} trailing", "malformed: payload is not valid JSON: "},
+	{"{" BASE ",\"sub\":\"t\"}", "malformed: payload is not valid JSON: "},
+	{"{" BASE ",\"x\":{\"a\":1,\"a\":2}}",
+	 "malformed: payload is not valid JSON: "},
+	{"{\"sub\":\"s\\u0000t\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:"
+	 "00Z\","
+	 "\"repos\":[],\"ops\":[]}",
+	 "malformed: payload is not valid JSON: "},
+	{"{\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\",\"repos\":[],"
+	 "\"ops\":[]}",
+	 "malformed: missing claim 'sub'"},
+	{"{\"sub\":\"s\",\"exp\":\"2030-01-01T00:00:00Z\",\"repos\":[],"
+	 "\"ops\":[]}",
+	 "malformed: missing claim 'jti'"},
+	{"{\"sub\":\"s\",\"jti\":\"j\",\"repos\":[],\"ops\":[]}",
+	 "malformed: missing claim 'exp'"},
+	{"{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"ops\":[]}",
+	 "malformed: missing claim 'repos'"},
+	{"{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"repos\":[]}",
+	 "malformed: missing claim 'ops'"},
+	{"{\"sub\":7,\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"repos\":[],\"ops\":[]}",
+	 "malformed: claim 'sub' must be a string"},
+	{"{\"sub\":\"\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"repos\":[],\"ops\":[]}",
+	 "malformed: sub: sub must be 1-1024 bytes"},
+	{"{\"sub\":\"a\\nb\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"repos\":[],\"ops\":[]}",
+	 "malformed: sub: sub may not contain control characters"},
+	{"{\"sub\":\"s\",\"jti\":null,\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"repos\":[],\"ops\":[]}",
+	 "malformed: claim 'jti' must be a string"},
+	{"{\"sub\":\"s\",\"jti\":\"a b\",\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"repos\":[],\"ops\":[]}",
+	 "malformed: jti: jti must be printable ASCII without spaces"},
+	{"{\"sub\":\"s\",\"jti\":\"#x\",\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"repos\":[],\"ops\":[]}",
+	 "malformed: jti: jti may not start with '#'"},
+	{"{\"sub\":\"s\",\"jti\":\"j\",\"exp\":1893456000,"
+	 "\"repos\":[],\"ops\":[]}",
+	 "malformed: claim 'exp' must be a string"},
+	{"{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-02-30T00:00:00Z\","
+	 "\"repos\":[],\"ops\":[]}",
+	 "malformed: claim 'exp': invalid RFC 3339 time: no such date"},
+	{"{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"tomorrow\","
+	 "\"repos\":[],\"ops\":[]}",
+	 "malformed: claim 'exp': invalid RFC 3339 time: bad date"},
+	{"{" BASE ",\"iat\":true}", "malformed: claim 'iat' must be a string"},
+	{"{" BASE ",\"iat\":\"2030-01-01T24:00:00Z\"}",
+	 "malformed: claim 'iat': invalid RFC 3339 time: no such time of "
+	 "day"},
+	{"{" BASE ",\"nbf\":[]}", "malformed: claim 'nbf' must be a string"},
+	{"{" BASE ",\"nbf\":\"2030-01-01\"}",
+	 "malformed: claim 'nbf': invalid RFC 3339 time: bad date/time "
+	 "separator"},
+	{"{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"repos\":\"a/b\",\"ops\":[]}",
+	 "malformed: claim 'repos' must be an array"},
+	{"{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"repos\":[1],\"ops\":[]}",
+	 "malformed: claim 'repos' must hold strings"},
+	{"{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"repos\":[\"a/b/c\"],\"ops\":[]}",
+	 "malformed: repos: repo 'a/b/c' must be OWNER/NAME"},
+	{"{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"repos\":[\"a/..\"],\"ops\":[]}",
+	 "malformed: repos: repo 'a/..': '.' and '..' are not names"},
+	{"{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"repos\":[],\"ops\":\"fetch\"}",
+	 "malformed: claim 'ops' must be an array"},
+	{"{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"repos\":[],\"ops\":[\"admin\"]}",
+	 "malformed: ops: 'admin' is not \"fetch\" or \"push\""},
+	{"{\"sub\":\"s\",\"jti\":\"j\",\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"repos\":[],\"ops\":[true]}",
+	 "malformed: claim 'ops' must hold strings"},
+	{"{" BASE ",\"branches\":\"main\"}",
+	 "malformed: claim 'branches' must be an array"},
+	{"{" BASE ",\"branches\":[null]}",
+	 "malformed: claim 'branches' must hold strings"},
+	{"{" BASE ",\"branches\":[\"a//b\"]}",
+	 "malformed: branches: pattern 'a//b': empty path segment"},
+	{"{" BASE ",\"branches\":[\"../x\"]}",
+	 "malformed: branches: pattern '../x': '..', '@{' and '@' are not "
+	 "allowed in ref names"},
+	{"{" BASE ",\"allow_force\":\"yes\"}",
+	 "malformed: claim 'allow_force' must be true or false"},
+	{"{" BASE ",\"allow_delete\":1}",
+	 "malformed: claim 'allow_delete' must be true or false"},
 };
 
 START_TEST(test_malformed_payload)
@@ -539,9 +565,9 @@ START_TEST(test_malformed_payload)
 		      err.msg);
 	/* decoding without a key reports the same problem */
 	gg_err_init(&err);
-	ck_assert_int_eq(token_decode_unverified(&c, token, strlen(token),
-						 &err),
-			 GG_EINVAL);
+	ck_assert_int_eq(
+		token_decode_unverified(&c, token, strlen(token), &err),
+		GG_EINVAL);
 	ck_assert_ptr_null(c);
 	ck_assert(!strncmp(err.msg, want, strlen(want)));
 	free(token);
@@ -588,13 +614,13 @@ static const struct {
 	const char *footer;
 	const char *msg;
 } bad_footer[] = {
-	{ "kid", "malformed: footer is not valid JSON: " },
-	{ "[\"kid\"]", "malformed: footer is not a JSON object" },
-	{ "{}", "malformed: footer needs a string \"kid\"" },
-	{ "{\"kid\":7}", "malformed: footer needs a string \"kid\"" },
-	{ "{\"kid\":\"a\",\"kid\":\"b\"}", "malformed: footer is not valid "
-					   "JSON: " },
-	{ "{\"kid\":\"k4.pid.nope\"}", "unknown key" },
+	{"kid", "malformed: footer is not valid JSON: "},
+	{"[\"kid\"]", "malformed: footer is not a JSON object"},
+	{"{}", "malformed: footer needs a string \"kid\""},
+	{"{\"kid\":7}", "malformed: footer needs a string \"kid\""},
+	{"{\"kid\":\"a\",\"kid\":\"b\"}", "malformed: footer is not valid "
+					  "JSON: "},
+	{"{\"kid\":\"k4.pid.nope\"}", "unknown key"},
 };
 
 START_TEST(test_malformed_footer)
@@ -609,13 +635,13 @@ START_TEST(test_malformed_footer)
 		      bad_footer[_i].footer, err.msg);
 	gg_err_init(&err);
 	if (!strncmp(want, "malformed", 9)) {
-		ck_assert_int_eq(token_decode_unverified(&c, token,
-							 strlen(token), &err),
-				 GG_EINVAL);
+		ck_assert_int_eq(
+			token_decode_unverified(&c, token, strlen(token), &err),
+			GG_EINVAL);
 	} else {
-		ck_assert_int_eq(token_decode_unverified(&c, token,
-							 strlen(token), &err),
-				 GG_OK);
+		ck_assert_int_eq(
+			token_decode_unverified(&c, token, strlen(token), &err),
+			GG_OK);
 		token_claims_free(c);
 	}
 	free(token);
@@ -653,21 +679,21 @@ static const struct {
 	const char *token;
 	const char *msg;
 } bad_framing[] = {
-	{ "v4.local.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQAr68PS4AXe7If_"
-	  "ZgesdkUMvSwscFlAl1pk5HC0e8kApeaqMfGo_7OpBnwJOAbY9V7WU6abu74MmcUE8YW"
-	  "AiaArVI8XJ5hOb_4v9RmDkneN0S92dx0OW4pgy7omxgf3S8c3LlQg",
-	  "malformed: v4.local token, want v4.public" },
-	{ "v3.public.eyJkYXRhIjoidGhpcyBpcyBhIHNpZ25lZCBtZXNzYWdlIn0",
-	  "malformed: v3.public token, want v4.public" },
-	{ "v2.public.eyJkYXRhIjoidGhpcyBpcyBhIHNpZ25lZCBtZXNzYWdlIn0",
-	  "malformed: v2.public token, want v4.public" },
-	{ "v2.local.AAAA", "malformed: v2.local token, want v4.public" },
-	{ "bearer v4.public.AAAA", "malformed: not a v4.public token" },
-	{ "v4.public.AAAA", "malformed: token too short for a signature" },
-	{ "v4.public.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA!AAAAAAAAAAAA"
-	  "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-	  "malformed: payload is not canonical base64url" },
-	{ "", "malformed: not a v4.public token" },
+	{"v4.local.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQAr68PS4AXe7If_"
+	 "ZgesdkUMvSwscFlAl1pk5HC0e8kApeaqMfGo_7OpBnwJOAbY9V7WU6abu74MmcUE8YW"
+	 "AiaArVI8XJ5hOb_4v9RmDkneN0S92dx0OW4pgy7omxgf3S8c3LlQg",
+	 "malformed: v4.local token, want v4.public"},
+	{"v3.public.eyJkYXRhIjoidGhpcyBpcyBhIHNpZ25lZCBtZXNzYWdlIn0",
+	 "malformed: v3.public token, want v4.public"},
+	{"v2.public.eyJkYXRhIjoidGhpcyBpcyBhIHNpZ25lZCBtZXNzYWdlIn0",
+	 "malformed: v2.public token, want v4.public"},
+	{"v2.local.AAAA", "malformed: v2.local token, want v4.public"},
+	{"bearer v4.public.AAAA", "malformed: not a v4.public token"},
+	{"v4.public.AAAA", "malformed: token too short for a signature"},
+	{"v4.public.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA!AAAAAAAAAAAA"
+	 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+	 "malformed: payload is not canonical base64url"},
+	{"", "malformed: not a v4.public token"},
 };
 
 START_TEST(test_malformed_framing)
@@ -693,9 +719,8 @@ START_TEST(test_decode_unverified)
 	struct token_claims *c;
 
 	/* no key needed, expiry not checked */
-	ck_assert_int_eq(token_decode_unverified(&c, token, strlen(token),
-						 NULL),
-			 GG_OK);
+	ck_assert_int_eq(
+		token_decode_unverified(&c, token, strlen(token), NULL), GG_OK);
 	ck_assert_str_eq(c->jti, "j-1");
 	token_claims_free(c);
 	free(token);
@@ -706,15 +731,29 @@ END_TEST
 /* ---- validators ------------------------------------------------------- */
 
 static const char *const good_repos[] = {
-	"acme/widget", "A-b_c.d/x.y-z_1", "o/n", "acme/.github",
-	"acme/widget.gitx",
+	"acme/widget",	"A-b_c.d/x.y-z_1",  "o/n",
+	"acme/.github", "acme/widget.gitx",
 };
 static const char *const bad_repos[] = {
-	"",	   "acme",	 "/widget",	"acme/",     "acme/widget/x",
-	"ac me/w", "acme/wid?t", "../widget",	"acme/..",   "acme/a..b",
-	"./w",	   "acme/.",	 "acme/w.git",	"acme/W.GIT", "acme//w",
-	"acme/w\n", "acm\xc3\xa9/w",
-	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	"",
+	"acme",
+	"/widget",
+	"acme/",
+	"acme/widget/x",
+	"ac me/w",
+	"acme/wid?t",
+	"../widget",
+	"acme/..",
+	"acme/a..b",
+	"./w",
+	"acme/.",
+	"acme/w.git",
+	"acme/W.GIT",
+	"acme//w",
+	"acme/w\n",
+	"acm\xc3\xa9/w",
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	"a"
 	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/w",
 };
 
@@ -732,15 +771,15 @@ START_TEST(test_check_repo)
 END_TEST
 
 static const char *const good_patterns[] = {
-	"main", "agent/*", "agent/**", "**", "feature/*/wip", "refs/tags/v*",
-	"refs/heads/**", "a-b_c.d/e", "*", "*-fix", "caf\xc3\xa9",
+	"main",		"agent/*",	 "agent/**",  "**", "feature/*/wip",
+	"refs/tags/v*", "refs/heads/**", "a-b_c.d/e", "*",  "*-fix",
+	"caf\xc3\xa9",
 };
 static const char *const bad_patterns[] = {
-	"",	      "/main",	   "main/",	"a//b",	      "a/../b",
-	"..",	      ".hidden",   "a/.b",	"x.lock",     "a/x.lock/b",
-	"a b",	      "a~b",	   "a^b",	"a:b",	      "a?b",
-	"a[b",	      "a\\b",	   "a@{b",	"@",	      "a\tb",
-	"a\x7f",      "a.",	   "ag**",	"**x/y",      "a/***",
+	"",	"/main",  "main/",	"a//b",	 "a/../b", "..",   ".hidden",
+	"a/.b", "x.lock", "a/x.lock/b", "a b",	 "a~b",	   "a^b",  "a:b",
+	"a?b",	"a[b",	  "a\\b",	"a@{b",	 "@",	   "a\tb", "a\x7f",
+	"a.",	"ag**",	  "**x/y",	"a/***",
 };
 
 START_TEST(test_check_pattern)
