@@ -86,11 +86,19 @@ int main(int argc, char **argv)
 	struct token_keyset one = {keys, 1}, all = {keys, GG_MAX_KEYS};
 	struct revocation_set *revoked;
 	struct paseto_msg msg;
-	double secs = argc > 1 ? atof(argv[1]) : 2.0, sign_start;
+	double secs = 2.0, sign_start;
+	char *end;
 	char *token, *bare;
 	int i;
 
-	if (sodium_init() < 0 || secs <= 0)
+	if (argc > 1) {
+		secs = strtod(argv[1], &end);
+		if (*end || !(secs > 0 && secs <= 600)) {
+			fprintf(stderr, "usage: bench_token [seconds 0-600]\n");
+			return 2;
+		}
+	}
+	if (sodium_init() < 0)
 		return 1;
 	for (i = 0; i < GG_MAX_KEYS; i++) {
 		crypto_sign_keypair(keys[i].pk, sk[i]);
