@@ -133,9 +133,11 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *payload)
 	struct relay *r = payload;
 	size_t n = size * nmemb;
 
+	/* Counted on arrival: an abort while the pipe is full must not lose
+	 * a piece the client may already have partly read. */
+	__atomic_add_fetch(&r->bytes_down, (uint64_t)n, __ATOMIC_RELAXED);
 	if (bpipe_write(r->down, data, n) != 0)
 		return 0; /* makes curl fail with CURLE_WRITE_ERROR */
-	__atomic_add_fetch(&r->bytes_down, (uint64_t)n, __ATOMIC_RELAXED);
 	return n;
 }
 
@@ -172,7 +174,11 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *payload)
 	while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
 		n--;
 	pthread_mutex_lock(&r->lock);
-	if (n >= 5 && !strncmp(data, "HTTP/", 5)) {
+	if (r->headers_ready) {
+		/* Chunked trailers arrive here too. The header set handed to
+		 * relay_wait_headers is frozen: the reader holds pointers into
+		 * it until relay_free. */
+	} else if (n >= 5 && !strncmp(data, "HTTP/", 5)) {
 		reset_headers_locked(r);
 	} else if (n == 0) {
 		curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);

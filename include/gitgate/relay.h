@@ -73,7 +73,9 @@ ssize_t relay_read(struct relay *r, void *buf, size_t max);
 /* Give up (client went away): wakes both sides, stops curl. */
 void relay_abort(struct relay *r);
 
-/* Counters for the audit log: bytes sent to / received from upstream. */
+/* Counters for the audit log: bytes sent to / received from upstream
+ * (received counts what arrived, even if the client went away before
+ * reading all of it). */
 uint64_t relay_bytes_up(struct relay *r);
 uint64_t relay_bytes_down(struct relay *r);
 
