@@ -21,8 +21,11 @@ struct bpipe {
 
 struct bpipe *bpipe_new(size_t cap)
 {
-	struct bpipe *p = calloc(1, sizeof(*p));
+	struct bpipe *p;
 
+	if (cap == 0)
+		return NULL;
+	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	p->buf = malloc(cap);
@@ -85,7 +88,9 @@ int bpipe_write(struct bpipe *p, const void *buf, size_t len)
 	int ret = 0;
 
 	pthread_mutex_lock(&p->lock);
-	while (len > 0) {
+	if (p->aborted || p->closed)
+		ret = -1;
+	while (ret == 0 && len > 0) {
 		size_t n;
 
 		while (!p->aborted && p->used == p->cap)

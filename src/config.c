@@ -311,9 +311,12 @@ out:
 
 /* Read a whole small file (at most max bytes) into a NUL-terminated
  * buffer. */
+/* label names the file in messages ("upstream.token_file: /path"). */
 static int read_small_file(char **out, size_t *outlen, const char *path,
-			   size_t max, struct gg_err *err)
+			   const char *label, size_t max, int private,
+			   struct gg_err *err)
 {
+	struct stat st;
 	char *buf = NULL;
 	size_t len = 0;
 	ssize_t n;
@@ -321,10 +324,18 @@ static int read_small_file(char **out, size_t *outlen, const char *path,
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return gg_err_errno(err, GG_EIO, "%s", path);
+		return gg_err_errno(err, GG_EIO, "%s", label);
+	if (fstat(fd, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) &&
+	    private) {
+		ret = gg_err_set(err, GG_EINVAL,
+				 "%s: permissions %04o are too open (want "
+				 "0600)",
+				 label, (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
 	buf = malloc(max + 1);
 	if (!buf) {
-		ret = gg_err_set(err, GG_ENOMEM, "%s: out of memory", path);
+		ret = gg_err_set(err, GG_ENOMEM, "%s: out of memory", label);
 		goto out;
 	}
 	for (;;) {
@@ -332,7 +343,7 @@ static int read_small_file(char **out, size_t *outlen, const char *path,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			ret = gg_err_errno(err, GG_EIO, "%s", path);
+			ret = gg_err_errno(err, GG_EIO, "%s", label);
 			goto out;
 		}
 		if (n == 0)
@@ -340,7 +351,7 @@ static int read_small_file(char **out, size_t *outlen, const char *path,
 		len += (size_t)n;
 		if (len > max) {
 			ret = gg_err_set(err, GG_ELIMIT,
-					 "%s: larger than %zu bytes", path,
+					 "%s: larger than %zu bytes", label,
 					 max);
 			goto out;
 		}
@@ -351,7 +362,11 @@ static int read_small_file(char **out, size_t *outlen, const char *path,
 	buf = NULL;
 	ret = GG_OK;
 out:
-	free(buf);
+	if (buf) {
+		/* May hold part of a secret file. */
+		sodium_memzero(buf, max + 1);
+		free(buf);
+	}
 	close(fd);
 	return ret;
 }
@@ -363,7 +378,8 @@ int config_load(struct config **out, const char *path, struct gg_err *err)
 	int ret;
 
 	*out = NULL;
-	ret = read_small_file(&text, &len, path, GG_MAX_CONFIG_LEN, err);
+	ret = read_small_file(&text, &len, path, path, GG_MAX_CONFIG_LEN, 0,
+			      err);
 	if (ret)
 		return ret;
 	ret = config_parse(out, path, text, len, err);
@@ -418,7 +434,7 @@ int config_load_upstream_secret(char **out, const struct config *cfg,
 				struct gg_err *err)
 {
 	const char *env = getenv("GITGATE_UPSTREAM_TOKEN");
-	struct stat st;
+	char label[GG_ERR_MSG_MAX];
 	char *text = NULL;
 	size_t len = 0;
 	int ret;
@@ -433,17 +449,12 @@ int config_load_upstream_secret(char **out, const struct config *cfg,
 		return gg_err_set(err, GG_EINVAL,
 				  "upstream.token_file: not set and "
 				  "GITGATE_UPSTREAM_TOKEN is empty");
-	if (stat(cfg->upstream_token_file, &st) != 0)
-		return gg_err_errno(err, GG_EIO, "upstream.token_file: %s",
-				    cfg->upstream_token_file);
-	if (st.st_mode & (S_IRWXG | S_IRWXO))
-		return gg_err_set(err, GG_EINVAL,
-				  "upstream.token_file: %s: permissions %04o "
-				  "are too open (want 0600)",
-				  cfg->upstream_token_file,
-				  (unsigned)(st.st_mode & 07777));
-	ret = read_small_file(&text, &len, cfg->upstream_token_file,
-			      GG_MAX_KEYFILE_LEN, err);
+	/* Permissions are checked on the opened file (fstat), not the path,
+	 * so a swap between check and read cannot slip past. */
+	snprintf(label, sizeof(label), "upstream.token_file: %s",
+		 cfg->upstream_token_file);
+	ret = read_small_file(&text, &len, cfg->upstream_token_file, label,
+			      GG_MAX_KEYFILE_LEN, 1, err);
 	if (ret)
 		return ret;
 	ret = secret_dup(out, text, len, "upstream.token_file", err);

@@ -16,9 +16,12 @@ void gg_err_init(struct gg_err *err)
 static void scrub(char *s)
 {
 	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
 			*s = '?';
 }
+
+static int err_vset(struct gg_err *err, int code, int with_errno,
+		    const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 
 static int err_vset(struct gg_err *err, int code, int with_errno,
 		    const char *fmt, va_list ap)

@@ -16,6 +16,9 @@ void log_set_level(enum log_level level)
 /* One fprintf per line so lines from different threads do not interleave
  * (stdio locks the stream for the duration of one call). */
 static void log_vemit(const char *tag, int with_errno, const char *fmt,
+		      va_list ap) __attribute__((format(printf, 3, 0)));
+
+static void log_vemit(const char *tag, int with_errno, const char *fmt,
 		      va_list ap)
 {
 	char msg[1024];
@@ -27,7 +30,7 @@ static void log_vemit(const char *tag, int with_errno, const char *fmt,
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	for (i = 0; msg[i]; i++)
-		if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f)
+		if ((unsigned char)msg[i] < 0x20 || (unsigned char)msg[i] >= 0x7f)
 			msg[i] = '?';
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);

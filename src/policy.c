@@ -21,12 +21,7 @@
  * earlier ones irrelevant), and '*' inside a segment the same way; each
  * is O(pattern length x name length) in the worst case.
  */
-/* policy.h (a fixed contract) quotes "agent/" + "*" inside a comment,
- * which -Wcomment flags; silence that for the include only. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "gitgate/policy.h"
-#pragma GCC diagnostic pop
 
 #include <stdio.h>
 #include <string.h>
@@ -35,7 +30,9 @@
 
 #define HEADS "refs/heads/"
 #define TAGS "refs/tags/"
-#define ELLIPSIS "\xe2\x80\xa6" /* "…" in UTF-8 */
+/* ASCII, not "…": reasons travel through git and terminals of any
+ * encoding, and gitgate's error scrubbing keeps messages ASCII. */
+#define ELLIPSIS "..."
 
 const char *policy_action_name(enum policy_action action)
 {
@@ -254,7 +251,7 @@ bool policy_match(const char *pattern, const char *refname)
 /* ---- decisions ---- */
 
 /*
- * "allowed p1, p2, ..." into buf, cut with "…" so the whole reason stays
+ * "allowed p1, p2, ..." into buf, cut with "..." so the whole reason stays
  * within GG_MAX_REASON_LEN bytes (git shows it on one line).
  */
 static void format_allowed(char *buf, size_t size, const char *prefix,
@@ -270,7 +267,7 @@ static void format_allowed(char *buf, size_t size, const char *prefix,
 	}
 	for (i = 0; i < rules->npatterns; i++) {
 		n = strlen(rules->patterns[i]) + (i ? 2 : 0);
-		/* room for this pattern, and "…" too unless it is last */
+		/* room for this pattern, and "..." too unless it is last */
 		if (len + n + (i + 1 < rules->npatterns ? tail : 1) > size) {
 			snprintf(buf + len, size - len, "%s" ELLIPSIS,
 				 i ? ", " : "");

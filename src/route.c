@@ -179,9 +179,11 @@ static int basic_token(char *buf, size_t bufsz, size_t *len, const char *b64,
 		return gg_err_set(err, GG_EINVAL, "empty Basic credentials");
 	if (sodium_base642bin(raw, sizeof(raw) - 1, b64, n, NULL, &rawlen,
 			      &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    end != b64 + n)
-		return gg_err_set(err, GG_EINVAL,
-				  "Basic credentials are not base64");
+	    end != b64 + n) {
+		ret = gg_err_set(err, GG_EINVAL,
+				 "Basic credentials are not base64");
+		goto out;
+	}
 	colon = memchr(raw, ':', rawlen);
 	if (!colon) {
 		ret = gg_err_set(err, GG_EINVAL,

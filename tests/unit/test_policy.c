@@ -6,11 +6,7 @@
 #include <time.h>
 
 #include "gitgate/limits.h"
-/* policy.h quotes "agent/" + "*" in a comment; see src/policy.c */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "gitgate/policy.h"
-#pragma GCC diagnostic pop
 
 struct match_row {
 	const char *pattern;
@@ -367,7 +363,7 @@ START_TEST(decide_reason_truncation)
 	decide(pats, 1, true, false, false, "refs/heads/m", POLICY_CREATE,
 	       &err);
 	ck_assert_str_eq(err.msg, "branch not allowed by token: allowed "
-				  "\xe2\x80\xa6");
+				  "...");
 	/* 37 + 150 + 2 + 10 = 199: both fit */
 	pats[0] = p150;
 	pats[1] = p10;
@@ -376,11 +372,11 @@ START_TEST(decide_reason_truncation)
 	snprintf(expect, sizeof(expect), "%s%s, %s", prefix, p150, p10);
 	ck_assert_str_eq(err.msg, expect);
 	ck_assert_uint_eq(strlen(err.msg), 199);
-	/* a third one no longer fits: the list ends in ", …" */
+	/* a third one no longer fits: the list ends in ", ..." */
 	pats[2] = p10;
 	decide(pats, 3, true, false, false, "refs/heads/m", POLICY_CREATE,
 	       &err);
-	snprintf(expect, sizeof(expect), "%s%s, \xe2\x80\xa6", prefix, p150);
+	snprintf(expect, sizeof(expect), "%s%s, ...", prefix, p150);
 	ck_assert_str_eq(err.msg, expect);
 	ck_assert_uint_le(strlen(err.msg), GG_MAX_REASON_LEN);
 	free(p150);
@@ -409,7 +405,7 @@ START_TEST(decide_reason_many_patterns)
 			  "tag not allowed by token: allowed "
 			  "team-00/*, team-01/*, ",
 			  55) == 0);
-	ck_assert_str_eq(err.msg + len - 5, ", \xe2\x80\xa6");
+	ck_assert_str_eq(err.msg + len - 5, ", ...");
 }
 END_TEST
 
