@@ -837,6 +837,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 /* ---- lifecycle ----------------------------------------------------- */
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
 	size_t n;
