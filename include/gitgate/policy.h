@@ -6,7 +6,9 @@
  *     otherwise it is matched against the name under "refs/heads/".
  *   - '*' matches any run of characters within one '/'-separated segment
  *     (possibly empty); "**" as a whole segment matches zero or more whole
- *     segments; matching is case-sensitive (git ref names are).
+ *     segments, except at the end, where it needs at least one (as in
+ *     gitignore: pattern agent/ followed by ** matches "agent/x" and
+ *     "agent/x/y", not "agent"); matching is case-sensitive (git ref names are).
  *   - tags are granted only by a pattern starting with "refs/tags/".
  */
 #ifndef GITGATE_POLICY_H
