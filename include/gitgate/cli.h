@@ -20,8 +20,9 @@ int cmd_inspect(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 
-/* Print "gitgate <cmd>: <message>" and the usage text to stderr; returns
- * CLI_USAGE. */
+/* Print "gitgate: <message>" and the usage text to stderr; returns
+ * CLI_USAGE. Callers start the message with the subcommand ("mint: ...").
+ */
 int cli_usage_error(const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
