@@ -1,6 +1,7 @@
 #include "gitgate/cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,21 @@ int cli_usage_error(const char *usage, const char *fmt, ...)
 	fputc('\n', stderr);
 	fputs(usage, stderr);
 	return CLI_USAGE;
+}
+
+int cli_bad_option(const char *usage, const char *cmd, int c, int argc,
+		   char **argv)
+{
+	const char *arg = optind - 1 < argc ? argv[optind - 1] : "?";
+
+	if (c == ':')
+		return cli_usage_error(usage, "%s: option '%s' needs a value",
+				       cmd, arg);
+	/* A short option bundled with others ("-xk") is named alone. */
+	if (optopt > 0 && optopt < 256)
+		return cli_usage_error(usage, "%s: unknown option '-%c'", cmd,
+				       optopt);
+	return cli_usage_error(usage, "%s: unknown option '%s'", cmd, arg);
 }
 
 int cli_fail(const char *what, const char *why)

@@ -102,16 +102,6 @@ static const struct option long_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static int bad_option(int c, int argc, char **argv)
-{
-	const char *arg = optind - 1 < argc ? argv[optind - 1] : "?";
-
-	if (c == ':')
-		return cli_usage_error(usage, "audit: option '%s' needs an "
-					      "argument", arg);
-	return cli_usage_error(usage, "audit: unknown option '%s'", arg);
-}
-
 /* Options valid for `audit` only, refused after `verify`. */
 static bool view_only(int c)
 {
@@ -169,7 +159,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		if (c == -1)
 			break;
 		if (c == '?' || c == ':')
-			return bad_option(c, argc, argv);
+			return cli_bad_option(usage, "audit", c, argc, argv);
 		if (o->verify && view_only(c))
 			return cli_usage_error(usage, "audit verify: option "
 						      "'%s' is not for verify",

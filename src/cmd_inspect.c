@@ -29,19 +29,6 @@ static const char usage[] =
 /* Room for the largest token plus surrounding whitespace. */
 #define STDIN_CAP (GG_MAX_TOKEN_LEN + 256)
 
-static int bad_option(int c, char **argv)
-{
-	if (c == ':')
-		return cli_usage_error(usage,
-				       "inspect: option '%s' needs a value",
-				       argv[optind - 1]);
-	if (optopt > 0 && optopt < 256)
-		return cli_usage_error(usage, "inspect: unknown option '-%c'",
-				       optopt);
-	return cli_usage_error(usage, "inspect: unknown option '%s'",
-			       argv[optind - 1]);
-}
-
 static bool is_ws(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -152,7 +139,7 @@ int cmd_inspect(int argc, char **argv)
 		if (c == -1)
 			break;
 		if (c != 'k')
-			return bad_option(c, argv);
+			return cli_bad_option(usage, "inspect", c, argc, argv);
 		if (nkeys == GG_MAX_KEYS)
 			return cli_usage_error(usage,
 					       "inspect: more than %d --key "

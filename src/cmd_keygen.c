@@ -20,20 +20,6 @@ static const char usage[] =
 	"--key\n"
 	"Existing files are never overwritten.\n";
 
-/* getopt_long said ':' (missing value) or '?' (unknown option). */
-static int bad_option(int c, char **argv)
-{
-	if (c == ':')
-		return cli_usage_error(usage,
-				       "keygen: option '%s' needs a value",
-				       argv[optind - 1]);
-	if (optopt)
-		return cli_usage_error(usage, "keygen: unknown option '-%c'",
-				       optopt);
-	return cli_usage_error(usage, "keygen: unknown option '%s'",
-			       argv[optind - 1]);
-}
-
 int cmd_keygen(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -58,7 +44,7 @@ int cmd_keygen(int argc, char **argv)
 		if (c == 'o')
 			out = optarg;
 		else
-			return bad_option(c, argv);
+			return cli_bad_option(usage, "keygen", c, argc, argv);
 	}
 	if (optind < argc)
 		return cli_usage_error(usage,

@@ -64,18 +64,6 @@ enum {
 	OPT_SUB,
 };
 
-static int bad_option(int c, char **argv)
-{
-	if (c == ':')
-		return cli_usage_error(usage, "mint: option '%s' needs a value",
-				       argv[optind - 1]);
-	if (optopt > 0 && optopt < 256)
-		return cli_usage_error(usage, "mint: unknown option '-%c'",
-				       optopt);
-	return cli_usage_error(usage, "mint: unknown option '%s'",
-			       argv[optind - 1]);
-}
-
 /* Append a validated --repo / --push value. */
 static int add_item(char **items, size_t *n, const char *value,
 		    const char *flag,
@@ -104,7 +92,7 @@ static int parse_ttl(int64_t *out, const char *text)
 	return CLI_OK;
 }
 
-static int parse_one(struct mint_opts *o, int c, char **argv)
+static int parse_one(struct mint_opts *o, int c, int argc, char **argv)
 {
 	switch (c) {
 	case OPT_KEY:
@@ -131,7 +119,7 @@ static int parse_one(struct mint_opts *o, int c, char **argv)
 		o->sub = optarg;
 		return CLI_OK;
 	default:
-		return bad_option(c, argv);
+		return cli_bad_option(usage, "mint", c, argc, argv);
 	}
 }
 
@@ -178,7 +166,7 @@ static int parse_args(struct mint_opts *o, int argc, char **argv)
 		c = getopt_long(argc, argv, ":", opts, NULL);
 		if (c == -1)
 			break;
-		rc = parse_one(o, c, argv);
+		rc = parse_one(o, c, argc, argv);
 		if (rc != CLI_OK)
 			return rc;
 	}

@@ -44,19 +44,6 @@ static void items_release(struct items *it)
 	free(it->jtis);
 }
 
-static int bad_option(int c, char **argv)
-{
-	if (c == ':')
-		return cli_usage_error(usage,
-				       "revoke: option '%s' needs a value",
-				       argv[optind - 1]);
-	if (optopt > 0 && optopt < 256)
-		return cli_usage_error(usage, "revoke: unknown option '-%c'",
-				       optopt);
-	return cli_usage_error(usage, "revoke: unknown option '%s'",
-			       argv[optind - 1]);
-}
-
 /* The revocations path of the config: its "revocations" key (default
  * revoked.txt), relative to the config file's directory. Just this one
  * key; the full validation is config_load's job in `serve`. */
@@ -221,7 +208,7 @@ int cmd_revoke(int argc, char **argv)
 		if (c == -1)
 			break;
 		if (c != 'c')
-			return bad_option(c, argv);
+			return cli_bad_option(usage, "revoke", c, argc, argv);
 		config = optarg;
 	}
 	if (!config || !*config)

@@ -26,6 +26,12 @@ int cmd_audit(int argc, char **argv);
 int cli_usage_error(const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* After getopt_long (with opterr = 0 and a leading ':' in optstring)
+ * returned '?' or ':': print "gitgate: <cmd>: unknown option '-x'" or
+ * "... option '--key' needs a value" plus usage; returns CLI_USAGE. */
+int cli_bad_option(const char *usage, const char *cmd, int c, int argc,
+		   char **argv);
+
 /* Print "gitgate: <what>: <why>" to stderr; returns CLI_FAIL. */
 int cli_fail(const char *what, const char *why);
 
