@@ -855,6 +855,39 @@ out:
 	return ret;
 }
 
+int audit_probe(struct audit_log *log, struct gg_err *err)
+{
+	int ret = 0, rc;
+
+	pthread_mutex_lock(&log->lock);
+	if (log->healthy)
+		goto out;
+	ret = cut_partial(log, err);
+	if (ret)
+		goto out;
+	if (log->regular) {
+		/* Space for the next lines, then give it back: ENOSPC and
+		 * EIO show up here without a record being written. */
+		rc = posix_fallocate(log->fd, log->size, 8 * 1024);
+		if (rc != 0) {
+			errno = rc;
+			ret = gg_err_errno(err, GG_EIO, "audit log %s: probe",
+					   log->path);
+			goto out;
+		}
+		if (ftruncate(log->fd, log->size) != 0 ||
+		    fdatasync(log->fd) != 0) {
+			ret = gg_err_errno(err, GG_EIO, "audit log %s: probe",
+					   log->path);
+			goto out;
+		}
+	}
+	log->healthy = true;
+out:
+	pthread_mutex_unlock(&log->lock);
+	return ret;
+}
+
 int audit_reopen(struct audit_log *log, struct gg_err *err)
 {
 	struct stat cur;

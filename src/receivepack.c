@@ -144,11 +144,21 @@ static int check_oid(const unsigned char *s, size_t len, const char *which,
 				  "bad push command: %s "
 				  "object id is not lowercase hex",
 				  which);
-	if (k < len && is_lower_hex(s[k]))
+	if (k < len && is_lower_hex(s[k])) {
+		size_t n = k;
+
+		while (n < len && is_lower_hex(s[n]))
+			n++;
+		/* 64 hex digits is a SHA-256 id: say what is really wrong. */
+		if (n == 64 && (n == len || s[n] == ' '))
+			return gg_err_set(err, GG_EINVAL,
+					  "sha256 repositories are not "
+					  "supported yet");
 		return gg_err_set(err, GG_EINVAL,
 				  "bad push command: %s "
 				  "object id is too long",
 				  which);
+	}
 	return 0;
 }
 

@@ -151,16 +151,24 @@ static enum MHD_Result deny(struct request *req, unsigned status,
 	req->state = REQ_ANSWERED;
 	req->status = (int)status;
 	req->decision = "deny";
-	snprintf(req->reason, sizeof(req->reason), "%s", reason);
+	if (reason != req->reason) /* callers may pass req->reason itself */
+		snprintf(req->reason, sizeof(req->reason), "%s", reason);
 	audit_request(req, NULL, 0);
 	if (req->srv->audit && !audit_healthy(req->srv->audit))
 		return queue_text(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-				  "gitgate: audit log unavailable", false);
+				  "audit log unavailable", false);
 	return queue_text(req->conn, status, reason, challenge);
 }
 
 /* ---- relaying ----------------------------------------------------- */
 
+/*
+ * Response body of a relayed request. At the end of the stream the audit
+ * line (with the final byte count) is written and synced BEFORE the final
+ * chunk goes out: a client only sees a complete, successful transfer once
+ * its record is on disk. If the record cannot be written, the response is
+ * broken off instead, and git reports the fetch as failed (fail closed).
+ */
 static ssize_t read_relay(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct request *req = cls;
@@ -169,9 +177,13 @@ static ssize_t read_relay(void *cls, uint64_t pos, char *buf, size_t max)
 	(void)pos;
 	if (n < 0)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
-	if (n == 0)
-		return MHD_CONTENT_READER_END_OF_STREAM;
-	return n;
+	if (n > 0)
+		return n;
+	req->bytes_out = relay_bytes_down(req->relay);
+	audit_request(req, NULL, 0);
+	if (req->srv->audit && !audit_healthy(req->srv->audit))
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return MHD_CONTENT_READER_END_OF_STREAM;
 }
 
 /* Client headers forwarded upstream. Authorization never is: upstream gets
@@ -395,6 +407,11 @@ static enum MHD_Result authenticate(struct request *req)
 	if (ret == 0)
 		ret = authstate_verify(req->srv->auth, &req->claims, token,
 				       len, now_ms() / 1000, &err);
+	/* These come after a good signature: the holder is known, and the
+	 * audit record should say who tried (the claims grant nothing, the
+	 * request is refused below). */
+	if (ret == GG_EEXPIRED || ret == GG_ENOTYET || ret == GG_EREVOKED)
+		token_decode_unverified(&req->claims, token, len, NULL);
 	sodium_memzero(token, sizeof(token));
 	if (ret != 0) {
 		char reason[GG_ERR_MSG_MAX + 8];
@@ -723,7 +740,7 @@ static enum MHD_Result answer_push(struct request *req)
 	if (req->srv->audit && !audit_healthy(req->srv->audit)) {
 		free(body);
 		return queue_text(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-				  "gitgate: audit log unavailable", false);
+				  "audit log unavailable", false);
 	}
 	return queue_push_result(req, body, body_len);
 }
@@ -814,7 +831,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	if (req->relay) {
 		if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 			relay_abort(req->relay);
-		req->bytes_out += relay_bytes_down(req->relay);
+		if (!req->audited && !req->push)
+			req->bytes_out = relay_bytes_down(req->relay);
 	}
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !req->audited) {
 		snprintf(req->reason, sizeof(req->reason),
@@ -941,12 +959,13 @@ int server_new(struct server **out, const struct config *cfg,
 		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 			MHD_USE_ITC | MHD_USE_ERROR_LOG,
 		0, NULL, NULL, on_request, srv,
+		/* First, so that no message goes to MHD's own logger. */
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_END);
 	if (!srv->daemon) {
 		ret = gg_err_set(err, GG_ERR, "cannot start HTTP server");
@@ -972,6 +991,11 @@ void server_tick(struct server *srv, int force)
 		log_info("reloaded %zu key(s), %zu revoked token(s)",
 			 authstate_nkeys(srv->auth),
 			 authstate_nrevoked(srv->auth));
+	if (!audit_healthy(srv->audit)) {
+		gg_err_init(&err);
+		if (audit_probe(srv->audit, &err) == 0)
+			log_info("audit log writable again");
+	}
 	if (force) {
 		gg_err_init(&err);
 		if (audit_reopen(srv->audit, &err) != 0)

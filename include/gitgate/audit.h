@@ -99,6 +99,14 @@ int audit_append(struct audit_log *log, const struct audit_record *rec,
  * 503 while the log is unhealthy (fail closed). */
 bool audit_healthy(struct audit_log *log);
 
+/* While unhealthy, check whether the log can take writes again without
+ * adding a record: cut any partial line, reserve 8 KiB past the end,
+ * give it back, sync. Success restores health. Meant to be called
+ * periodically (the proxy does every 200 ms), so a proxy taken out of
+ * rotation for failing health checks recovers without traffic. Returns 0
+ * when healthy afterwards. */
+int audit_probe(struct audit_log *log, struct gg_err *err);
+
 /* Reopen the path (after the operator renamed the file for rotation); the
  * new file's first prev is the last hash written to the old one. A file
  * already at the path must end with that same hash (it is the same file,
