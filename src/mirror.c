@@ -201,15 +201,22 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 	git_strarray refspecs = { specs, 2 };
 	git_fetch_options opts;
 	struct cred_state st = { secret, 0 };
+	git_repository *clean = NULL;
 	git_remote *remote = NULL;
 	int ret = GG_OK;
 
+	/* Fetch through a handle of its own: this one may have a pushed pack
+	 * attached, and negotiating with it would tell upstream we have
+	 * objects the mirror does not (and skip downloading them). */
+	if (git_repository_open_bare(&clean, m->path) < 0)
+		return gg_err_set(err, GG_EIO, "mirror %s: %s", m->path,
+				  git_why());
 	git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
 	opts.callbacks.credentials = on_credentials;
 	opts.callbacks.payload = &st;
 	opts.prune = GIT_FETCH_PRUNE;
 	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-	if (git_remote_create_anonymous(&remote, m->repo, url) < 0 ||
+	if (git_remote_create_anonymous(&remote, clean, url) < 0 ||
 	    git_remote_fetch(remote, &refspecs, &opts, NULL) < 0) {
 		ret = gg_err_set(err, GG_EUPSTREAM,
 				 st.attempts > 1
@@ -219,6 +226,10 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 				 git_why());
 	}
 	git_remote_free(remote);
+	git_repository_free(clean);
+	/* Let this handle see the packs the fetch just wrote. */
+	if (ret == GG_OK)
+		git_odb_refresh(m->odb);
 	return ret;
 }
 

@@ -45,6 +45,8 @@ struct push {
 	bool forward_pack;
 	struct pkt_buf header; /* rewritten command section */
 
+	char *pack_error; /* the pushed pack could not be read */
+
 	/* After push_respond: */
 	struct audit_ref *arefs;
 	char **results; /* per command, owned */
@@ -227,6 +229,25 @@ static int refuse(struct push *p, size_t i, const char *reason)
 	return p->refusals[i] ? GG_OK : GG_ENOMEM;
 }
 
+/* update or force for each command in need[], from the mirror + pack. */
+static int ancestry(struct push *p, struct mirror *m, const bool *need,
+		    struct gg_err *err)
+{
+	size_t i;
+	bool ff;
+	int ret = GG_OK;
+
+	for (i = 0; ret == 0 && i < p->req.ncommands; i++) {
+		if (!need[i])
+			continue;
+		ret = mirror_is_ancestor(&ff, m, p->req.commands[i].old_oid,
+					 p->req.commands[i].new_oid, err);
+		if (ret == 0)
+			p->actions[i] = ff ? POLICY_UPDATE : POLICY_FORCE;
+	}
+	return ret;
+}
+
 /* Establish update-vs-force for the commands in need[] from the mirror. On
  * failure, returns the reason (every such command is then unresolved). */
 static int classify_with_mirror(struct push *p, const struct push_ctx *ctx,
@@ -234,7 +255,7 @@ static int classify_with_mirror(struct push *p, const struct push_ctx *ctx,
 {
 	struct mirror *m = NULL;
 	uint64_t pack_len = p->len - p->req.header_len;
-	bool fetched = false, ff;
+	bool fetched = false;
 	size_t i;
 	int ret;
 
@@ -259,13 +280,19 @@ static int classify_with_mirror(struct push *p, const struct push_ctx *ctx,
 			ret = mirror_add_pack(m, p->fd, p->req.header_len,
 					      pack_len, err);
 	}
-	for (i = 0; ret == 0 && i < p->req.ncommands; i++) {
-		if (!need[i])
-			continue;
-		ret = mirror_is_ancestor(&ff, m, p->req.commands[i].old_oid,
-					 p->req.commands[i].new_oid, err);
+	if (ret == GG_EINVAL && !p->pack_error)
+		p->pack_error = strdup(err->msg);
+	if (ret == 0)
+		ret = ancestry(p, m, need, err);
+	if (ret != 0 && ret != GG_EINVAL && !fetched && !p->pack_error) {
+		/* The history between old and new may run through commits the
+		 * pack leaves out because upstream has them (another branch,
+		 * or new pointing at an existing upstream commit): refresh and
+		 * try once more. */
+		gg_err_init(err);
+		ret = mirror_fetch(m, ctx->upstream_repo_url, ctx->secret, err);
 		if (ret == 0)
-			p->actions[i] = ff ? POLICY_UPDATE : POLICY_FORCE;
+			ret = ancestry(p, m, need, err);
 	}
 out:
 	mirror_close(m);
@@ -524,6 +551,7 @@ int push_respond(unsigned char **out, size_t *outlen,
 	m.refusals = (const char *const *)p->refusals;
 	m.upstream = upstream && !upstream_error ? &rep : NULL;
 	m.upstream_error = upstream_error;
+	m.local_unpack_error = upstream ? NULL : p->pack_error;
 	m.results = res;
 	ret = report_merge(&buf, &m, err);
 	if (ret)
@@ -569,6 +597,7 @@ void push_free(struct push *p)
 	}
 	free(p->refusals);
 	free(p->results);
+	free(p->pack_error);
 	free(p->arefs);
 	free(p->actions);
 	free(p->keep);

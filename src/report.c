@@ -579,7 +579,9 @@ static int write_status(struct pkt_buf *out, const struct merge_ctx *c,
 	size_t i;
 	int rc;
 
-	if (up && up->unpack && !c->m->upstream_error)
+	if (c->m->local_unpack_error)
+		unpack = c->m->local_unpack_error;
+	else if (up && up->unpack && !c->m->upstream_error)
 		unpack = up->unpack;
 	rc = pkt_writef(out, err, "unpack %.*s\n", fit(8, unpack), unpack);
 	for (i = 0; i < c->m->req->ncommands && rc == 0; i++)

@@ -95,6 +95,10 @@ struct report_merge {
 	const struct report *upstream;
 	const char *upstream_error;
 	struct report_result *results; /* optional out: [req->ncommands] */
+	/* gitgate could not read the pushed pack itself (corrupt, truncated):
+	 * reported as "unpack <error>" as git's receive-pack would; NULL
+	 * otherwise. */
+	const char *local_unpack_error;
 };
 
 /*

@@ -387,7 +387,7 @@ START_TEST(merge_literal_sideband)
 	ck_assert_int_eq(
 		parse(&r, &up, REPORT_SIDEBAND | REPORT_EXPECT_STATUS, &err),
 		0);
-	m = (struct report_merge){&req, refusals, &r, NULL, res};
+	m = (struct report_merge){&req, refusals, &r, NULL, res, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, sizeof(want) - 1);
@@ -425,7 +425,7 @@ START_TEST(merge_non_atomic_order_and_upstream_ng)
 	pl(&up, "ok refs/heads/agent/x\n");
 	flush(&up);
 	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
-	m = (struct report_merge){&req, refuse_main, &r, NULL, NULL};
+	m = (struct report_merge){&req, refuse_main, &r, NULL, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pkt_buf_init(&want, 1 << 20);
@@ -454,7 +454,7 @@ START_TEST(merge_atomic_refusal)
 	struct report_merge m;
 
 	make_req(&req, " report-status-v2 side-band-64k atomic", three_cmds, 3);
-	m = (struct report_merge){&req, refuse_main, NULL, NULL, res};
+	m = (struct report_merge){&req, refuse_main, NULL, NULL, res, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pkt_buf_init(&inner, 1 << 20);
@@ -497,7 +497,7 @@ START_TEST(merge_atomic_all_allowed_passes_through)
 	pl(&up, "ok refs/heads/b\n");
 	flush(&up);
 	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
-	m = (struct report_merge){&req, NULL, &r, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, up.len);
@@ -524,7 +524,7 @@ START_TEST(merge_without_report_status)
 	ck_assert_int_eq(report_parse(&r, LIT("0008\002up\n0000"),
 				      REPORT_SIDEBAND, &err),
 			 0);
-	m = (struct report_merge){&req, refusals, &r, NULL, res};
+	m = (struct report_merge){&req, refusals, &r, NULL, res, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, 42 + 8 + 4);
@@ -541,7 +541,7 @@ START_TEST(merge_without_report_status)
 
 	/* neither: the response body is empty */
 	make_req(&req, " quiet", two_cmds, 2);
-	m = (struct report_merge){&req, refusals, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL};
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, 0);
 	rp_request_release(&req);
@@ -558,7 +558,7 @@ START_TEST(merge_upstream_error)
 
 	make_req(&req, " report-status side-band-64k", two_cmds, 2);
 	m = (struct report_merge){&req, refusals, NULL,
-				  "upstream returned HTTP 502", NULL};
+				  "upstream returned HTTP 502", NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pkt_buf_init(&inner, 1 << 20);
@@ -596,7 +596,7 @@ START_TEST(merge_upstream_fatal)
 	ck_assert_int_eq(
 		parse(&r, &up, REPORT_SIDEBAND | REPORT_EXPECT_STATUS, &err),
 		0);
-	m = (struct report_merge){&req, NULL, &r, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pkt_buf_init(&inner, 1 << 20);
@@ -648,7 +648,7 @@ START_TEST(merge_v2_options)
 	v2_upstream(&r);
 	/* v2 client: options follow their ref */
 	make_req(&req, " report-status-v2", two_cmds, 2);
-	m = (struct report_merge){&req, refusals, &r, NULL, NULL};
+	m = (struct report_merge){&req, refusals, &r, NULL, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pkt_buf_init(&want, 1 << 20);
@@ -696,7 +696,7 @@ START_TEST(merge_missing_ref_and_unpack_error)
 	pl(&up, "ok refs/heads/not-asked\n");
 	flush(&up);
 	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
-	m = (struct report_merge){&req, NULL, &r, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pkt_buf_init(&want, 1 << 20);
@@ -733,7 +733,7 @@ START_TEST(merge_old_sideband_splits_at_1000)
 		refusals[i] = "branch not allowed by token: allowed agent/*";
 	}
 	make_req(&req, " report-status side-band", cmds, 60);
-	m = (struct report_merge){&req, refusals, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	while (pos < out.len) {
@@ -763,7 +763,7 @@ START_TEST(merge_cleans_local_reasons)
 	struct report_merge m;
 
 	make_req(&req, " report-status atomic", two_cmds, 2);
-	m = (struct report_merge){&req, refusals, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pkt_buf_init(&want, 1 << 20);
@@ -796,7 +796,7 @@ START_TEST(merge_output_cap)
 	struct report_merge m;
 
 	make_req(&req, " report-status", two_cmds, 2);
-	m = (struct report_merge){&req, refusals, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL};
 	pkt_buf_init(&out, 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), GG_ELIMIT);
 	ck_assert_uint_eq(out.len, 0);
@@ -828,7 +828,7 @@ START_TEST(merge_max_length_upstream_line)
 	flush(&up);
 	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
 	ck_assert_uint_eq(strlen(r.refs[0].reason), GG_MAX_PKT_DATA - 16);
-	m = (struct report_merge){&req, NULL, &r, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	pos = 14;
@@ -867,7 +867,7 @@ START_TEST(merge_progress_packets)
 	ck_assert_int_eq(parse(&r, &up, REPORT_SIDEBAND, &err), 0);
 	ck_assert_uint_eq(r.nprogress_chunks, 3);
 	make_req(&req, " side-band-64k", cmds, 1);
-	m = (struct report_merge){&req, NULL, &r, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL};
 	pkt_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, up.len);
@@ -994,7 +994,7 @@ START_TEST(real_git_responses)
 	} else {
 		ck_assert_uint_eq(r.progress_len, 0);
 	}
-	m = (struct report_merge){&req, NULL, &r, NULL, res};
+	m = (struct report_merge){&req, NULL, &r, NULL, res, NULL};
 	pkt_buf_init(&out, GG_MAX_REPORT_LEN);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, len);
@@ -1053,7 +1053,7 @@ START_TEST(real_git_atomic_refused)
 
 	load_case(&real_cases[2], &req, &resp, &len);
 	ck_assert(req.caps.atomic);
-	m = (struct report_merge){&req, refusals, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL};
 	pkt_buf_init(&out, GG_MAX_REPORT_LEN);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, sizeof(want) - 1);
@@ -1165,7 +1165,7 @@ START_TEST(gate_fixtures)
 		ck_assert_int_eq(report_parse(&r, up, ulen,
 					      report_flags(&req.caps), &err),
 				 0);
-	m = (struct report_merge){&req, why, up ? &r : NULL, NULL, NULL};
+	m = (struct report_merge){&req, why, up ? &r : NULL, NULL, NULL, NULL};
 	pkt_buf_release(&out);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, wlen);
