@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Transfers in flight: graceful shutdown, clients that stall or vanish,
+and protocol v1 — the real git client and raw HTTP against a real
+lighttpd + git http-backend upstream through gitgate.
+
+Each test asserts an outcome (bytes received, exit codes, audit records,
+threads released), never that something merely ran. The repository holds
+40 MB of incompressible data, more than the socket buffers and gitgate's
+bounded relay pipes can hold, so a client that stops reading really does
+leave a transfer in flight.
+"""
+
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+BIG = 40 * 1024 * 1024
+
+
+def threads_of(pid):
+    return len(os.listdir("/proc/%d/task" % pid))
+
+
+class Lifecycle(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="gg-lifecycle-")
+        cls.up = h.Upstream().start()
+        cls.head = cls.up.create_repo(
+            "acme/big", files={"blob.bin": h.pseudo_random_bytes(BIG)})
+        cls.up.create_repo("acme/small", commits=3)
+        cls.gg = h.Gitgate(cls.up.url, cls.up.secret).start()
+        cls.tok = cls.gg.mint(repos=["acme/big", "acme/small"],
+                              sub="lifecycle")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gg.stop()
+        cls.up.stop()
+
+    # -- raw HTTP helpers
+
+    def open_fetch(self, gg=None, repo="acme/big"):
+        """Send a v0 upload-pack request for the whole repository and
+        return the socket after reading the response headers."""
+        gg = gg or self.gg
+        body = h.upload_pack_request_v0([self.head])
+        s = socket.create_connection(("127.0.0.1", gg.port), timeout=30)
+        s.sendall(
+            b"POST /%s.git/git-upload-pack HTTP/1.1\r\n"
+            b"Host: gitgate\r\n"
+            b"Authorization: %s\r\n"
+            b"Content-Type: application/x-git-upload-pack-request\r\n"
+            b"Accept: application/x-git-upload-pack-result\r\n"
+            b"Content-Length: %d\r\n\r\n" % (
+                repo.encode(), h.basic_auth("x", self.tok).encode(),
+                len(body)) + body)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(1)
+            self.assertTrue(chunk, "connection closed before headers")
+            head += chunk
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        return s
+
+    @staticmethod
+    def read_all(s):
+        total = 0
+        s.settimeout(60)
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                return total
+            total += len(chunk)
+
+    def audit_records(self, gg=None):
+        return [json.loads(line) for line in
+                (gg or self.gg).audit_text().splitlines() if line]
+
+    # -- tests
+
+    def test_slow_client_does_not_stall_others(self):
+        stalled = self.open_fetch()
+        try:
+            time.sleep(0.5)  # its relay is now blocked on a full pipe
+            dest = os.path.join(self.tmp, "while-stalled")
+            rc, out, err = h.git("clone", self.gg.repo_url("acme/small",
+                                                           self.tok), dest)
+            self.assertEqual(rc, 0, err)
+            self.assertTrue(os.path.exists(os.path.join(dest, "file2.txt")))
+        finally:
+            stalled.close()
+
+    def test_client_disconnect_aborts_upstream_and_frees(self):
+        pid = self.gg.proc.pid
+        h.wait_until(lambda: threads_of(pid) <= 4, 10)
+        baseline = threads_of(pid)
+        s = self.open_fetch()
+        s.recv(1000)
+        self.assertGreater(threads_of(pid), baseline)
+        s.close()  # vanish mid-transfer
+        # The connection thread and the curl thread both end.
+        self.assertTrue(h.wait_until(lambda: threads_of(pid) <= baseline,
+                                     15),
+                        "threads: %d, baseline %d" % (threads_of(pid),
+                                                      baseline))
+        rec = [r for r in self.audit_records()
+               if r["reason"] == "client disconnected or timed out"]
+        self.assertTrue(rec, self.gg.audit_text()[-2000:])
+        self.assertEqual(rec[-1]["repo"], "acme/big")
+        self.assertLess(rec[-1]["bytes_out"], BIG)
+        self.assertEqual(h.http_request(self.gg.port, "GET",
+                                        "/healthz").status, 200)
+
+    def test_protocol_v1_clone(self):
+        dest = os.path.join(self.tmp, "v1")
+        env = {"GIT_TRACE_PACKET": "1"}
+        rc, out, err = h.git("-c", "protocol.version=1", "clone",
+                             self.gg.repo_url("acme/small", self.tok), dest,
+                             env=env)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("version 1", err)
+        self.assertEqual(h.git_out("rev-parse", "HEAD", cwd=dest),
+                         self.up.rev_parse("acme/small", "main"))
+
+    def test_zz_graceful_shutdown_finishes_transfer(self):
+        """SIGTERM while a 40 MB fetch is in flight: no new connections,
+        the transfer completes, gitgate exits 0. Runs last: it stops the
+        class's gitgate (a fresh one would work too, but this one has the
+        history of the other tests behind it)."""
+        s = self.open_fetch()
+        got = len(s.recv(4096))
+        self.gg.proc.send_signal(signal.SIGTERM)
+        # The listener closes at once.
+        self.assertTrue(h.wait_until(lambda: not h.port_open(self.gg.port),
+                                     5), "still accepting after SIGTERM")
+        got += self.read_all(s)
+        s.close()
+        self.assertGreater(got, BIG, "transfer cut short: %d bytes; %s" % (
+            got, self.gg.stderr_text()[-1500:]))
+        rc = self.gg.proc.wait(timeout=30)
+        self.assertEqual(rc, 0, self.gg.stderr_text()[-2000:])
+        done = [r for r in self.audit_records()
+                if r["repo"] == "acme/big" and r["status"] == 200 and
+                r["bytes_out"] > BIG]
+        self.assertTrue(done, "no completed record for the transfer")
+
+
+if __name__ == "__main__":
+    h.run_suite()
