@@ -201,6 +201,7 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 	git_strarray refspecs = { specs, 2 };
 	git_fetch_options opts;
 	struct cred_state st = { secret, 0 };
+	git_remote_create_options copts;
 	git_repository *clean = NULL;
 	git_remote *remote = NULL;
 	int ret = GG_OK;
@@ -216,7 +217,14 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 	opts.callbacks.payload = &st;
 	opts.prune = GIT_FETCH_PRUNE;
 	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-	if (git_remote_create_anonymous(&remote, clean, url) < 0 ||
+	/* Skipping the insteadOf and default-refspec config lookups also
+	 * avoids libgit2 1.5.1's regex path, which leaks pcre2 match data on
+	 * every call (about 160 KiB per fetch). */
+	git_remote_create_options_init(&copts, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	copts.repository = clean;
+	copts.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF |
+		      GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	if (git_remote_create_with_opts(&remote, url, &copts) < 0 ||
 	    git_remote_fetch(remote, &refspecs, &opts, NULL) < 0) {
 		ret = gg_err_set(err, GG_EUPSTREAM,
 				 st.attempts > 1

@@ -33,6 +33,7 @@ struct push {
 
 	struct rp_parser parser;
 	int parse_rc; /* GG_EAGAIN while parsing, 0 done, <0 failed */
+	bool decided; /* push_decide succeeded */
 	struct gg_err parse_err;
 
 	/* After push_decide: */
@@ -276,6 +277,7 @@ static int classify_with_mirror(struct push *p, const struct push_ctx *ctx,
 		/* A thin pack's bases are missing: refresh and retry once. */
 		gg_err_init(err);
 		ret = mirror_fetch(m, ctx->upstream_repo_url, ctx->secret, err);
+		fetched = true;
 		if (ret == 0)
 			ret = mirror_add_pack(m, p->fd, p->req.header_len,
 					      pack_len, err);
@@ -426,8 +428,10 @@ int push_decide(struct push *p, const struct push_ctx *ctx,
 		return gg_err_set(err, GG_EINVAL, "%s", p->parse_err.msg);
 	rp_parser_detach(&p->req, &p->parser);
 	n = p->req.ncommands;
-	if (n == 0)
+	if (n == 0) {
+		p->decided = true;
 		return GG_OK;
+	}
 	p->actions = calloc(n, sizeof(*p->actions));
 	p->refusals = calloc(n, sizeof(*p->refusals));
 	p->keep = calloc(n, sizeof(*p->keep));
@@ -436,16 +440,20 @@ int push_decide(struct push *p, const struct push_ctx *ctx,
 	ret = decide_commands(p, ctx, err);
 	if (ret == 0)
 		ret = plan_forward(p, err);
+	p->decided = ret == 0;
 	return ret;
 }
 
 bool push_is_probe(const struct push *p)
 {
-	return p->req.ncommands == 0;
+	return p->decided && p->req.ncommands == 0;
 }
 
+/* Nothing is forwarded unless push_decide succeeded. */
 uint64_t push_forward_len(const struct push *p)
 {
+	if (!p->decided)
+		return 0;
 	if (push_is_probe(p) || p->forward_raw)
 		return p->len;
 	if (p->nkept == 0)
@@ -479,6 +487,8 @@ int push_forward_write(struct push *p,
 		       int (*write)(void *payload, const void *buf, size_t len),
 		       void *payload, struct gg_err *err)
 {
+	if (!p->decided)
+		return gg_err_set(err, GG_EINVAL, "push not decided");
 	if (push_is_probe(p) || p->forward_raw)
 		return copy_spool(p, 0, write, payload, err);
 	if (p->nkept == 0)
