@@ -19,9 +19,10 @@
 struct mirror {
 	git_repository *repo;
 	git_odb *odb; /* the repo's, with the pushed pack attached */
-	int lock_fd;
+	git_indexer *idx; /* a pack being indexed (pack_begin..commit) */
+	git_indexer_progress stats;
 	char path[4096];
-	char tmpdir[4096]; /* "" when no pack is attached */
+	char tmpdir[4096]; /* "" when no pack is attached or being indexed */
 };
 
 int mirror_global_init(struct gg_err *err)
@@ -60,32 +61,45 @@ static int make_dirs(const char *path, struct gg_err *err)
 	return GG_OK;
 }
 
-static int take_lock(struct mirror *m, struct gg_err *err)
+/* The writers' lock; returns the descriptor holding it (close to
+ * release) or a negative GG_E* code. */
+static int lock_writers(struct mirror *m, struct gg_err *err)
 {
 	char lock[4200];
+	int fd;
 
 	snprintf(lock, sizeof(lock), "%s.lock", m->path);
-	m->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (m->lock_fd < 0)
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
 		return gg_err_errno(err, GG_EIO, "cannot open %s", lock);
-	while (flock(m->lock_fd, LOCK_EX) != 0)
-		if (errno != EINTR)
+	while (flock(fd, LOCK_EX) != 0) {
+		if (errno != EINTR) {
+			close(fd);
 			return gg_err_errno(err, GG_EIO, "cannot lock %s",
 					    lock);
-	return GG_OK;
+		}
+	}
+	return fd;
 }
 
 static int open_repo(struct mirror *m, struct gg_err *err)
 {
-	struct stat st;
+	int lock, ret = GG_OK;
 
-	if (stat(m->path, &st) == 0) {
-		if (git_repository_open_bare(&m->repo, m->path) < 0)
-			return gg_err_set(err, GG_EIO, "mirror %s: %s",
-					  m->path, git_why());
-	} else if (git_repository_init(&m->repo, m->path, 1) < 0) {
-		return gg_err_set(err, GG_EIO, "mirror %s: %s", m->path,
-				  git_why());
+	/* Usually it exists. If not, or if another thread or process is
+	 * creating it right now (a half-made repository does not open), wait
+	 * for the writers' lock and open or create it there. */
+	if (git_repository_open_bare(&m->repo, m->path) < 0) {
+		lock = lock_writers(m, err);
+		if (lock < 0)
+			return lock;
+		if (git_repository_open_bare(&m->repo, m->path) < 0 &&
+		    git_repository_init(&m->repo, m->path, 1) < 0)
+			ret = gg_err_set(err, GG_EIO, "mirror %s: %s", m->path,
+					 git_why());
+		close(lock);
+		if (ret)
+			return ret;
 	}
 	if (git_repository_odb(&m->odb, m->repo) < 0)
 		return gg_err_set(err, GG_EIO, "mirror %s: %s", m->path,
@@ -104,7 +118,6 @@ int mirror_open(struct mirror **out, const char *cache_dir, const char *repo,
 	*out = NULL;
 	if (!m)
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
-	m->lock_fd = -1;
 	slash = strchr(repo, '/');
 	if (!slash || (size_t)snprintf(m->path, sizeof(m->path),
 				       "%s/mirrors/%s.git", cache_dir,
@@ -115,8 +128,6 @@ int mirror_open(struct mirror **out, const char *cache_dir, const char *repo,
 	snprintf(parent, sizeof(parent), "%s/mirrors/%.*s", cache_dir,
 		 (int)(slash - repo), repo);
 	ret = make_dirs(parent, err);
-	if (ret == 0)
-		ret = take_lock(m, err);
 	if (ret == 0)
 		ret = open_repo(m, err);
 	if (ret)
@@ -155,11 +166,10 @@ void mirror_close(struct mirror *m)
 {
 	if (!m)
 		return;
+	git_indexer_free(m->idx);
 	git_odb_free(m->odb);
 	git_repository_free(m->repo);
 	remove_tmpdir(m);
-	if (m->lock_fd >= 0)
-		close(m->lock_fd); /* releases the flock */
 	free(m);
 }
 
@@ -206,12 +216,18 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 	git_remote *remote = NULL;
 	int ret = GG_OK;
 
+	int lock = lock_writers(m, err);
+
+	if (lock < 0)
+		return lock;
 	/* Fetch through a handle of its own: this one may have a pushed pack
 	 * attached, and negotiating with it would tell upstream we have
 	 * objects the mirror does not (and skip downloading them). */
-	if (git_repository_open_bare(&clean, m->path) < 0)
+	if (git_repository_open_bare(&clean, m->path) < 0) {
+		close(lock);
 		return gg_err_set(err, GG_EIO, "mirror %s: %s", m->path,
 				  git_why());
+	}
 	git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
 	opts.callbacks.credentials = on_credentials;
 	opts.callbacks.payload = &st;
@@ -235,36 +251,11 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 	}
 	git_remote_free(remote);
 	git_repository_free(clean);
+	close(lock); /* releases the flock */
 	/* Let this handle see the packs the fetch just wrote. */
 	if (ret == GG_OK)
 		git_odb_refresh(m->odb);
 	return ret;
-}
-
-/* Feed [off, off+len) of fd to the indexer. */
-static int feed_indexer(git_indexer *idx, int fd, uint64_t off, uint64_t len,
-			git_indexer_progress *stats, struct gg_err *err)
-{
-	char buf[64 * 1024];
-	ssize_t n;
-
-	while (len > 0) {
-		n = pread(fd, buf, len < sizeof(buf) ? (size_t)len : sizeof(buf),
-			  (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return gg_err_errno(err, GG_EIO, "reading pushed pack");
-		if (n == 0)
-			return gg_err_set(err, GG_EINVAL, "pushed pack is "
-							  "truncated");
-		if (git_indexer_append(idx, buf, (size_t)n, stats) < 0)
-			return gg_err_set(err, GG_EINVAL, "pushed pack: %s",
-					  git_why());
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
-	return GG_OK;
 }
 
 /* Attach tmpdir/pack-<name>.idx to this handle's odb (in memory only). */
@@ -286,32 +277,57 @@ static int attach_pack(struct mirror *m, git_indexer *idx, struct gg_err *err)
 	return GG_OK;
 }
 
-int mirror_add_pack(struct mirror *m, int fd, uint64_t off, uint64_t len,
-		    struct gg_err *err)
+/* Drop a pack being indexed (after an error). */
+static void pack_abandon(struct mirror *m)
+{
+	git_indexer_free(m->idx);
+	m->idx = NULL;
+	remove_tmpdir(m);
+}
+
+int mirror_pack_begin(struct mirror *m, struct gg_err *err)
 {
 	git_indexer_options opts;
-	git_indexer_progress stats;
-	git_indexer *idx = NULL;
-	int ret;
 
-	if (len == 0)
-		return GG_OK;
-	git_indexer_options_init(&opts, GIT_INDEXER_OPTIONS_VERSION);
-	if (m->tmpdir[0])
+	if (m->idx || m->tmpdir[0])
 		return gg_err_set(err, GG_EINVAL, "a pack is already attached");
-	if ((size_t)snprintf(m->tmpdir, sizeof(m->tmpdir), "%.4000s/incoming-XXXXXX",
+	git_indexer_options_init(&opts, GIT_INDEXER_OPTIONS_VERSION);
+	if ((size_t)snprintf(m->tmpdir, sizeof(m->tmpdir),
+			     "%.4000s/incoming-XXXXXX",
 			     m->path) >= sizeof(m->tmpdir) ||
 	    !mkdtemp(m->tmpdir)) {
 		m->tmpdir[0] = '\0';
 		return gg_err_errno(err, GG_EIO, "cannot create pack dir");
 	}
-	memset(&stats, 0, sizeof(stats));
-	if (git_indexer_new(&idx, m->tmpdir, 0600, m->odb, &opts) < 0) {
-		ret = gg_err_set(err, GG_EIO, "indexer: %s", git_why());
-		goto out;
+	memset(&m->stats, 0, sizeof(m->stats));
+	/* The mirror's odb completes thin packs (their delta bases). */
+	if (git_indexer_new(&m->idx, m->tmpdir, 0600, m->odb, &opts) < 0) {
+		pack_abandon(m);
+		return gg_err_set(err, GG_EIO, "indexer: %s", git_why());
 	}
-	ret = feed_indexer(idx, fd, off, len, &stats, err);
-	if (ret == 0 && git_indexer_commit(idx, &stats) < 0) {
+	return GG_OK;
+}
+
+int mirror_pack_append(struct mirror *m, const void *data, size_t len,
+		       struct gg_err *err)
+{
+	if (!m->idx)
+		return gg_err_set(err, GG_EINVAL, "no pack being indexed");
+	if (git_indexer_append(m->idx, data, len, &m->stats) < 0) {
+		pack_abandon(m);
+		return gg_err_set(err, GG_EINVAL, "pushed pack: %s",
+				  git_why());
+	}
+	return GG_OK;
+}
+
+int mirror_pack_commit(struct mirror *m, struct gg_err *err)
+{
+	int ret = GG_OK;
+
+	if (!m->idx)
+		return gg_err_set(err, GG_EINVAL, "no pack being indexed");
+	if (git_indexer_commit(m->idx, &m->stats) < 0) {
 		const char *why = git_why();
 
 		/* libgit2 says "missing delta bases" for a thin pack whose
@@ -321,11 +337,42 @@ int mirror_add_pack(struct mirror *m, int fd, uint64_t off, uint64_t len,
 				 "pushed pack: %s", why);
 	}
 	if (ret == 0)
-		ret = attach_pack(m, idx, err);
-out:
-	git_indexer_free(idx);
+		ret = attach_pack(m, m->idx, err);
+	git_indexer_free(m->idx);
+	m->idx = NULL;
 	if (ret)
 		remove_tmpdir(m);
+	return ret;
+}
+
+int mirror_add_pack(struct mirror *m, int fd, uint64_t off, uint64_t len,
+		    struct gg_err *err)
+{
+	char buf[64 * 1024];
+	ssize_t n;
+	int ret;
+
+	if (len == 0)
+		return GG_OK;
+	ret = mirror_pack_begin(m, err);
+	while (ret == 0 && len > 0) {
+		n = pread(fd, buf, len < sizeof(buf) ? (size_t)len : sizeof(buf),
+			  (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			pack_abandon(m);
+			return n < 0 ? gg_err_errno(err, GG_EIO,
+						    "reading pushed pack")
+				     : gg_err_set(err, GG_EINVAL,
+						  "pushed pack is truncated");
+		}
+		ret = mirror_pack_append(m, buf, (size_t)n, err);
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	if (ret == 0)
+		ret = mirror_pack_commit(m, err);
 	return ret;
 }
 

@@ -33,8 +33,22 @@ struct push {
 
 	struct rp_parser parser;
 	int parse_rc; /* GG_EAGAIN while parsing, 0 done, <0 failed */
-	bool decided; /* push_decide succeeded */
 	struct gg_err parse_err;
+
+	/* The context (push_set_ctx or push_decide); strings owned. */
+	struct push_ctx ctx;
+	char *ctx_strs[3];
+	bool has_ctx;
+
+	/* Set once the command list is parsed (header_done): */
+	bool *need;        /* per command: fast-forward check needed */
+	struct mirror *m;  /* open when any command needs it */
+	bool fetched;      /* the mirror was refreshed for this push */
+	bool streaming;    /* the pack is being indexed as it arrives */
+	int prep_ret;      /* mirror could not be opened/refreshed early */
+	int stream_ret;    /* the first indexing error while streaming */
+	struct gg_err stream_err; /* why, for either */
+	bool decided;      /* push_decide succeeded */
 
 	/* After push_decide: */
 	struct rp_request req;
@@ -118,6 +132,42 @@ int push_new(struct push **out, const char *cache_dir, bool gzip,
 	return GG_OK;
 }
 
+static int first_pass(struct push *p);
+static int open_mirror(struct push *p, struct gg_err *err);
+
+/* The command list is complete: classify what needs no history and, with
+ * a context, get the mirror ready and start indexing the pack as it
+ * arrives. Only allocation failures are errors here; anything else is
+ * retried, or fails closed, in push_decide. */
+static int header_done(struct push *p)
+{
+	size_t i;
+	bool any = false;
+
+	rp_parser_detach(&p->req, &p->parser);
+	if (p->req.ncommands == 0 || !p->has_ctx)
+		return GG_OK;
+	if (first_pass(p) != 0)
+		return GG_ENOMEM;
+	for (i = 0; i < p->req.ncommands; i++)
+		any = any || p->need[i];
+	if (!any)
+		return GG_OK;
+	p->prep_ret = open_mirror(p, &p->stream_err);
+	if (p->prep_ret == 0 &&
+	    mirror_pack_begin(p->m, &p->stream_err) == 0)
+		p->streaming = true;
+	return GG_OK;
+}
+
+/* Feed pack bytes to the indexer while they stream in. */
+static void stream_pack(struct push *p, const unsigned char *data, size_t len)
+{
+	if (!p->streaming || p->stream_ret || len == 0)
+		return;
+	p->stream_ret = mirror_pack_append(p->m, data, len, &p->stream_err);
+}
+
 /* Write decoded bytes to the spool and let the parser see them while the
  * command section is still incomplete. */
 static int spool_append(struct push *p, const unsigned char *data, size_t len,
@@ -135,6 +185,14 @@ static int spool_append(struct push *p, const unsigned char *data, size_t len,
 		if (p->parse_rc != 0 && p->parse_rc != GG_EAGAIN)
 			return gg_err_set(err, p->parse_rc, "%s",
 					  p->parse_err.msg);
+		if (p->parse_rc == 0) {
+			if (header_done(p) != 0)
+				return gg_err_set(err, GG_ENOMEM,
+						  "out of memory");
+			stream_pack(p, data + used, len - used);
+		}
+	} else if (p->parse_rc == 0) {
+		stream_pack(p, data, len);
 	}
 	while (off < len) {
 		n = write(p->fd, data + off, len - off);
@@ -217,6 +275,34 @@ uint64_t push_spool_len(const struct push *p)
 
 /* ---- classification and decision ------------------------------------ */
 
+int push_set_ctx(struct push *p, const struct push_ctx *ctx,
+		 struct gg_err *err)
+{
+	p->ctx = *ctx;
+	p->ctx_strs[0] = strdup(ctx->cache_dir);
+	p->ctx_strs[1] = strdup(ctx->repo);
+	p->ctx_strs[2] = strdup(ctx->upstream_repo_url);
+	if (!p->ctx_strs[0] || !p->ctx_strs[1] || !p->ctx_strs[2])
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	p->ctx.cache_dir = p->ctx_strs[0];
+	p->ctx.repo = p->ctx_strs[1];
+	p->ctx.upstream_repo_url = p->ctx_strs[2];
+	p->has_ctx = true;
+	return GG_OK;
+}
+
+static struct policy_rules rules_of(const struct token_claims *cl)
+{
+	struct policy_rules rules = {
+		.patterns = (const char *const *)cl->branches,
+		.npatterns = cl->nbranches,
+		.allow_push = (cl->ops & TOKEN_OP_PUSH) != 0,
+		.allow_force = cl->allow_force,
+		.allow_delete = cl->allow_delete,
+	};
+	return rules;
+}
+
 static bool is_tag(const char *ref)
 {
 	return !strncmp(ref, "refs/tags/", 10);
@@ -230,86 +316,21 @@ static int refuse(struct push *p, size_t i, const char *reason)
 	return p->refusals[i] ? GG_OK : GG_ENOMEM;
 }
 
-/* update or force for each command in need[], from the mirror + pack. */
-static int ancestry(struct push *p, struct mirror *m, const bool *need,
-		    struct gg_err *err)
+/* Everything decidable without history; sets need[i] for branch updates
+ * whose fast-forwardness matters. */
+static int first_pass(struct push *p)
 {
-	size_t i;
-	bool ff;
-	int ret = GG_OK;
-
-	for (i = 0; ret == 0 && i < p->req.ncommands; i++) {
-		if (!need[i])
-			continue;
-		ret = mirror_is_ancestor(&ff, m, p->req.commands[i].old_oid,
-					 p->req.commands[i].new_oid, err);
-		if (ret == 0)
-			p->actions[i] = ff ? POLICY_UPDATE : POLICY_FORCE;
-	}
-	return ret;
-}
-
-/* Establish update-vs-force for the commands in need[] from the mirror. On
- * failure, returns the reason (every such command is then unresolved). */
-static int classify_with_mirror(struct push *p, const struct push_ctx *ctx,
-				const bool *need, struct gg_err *err)
-{
-	struct mirror *m = NULL;
-	uint64_t pack_len = p->len - p->req.header_len;
-	bool fetched = false;
-	size_t i;
-	int ret;
-
-	ret = mirror_open(&m, ctx->cache_dir, ctx->repo, err);
-	if (ret)
-		goto out;
-	for (i = 0; i < p->req.ncommands && !fetched; i++) {
-		if (need[i] && !mirror_has(m, p->req.commands[i].old_oid)) {
-			ret = mirror_fetch(m, ctx->upstream_repo_url,
-					   ctx->secret, err);
-			if (ret)
-				goto out;
-			fetched = true;
-		}
-	}
-	ret = mirror_add_pack(m, p->fd, p->req.header_len, pack_len, err);
-	if (ret == GG_ENOTFOUND && !fetched) {
-		/* A thin pack's bases are missing: refresh and retry once. */
-		gg_err_init(err);
-		ret = mirror_fetch(m, ctx->upstream_repo_url, ctx->secret, err);
-		fetched = true;
-		if (ret == 0)
-			ret = mirror_add_pack(m, p->fd, p->req.header_len,
-					      pack_len, err);
-	}
-	if (ret == GG_EINVAL && !p->pack_error)
-		p->pack_error = strdup(err->msg);
-	if (ret == 0)
-		ret = ancestry(p, m, need, err);
-	if (ret != 0 && ret != GG_EINVAL && !fetched && !p->pack_error) {
-		/* The history between old and new may run through commits the
-		 * pack leaves out because upstream has them (another branch,
-		 * or new pointing at an existing upstream commit): refresh and
-		 * try once more. */
-		gg_err_init(err);
-		ret = mirror_fetch(m, ctx->upstream_repo_url, ctx->secret, err);
-		if (ret == 0)
-			ret = ancestry(p, m, need, err);
-	}
-out:
-	mirror_close(m);
-	return ret;
-}
-
-/* First pass: everything decidable without ancestry. Sets need[i] for
- * branch updates whose fast-forwardness matters. */
-static int first_pass(struct push *p, const struct policy_rules *rules,
-		      bool *need)
-{
+	struct policy_rules rules = rules_of(p->ctx.claims);
 	struct gg_err perr;
-	size_t i;
+	size_t i, n = p->req.ncommands;
 
-	for (i = 0; i < p->req.ncommands; i++) {
+	p->actions = calloc(n, sizeof(*p->actions));
+	p->refusals = calloc(n, sizeof(*p->refusals));
+	p->keep = calloc(n, sizeof(*p->keep));
+	p->need = calloc(n, sizeof(*p->need));
+	if (!p->actions || !p->refusals || !p->keep || !p->need)
+		return GG_ENOMEM;
+	for (i = 0; i < n; i++) {
 		const struct rp_command *c = &p->req.commands[i];
 
 		switch (rp_command_kind(c)) {
@@ -324,12 +345,12 @@ static int first_pass(struct push *p, const struct policy_rules *rules,
 			 * commit graph says. */
 			p->actions[i] = is_tag(c->refname) ? POLICY_FORCE
 							   : POLICY_UPDATE;
-			need[i] = !is_tag(c->refname);
+			p->need[i] = !is_tag(c->refname);
 			break;
 		}
 		gg_err_init(&perr);
-		if (policy_decide(rules, c->refname, p->actions[i], &perr) != 0) {
-			need[i] = false; /* refused whatever its ancestry */
+		if (policy_decide(&rules, c->refname, p->actions[i], &perr) != 0) {
+			p->need[i] = false; /* refused whatever its ancestry */
 			if (refuse(p, i, perr.msg))
 				return GG_ENOMEM;
 		}
@@ -337,56 +358,137 @@ static int first_pass(struct push *p, const struct policy_rules *rules,
 	return GG_OK;
 }
 
-static int decide_commands(struct push *p, const struct push_ctx *ctx,
-			   struct gg_err *err)
+static int refresh(struct push *p, struct gg_err *err)
 {
-	const struct token_claims *cl = ctx->claims;
-	struct policy_rules rules = {
-		.patterns = (const char *const *)cl->branches,
-		.npatterns = cl->nbranches,
-		.allow_push = (cl->ops & TOKEN_OP_PUSH) != 0,
-		.allow_force = cl->allow_force,
-		.allow_delete = cl->allow_delete,
-	};
-	struct gg_err perr, merr = GG_ERR_INIT;
-	char why[GG_ERR_MSG_MAX + 64];
-	bool *need, any = false;
-	size_t i, n = p->req.ncommands;
+	p->fetched = true;
+	return mirror_fetch(p->m, p->ctx.upstream_repo_url, p->ctx.secret,
+			    err);
+}
+
+/* Open the mirror; refresh it first if it lacks an old commit (thin-pack
+ * bases come from there, and the ancestry walk starts at it). */
+static int open_mirror(struct push *p, struct gg_err *err)
+{
+	size_t i;
 	int ret;
 
-	need = calloc(n, sizeof(*need));
-	if (!need)
-		return gg_err_set(err, GG_ENOMEM, "out of memory");
-	ret = first_pass(p, &rules, need);
+	if (p->m)
+		return GG_OK;
+	ret = mirror_open(&p->m, p->ctx.cache_dir, p->ctx.repo, err);
+	for (i = 0; ret == 0 && i < p->req.ncommands && !p->fetched; i++)
+		if (p->need[i] && !mirror_has(p->m, p->req.commands[i].old_oid))
+			ret = refresh(p, err);
+	return ret;
+}
+
+/* update or force for each command in need[], from the mirror + pack. */
+static int ancestry(struct push *p, struct gg_err *err)
+{
+	size_t i;
+	bool ff;
+	int ret = GG_OK;
+
+	for (i = 0; ret == 0 && i < p->req.ncommands; i++) {
+		if (!p->need[i])
+			continue;
+		ret = mirror_is_ancestor(&ff, p->m, p->req.commands[i].old_oid,
+					 p->req.commands[i].new_oid, err);
+		if (ret == 0)
+			p->actions[i] = ff ? POLICY_UPDATE : POLICY_FORCE;
+	}
+	return ret;
+}
+
+/* The pushed pack, attached to the mirror handle: indexed already while
+ * it streamed in, or now from the spool. */
+static int attach_pack(struct push *p, struct gg_err *err)
+{
+	uint64_t pack_len = p->len - p->req.header_len;
+	int ret;
+
+	if (p->streaming) {
+		p->streaming = false;
+		if (p->stream_ret)
+			return gg_err_set(err, p->stream_ret, "%s",
+					  p->stream_err.msg);
+		if (pack_len == 0) /* delete-only push with an update? none */
+			return GG_OK;
+		return mirror_pack_commit(p->m, err);
+	}
+	ret = mirror_add_pack(p->m, p->fd, p->req.header_len, pack_len, err);
+	return ret;
+}
+
+/* Establish update-vs-force for the commands in need[]. */
+static int classify_with_mirror(struct push *p, struct gg_err *err)
+{
+	uint64_t pack_len = p->len - p->req.header_len;
+	int ret;
+
+	if (p->prep_ret)
+		return gg_err_set(err, p->prep_ret, "%s", p->stream_err.msg);
+	ret = open_mirror(p, err); /* no-op when opened early */
+	if (ret)
+		return ret;
+	ret = attach_pack(p, err);
+	if (ret == GG_ENOTFOUND && !p->fetched) {
+		/* A thin pack's bases are missing: refresh and retry once. */
+		gg_err_init(err);
+		ret = refresh(p, err);
+		if (ret == 0)
+			ret = mirror_add_pack(p->m, p->fd, p->req.header_len,
+					      pack_len, err);
+	}
+	if (ret == GG_EINVAL && !p->pack_error)
+		p->pack_error = strdup(err->msg);
+	if (ret == 0)
+		ret = ancestry(p, err);
+	if (ret != 0 && ret != GG_EINVAL && !p->fetched && !p->pack_error) {
+		/* The history between old and new may run through commits the
+		 * pack leaves out because upstream has them (another branch,
+		 * or new pointing at an existing upstream commit): refresh and
+		 * try once more. */
+		gg_err_init(err);
+		ret = refresh(p, err);
+		if (ret == 0)
+			ret = ancestry(p, err);
+	}
+	return ret;
+}
+
+static int decide_commands(struct push *p)
+{
+	struct policy_rules rules = rules_of(p->ctx.claims);
+	struct gg_err perr, merr = GG_ERR_INIT;
+	char why[GG_ERR_MSG_MAX + 64];
+	bool any = false;
+	size_t i, n = p->req.ncommands;
+
 	for (i = 0; i < n; i++)
-		any = any || need[i];
-	if (ret == 0 && any &&
-	    classify_with_mirror(p, ctx, need, &merr) != 0) {
-		log_warnx("push to %s: cannot classify: %s", ctx->repo,
+		any = any || p->need[i];
+	if (any && classify_with_mirror(p, &merr) != 0) {
+		log_warnx("push to %s: cannot classify: %s", p->ctx.repo,
 			  merr.msg);
 		snprintf(why, sizeof(why), "gitgate could not check history: %s",
 			 merr.msg);
-		for (i = 0; i < n && ret == 0; i++) {
-			if (!need[i])
+		for (i = 0; i < n; i++) {
+			if (!p->need[i])
 				continue;
 			/* Fail closed unless a force-push would be allowed
 			 * anyway; then record the worst case. */
 			p->actions[i] = POLICY_FORCE;
 			if (!rules.allow_force && refuse(p, i, why))
-				ret = GG_ENOMEM;
+				return GG_ENOMEM;
 		}
 	}
-	for (i = 0; i < n && ret == 0; i++) {
+	for (i = 0; i < n; i++) {
 		gg_err_init(&perr);
 		if (!p->refusals[i] &&
 		    policy_decide(&rules, p->req.commands[i].refname,
 				  p->actions[i], &perr) != 0 &&
 		    refuse(p, i, perr.msg))
-			ret = GG_ENOMEM;
+			return GG_ENOMEM;
 	}
-	free(need);
-	if (ret)
-		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	return GG_OK;
 }
 
@@ -416,32 +518,42 @@ static int plan_forward(struct push *p, struct gg_err *err)
 int push_decide(struct push *p, const struct push_ctx *ctx,
 		struct gg_err *err)
 {
-	size_t n;
 	int ret;
 
 	if (p->gzip && !p->z_end)
 		return gg_err_set(err, GG_EINVAL,
 				  "truncated gzip request body");
-	if (p->parse_rc == GG_EAGAIN)
+	if (!p->has_ctx) {
+		if (!ctx)
+			return gg_err_set(err, GG_EINVAL, "no push context");
+		ret = push_set_ctx(p, ctx, err);
+		if (ret)
+			return ret;
+	}
+	if (p->parse_rc == GG_EAGAIN) {
 		p->parse_rc = rp_parser_finish(&p->parser, &p->parse_err);
+		if (p->parse_rc == 0 && header_done(p) != 0)
+			return gg_err_set(err, GG_ENOMEM, "out of memory");
+	}
 	if (p->parse_rc != 0)
 		return gg_err_set(err, GG_EINVAL, "%s", p->parse_err.msg);
-	rp_parser_detach(&p->req, &p->parser);
-	n = p->req.ncommands;
-	if (n == 0) {
-		p->decided = true;
-		return GG_OK;
-	}
-	p->actions = calloc(n, sizeof(*p->actions));
-	p->refusals = calloc(n, sizeof(*p->refusals));
-	p->keep = calloc(n, sizeof(*p->keep));
-	if (!p->actions || !p->refusals || !p->keep)
+	if (p->req.ncommands > 0 && !p->need && first_pass(p) != 0)
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
-	ret = decide_commands(p, ctx, err);
-	if (ret == 0)
+	if (p->req.ncommands > 0) {
+		ret = decide_commands(p);
+		/* The mirror and the pushed pack's temporary index are done
+		 * with: drop them before the client gets its answer. */
+		mirror_close(p->m);
+		p->m = NULL;
+		p->streaming = false;
+		if (ret)
+			return gg_err_set(err, GG_ENOMEM, "out of memory");
 		ret = plan_forward(p, err);
-	p->decided = ret == 0;
-	return ret;
+		if (ret)
+			return ret;
+	}
+	p->decided = true;
+	return GG_OK;
 }
 
 bool push_is_probe(const struct push *p)
@@ -608,6 +720,10 @@ void push_free(struct push *p)
 	free(p->refusals);
 	free(p->results);
 	free(p->pack_error);
+	free(p->need);
+	mirror_close(p->m);
+	for (i = 0; i < 3; i++)
+		free(p->ctx_strs[i]);
 	free(p->arefs);
 	free(p->actions);
 	free(p->keep);

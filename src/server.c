@@ -444,6 +444,8 @@ static enum MHD_Result authorise(struct request *req)
 
 /* ---- request phases ------------------------------------------------ */
 
+static int set_push_ctx(struct request *req, struct gg_err *err);
+
 static void client_address(struct request *req)
 {
 	const union MHD_ConnectionInfo *ci;
@@ -559,6 +561,8 @@ static enum MHD_Result proceed(struct request *req)
 				    "unsupported Content-Encoding for a push");
 		ret = push_new(&req->push, req->srv->cache_dir,
 			       enc && !strcasecmp(enc, "gzip"), &err);
+		if (ret == 0)
+			ret = set_push_ctx(req, &err);
 		if (ret != 0) {
 			log_warnx("request %s: %s", req->id, err.msg);
 			return deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -755,9 +759,11 @@ static enum MHD_Result forward_probe(struct request *req)
 	return answer_from_relay(req);
 }
 
-static enum MHD_Result finish_push(struct request *req)
+/* Known before the body arrives, so inspection can start as soon as the
+ * command list is parsed (mirror refresh and pack indexing overlap the
+ * client's upload). */
+static int set_push_ctx(struct request *req, struct gg_err *err)
 {
-	struct gg_err err = GG_ERR_INIT;
 	char url[GG_MAX_URL_LEN];
 	struct push_ctx ctx;
 
@@ -769,7 +775,14 @@ static enum MHD_Result finish_push(struct request *req)
 	ctx.upstream_repo_url = url;
 	ctx.secret = req->srv->secret;
 	ctx.claims = req->claims;
-	if (push_decide(req->push, &ctx, &err) != 0)
+	return push_set_ctx(req->push, &ctx, err);
+}
+
+static enum MHD_Result finish_push(struct request *req)
+{
+	struct gg_err err = GG_ERR_INIT;
+
+	if (push_decide(req->push, NULL, &err) != 0)
 		return deny(req, MHD_HTTP_BAD_REQUEST, err.msg);
 	if (push_is_probe(req->push))
 		return forward_probe(req);

@@ -2,10 +2,13 @@
  * mirror.h - a per-repository bare mirror of the upstream under cache_dir,
  * used to classify pushes (fast-forward or not) without trusting the client.
  *
- * mirror_open takes an exclusive lock on the repository (flock on a lock
- * file, which also excludes other threads of this process since each open
- * gets its own lock), so concurrent pushes and refreshes of the same repo
- * never corrupt it; pushes to different repositories do not contend.
+ * Writers are serialised by an exclusive flock on <mirror>.git.lock (each
+ * open of the file gets its own lock, so it excludes other threads of this
+ * process as well as other processes): creating the mirror and every fetch
+ * take it. Readers do not: git writes packs under temporary names and
+ * renames them into place, so a concurrent fetch never shows a reader a
+ * partial object. Pushes to one repository therefore only wait for each
+ * other while a fetch runs, not while a slow client uploads.
  *
  * A pushed pack is indexed into a private temporary directory and attached
  * to this handle's object database only: rejected objects never enter the
@@ -15,6 +18,7 @@
 #define GITGATE_MIRROR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gitgate/err.h"
@@ -24,8 +28,8 @@ struct mirror;
 /* One-time libgit2 start-up (thread-safe after this). */
 int mirror_global_init(struct gg_err *err);
 
-/* Open (creating if needed) cache_dir/mirrors/<repo>.git, locked. repo is
- * "owner/name" as validated by route_parse. */
+/* Open (creating if needed, under the lock) cache_dir/mirrors/<repo>.git.
+ * repo is "owner/name" as validated by route_parse. */
 int mirror_open(struct mirror **out, const char *cache_dir, const char *repo,
 		struct gg_err *err);
 void mirror_close(struct mirror *m);
@@ -44,6 +48,15 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
  * corrupt or truncated pack. len 0 is a no-op. */
 int mirror_add_pack(struct mirror *m, int fd, uint64_t off, uint64_t len,
 		    struct gg_err *err);
+
+/* The same, fed incrementally while the pack streams in: begin, append any
+ * number of chunks, then commit (which attaches it) — so indexing overlaps
+ * the upload. Errors as for mirror_add_pack; after a failed append or
+ * commit nothing is attached and the next begin starts afresh. */
+int mirror_pack_begin(struct mirror *m, struct gg_err *err);
+int mirror_pack_append(struct mirror *m, const void *data, size_t len,
+		       struct gg_err *err);
+int mirror_pack_commit(struct mirror *m, struct gg_err *err);
 
 /* *out = new is old or descends from it. Both must be commits present in
  * the mirror or the attached pack; anything else is an error (callers fail

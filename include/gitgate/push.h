@@ -4,6 +4,10 @@
  * Life cycle (server.c drives it):
  *   push_new            spool file created (unlinked at once: nothing is
  *                       left behind whatever happens)
+ *   push_set_ctx        (optional, before the body) lets inspection start
+ *                       as soon as the command list is parsed: the mirror
+ *                       is refreshed and the pack indexed while it streams
+ *                       in, overlapping the client's upload
  *   push_body ...       body appended (gzip request bodies inflated), the
  *                       command section parsed as it streams by
  *   push_decide         every command classified (create / update / force /
@@ -40,13 +44,19 @@ int push_new(struct push **out, const char *cache_dir, bool gzip,
 	     struct gg_err *err);
 void push_free(struct push *p);
 
+/* Give the context before the body arrives (see above). Strings are
+ * copied; claims and secret are borrowed and must outlive the push. */
+int push_set_ctx(struct push *p, const struct push_ctx *ctx,
+		 struct gg_err *err);
+
 /* Append a chunk of the request body. GG_ELIMIT past GG_MAX_PUSH_BYTES,
  * GG_EINVAL for a corrupt gzip stream or malformed command section. */
 int push_body(struct push *p, const void *data, size_t len,
 	      struct gg_err *err);
 
 /* Decide every command. GG_EINVAL if the request is malformed (err says
- * why: answer 400); otherwise 0, with refusals recorded per command. */
+ * why: answer 400); otherwise 0, with refusals recorded per command.
+ * ctx may be NULL when push_set_ctx was called. */
 int push_decide(struct push *p, const struct push_ctx *ctx,
 		struct gg_err *err);
 

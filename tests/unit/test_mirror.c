@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -795,22 +796,29 @@ START_TEST(add_len_zero_noop)
 }
 END_TEST
 
-/* ---- locking ---- */
+/* ---- locking ----
+ *
+ * Writers (creation, fetch) take an flock on <mirror>.git.lock; readers
+ * (open, lookups, indexing a pushed pack) do not, so a slow pusher never
+ * holds up another push to the same repository. */
 
-struct opener {
+struct worker {
 	const char *repo;
-	atomic_int opened;
+	bool fetch;
+	atomic_int done;
 	int rc;
 };
 
-static void *open_thread(void *arg)
+static void *worker_thread(void *arg)
 {
-	struct opener *o = arg;
+	struct worker *w = arg;
 	struct gg_err err = GG_ERR_INIT;
 	struct mirror *m = NULL;
 
-	o->rc = mirror_open(&m, cache, o->repo, &err);
-	atomic_store(&o->opened, 1);
+	w->rc = mirror_open(&m, cache, w->repo, &err);
+	if (w->rc == 0 && w->fetch)
+		w->rc = mirror_fetch(m, up, "s", &err);
+	atomic_store(&w->done, 1);
 	mirror_close(m);
 	return NULL;
 }
@@ -823,84 +831,83 @@ static void sleep_ms(long ms)
 		;
 }
 
-START_TEST(lock_same_repo_blocks)
+/* Hold the writers' lock of REPO's mirror as another process would. */
+static int hold_writer_lock(void)
 {
-	struct opener o = {.repo = REPO, .rc = -100};
+	char path[1300];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s.lock", mpath);
+	fd = open(path, O_RDWR | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+	return fd;
+}
+
+START_TEST(fetch_waits_for_writer_lock)
+{
+	struct worker w = {.repo = REPO, .fetch = true, .rc = -100};
 	struct mirror *m;
 	pthread_t t;
+	int fd;
 
-	atomic_init(&o.opened, 0);
-	m = open_mirror();
-	ck_assert_int_eq(pthread_create(&t, NULL, open_thread, &o), 0);
-	sleep_ms(200);
-	ck_assert_int_eq(atomic_load(&o.opened), 0);
+	make_upstream();
+	m = open_mirror(); /* creates the mirror */
 	mirror_close(m);
+	atomic_init(&w.done, 0);
+	fd = hold_writer_lock();
+	ck_assert_int_eq(pthread_create(&t, NULL, worker_thread, &w), 0);
+	sleep_ms(200);
+	ck_assert_int_eq(atomic_load(&w.done), 0);
+	close(fd); /* releases the lock */
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
-	ck_assert_int_eq(atomic_load(&o.opened), 1);
-	ck_assert_int_eq(o.rc, 0);
+	ck_assert_int_eq(atomic_load(&w.done), 1);
+	ck_assert_int_eq(w.rc, 0);
 }
 END_TEST
 
-/* Wait up to 10 s for o->opened while the caller holds its own lock. */
-static bool wait_opened(struct opener *o)
+START_TEST(readers_do_not_wait_for_writers)
 {
-	int i;
+	struct worker w = {.repo = REPO, .fetch = false, .rc = -100};
+	struct mirror *m = open_mirror();
+	pthread_t t;
+	int fd, i;
 
-	for (i = 0; i < 1000 && !atomic_load(&o->opened); i++)
-		sleep_ms(10);
-	return atomic_load(&o->opened) == 1;
-}
-
-START_TEST(lock_other_repos_do_not_block)
-{
-	struct opener a = {.repo = "owner/other", .rc = -100};
-	struct opener b = {.repo = "someone/name", .rc = -100};
-	struct mirror *m;
-	pthread_t ta, tb;
-	bool a_ok, b_ok;
-
-	atomic_init(&a.opened, 0);
-	atomic_init(&b.opened, 0);
-	m = open_mirror();
-	ck_assert_int_eq(pthread_create(&ta, NULL, open_thread, &a), 0);
-	ck_assert_int_eq(pthread_create(&tb, NULL, open_thread, &b), 0);
-	a_ok = wait_opened(&a);
-	b_ok = wait_opened(&b);
-	mirror_close(m); /* release before asserting so joins cannot hang */
-	ck_assert_int_eq(pthread_join(ta, NULL), 0);
-	ck_assert_int_eq(pthread_join(tb, NULL), 0);
-	ck_assert_msg(a_ok, "owner/other blocked by owner/name");
-	ck_assert_msg(b_ok, "someone/name blocked by owner/name");
-	ck_assert_int_eq(a.rc, 0);
-	ck_assert_int_eq(b.rc, 0);
-}
-END_TEST
-
-START_TEST(lock_released_on_close_for_next_opener)
-{
-	struct opener o[3];
-	pthread_t t[3];
-	struct mirror *m;
-	int i;
-
-	/* Several waiters all get through once the holder closes. */
-	m = open_mirror();
-	for (i = 0; i < 3; i++) {
-		o[i].repo = REPO;
-		o[i].rc = -100;
-		atomic_init(&o[i].opened, 0);
-		ck_assert_int_eq(
-			pthread_create(&t[i], NULL, open_thread, &o[i]), 0);
-	}
-	sleep_ms(200);
-	for (i = 0; i < 3; i++)
-		ck_assert_int_eq(atomic_load(&o[i].opened), 0);
 	mirror_close(m);
-	for (i = 0; i < 3; i++) {
-		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
-		ck_assert_int_eq(o[i].rc, 0);
-		ck_assert_int_eq(atomic_load(&o[i].opened), 1);
+	atomic_init(&w.done, 0);
+	fd = hold_writer_lock();
+	ck_assert_int_eq(pthread_create(&t, NULL, worker_thread, &w), 0);
+	for (i = 0; i < 1000 && !atomic_load(&w.done); i++)
+		sleep_ms(10);
+	close(fd);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_msg(atomic_load(&w.done) == 1, "open waited for a writer");
+	ck_assert_int_eq(w.rc, 0);
+}
+END_TEST
+
+START_TEST(concurrent_fetches_are_serialised_and_succeed)
+{
+	struct worker w[4];
+	pthread_t t[4];
+	char out[4096];
+	int i;
+
+	make_upstream();
+	for (i = 0; i < 4; i++) {
+		w[i].repo = REPO;
+		w[i].fetch = true;
+		w[i].rc = -100;
+		atomic_init(&w[i].done, 0);
+		ck_assert_int_eq(pthread_create(&t[i], NULL, worker_thread,
+						&w[i]), 0);
 	}
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+		ck_assert_int_eq(w[i].rc, 0);
+	}
+	refs_of(out, sizeof(out), mpath);
+	ck_assert_ptr_nonnull(strstr(out, "refs/heads/main"));
 }
 END_TEST
 
@@ -939,9 +946,9 @@ static Suite *mirror_suite(void)
 	tcase_add_test(p, add_corrupt_pack);
 	tcase_add_test(p, add_not_a_pack);
 	tcase_add_test(p, add_len_zero_noop);
-	tcase_add_test(l, lock_same_repo_blocks);
-	tcase_add_test(l, lock_other_repos_do_not_block);
-	tcase_add_test(l, lock_released_on_close_for_next_opener);
+	tcase_add_test(l, fetch_waits_for_writer_lock);
+	tcase_add_test(l, readers_do_not_wait_for_writers);
+	tcase_add_test(l, concurrent_fetches_are_serialised_and_succeed);
 	return s;
 }
 

@@ -479,6 +479,11 @@ static struct push *decide_ctx(const struct buf *body, bool gzip,
 		write_file("body", body->data, body->len);
 	}
 	p = start(gzip);
+	/* GG_PUSH_STREAMING=1 (the "push-streaming" test): the context comes
+	 * first, as the proxy gives it, so the mirror is prepared and the
+	 * pack indexed while the body streams in. */
+	if (getenv("GG_PUSH_STREAMING"))
+		ck_assert_msg(push_set_ctx(p, ctx, &err) == 0, "%s", err.msg);
 	ck_assert_msg(feed_file(p, "body", pat, &err) == 0, "%s", err.msg);
 	ck_assert_uint_eq(push_spool_len(p), body->len);
 	ck_assert_int_ge(push_spool_fd(p), 0);
