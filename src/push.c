@@ -515,8 +515,8 @@ static int plan_forward(struct push *p, struct gg_err *err)
 	return rp_serialize(&p->header, &p->req, p->keep, NULL, err);
 }
 
-int push_decide(struct push *p, const struct push_ctx *ctx,
-		struct gg_err *err)
+static int decide(struct push *p, const struct push_ctx *ctx,
+		  struct gg_err *err)
 {
 	int ret;
 
@@ -540,13 +540,7 @@ int push_decide(struct push *p, const struct push_ctx *ctx,
 	if (p->req.ncommands > 0 && !p->need && first_pass(p) != 0)
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	if (p->req.ncommands > 0) {
-		ret = decide_commands(p);
-		/* The mirror and the pushed pack's temporary index are done
-		 * with: drop them before the client gets its answer. */
-		mirror_close(p->m);
-		p->m = NULL;
-		p->streaming = false;
-		if (ret)
+		if (decide_commands(p) != 0)
 			return gg_err_set(err, GG_ENOMEM, "out of memory");
 		ret = plan_forward(p, err);
 		if (ret)
@@ -554,6 +548,24 @@ int push_decide(struct push *p, const struct push_ctx *ctx,
 	}
 	p->decided = true;
 	return GG_OK;
+}
+
+int push_decide(struct push *p, const struct push_ctx *ctx,
+		struct gg_err *err)
+{
+	int ret = decide(p, ctx, err);
+
+	push_end_inspection(p);
+	return ret;
+}
+
+void push_end_inspection(struct push *p)
+{
+	if (!p)
+		return;
+	mirror_close(p->m);
+	p->m = NULL;
+	p->streaming = false;
 }
 
 bool push_is_probe(const struct push *p)

@@ -795,8 +795,10 @@ static enum MHD_Result body_done(struct request *req)
 		relay_finish_body(req->relay);
 		return answer_from_relay(req);
 	}
-	if (req->body_failed)
+	if (req->body_failed) {
+		push_end_inspection(req->push);
 		return deny(req, req->body_status, req->reason);
+	}
 	return finish_push(req);
 }
 

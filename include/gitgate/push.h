@@ -60,6 +60,12 @@ int push_body(struct push *p, const void *data, size_t len,
 int push_decide(struct push *p, const struct push_ctx *ctx,
 		struct gg_err *err);
 
+/* Close the mirror and remove the pushed pack's temporary index (done by
+ * push_decide on every path; call it when a push is refused before
+ * push_decide, e.g. for a bad body), so nothing is left in the cache once
+ * the client has its answer. Idempotent. */
+void push_end_inspection(struct push *p);
+
 /* True when the request had no commands (git's "0000" probe): forward it
  * untouched and relay the answer as is. */
 bool push_is_probe(const struct push *p);
