@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +43,9 @@ struct audit_log {
 	bool regular; /* size tracking, truncation and fsync errors apply */
 	off_t size;   /* bytes of complete lines (regular files) */
 	off_t partial; /* bytes of a failed line after size: cut before writing */
-	bool healthy;
+	/* Read without the lock (every request checks it) while a writer may
+	 * hold the lock across fdatasync; written under the lock. */
+	_Atomic bool healthy;
 	char last[AUDIT_HASH_HEX + 1];
 };
 
@@ -755,12 +758,7 @@ void audit_close(struct audit_log *log)
 
 bool audit_healthy(struct audit_log *log)
 {
-	bool ok;
-
-	pthread_mutex_lock(&log->lock);
-	ok = log->healthy;
-	pthread_mutex_unlock(&log->lock);
-	return ok;
+	return atomic_load(&log->healthy);
 }
 
 /* Cut a partial line left by an earlier failed write, so the file again

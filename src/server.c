@@ -151,8 +151,12 @@ static enum MHD_Result deny(struct request *req, unsigned status,
 	req->state = REQ_ANSWERED;
 	req->status = (int)status;
 	req->decision = "deny";
-	if (reason != req->reason) /* callers may pass req->reason itself */
-		snprintf(req->reason, sizeof(req->reason), "%s", reason);
+	if (reason != req->reason) { /* callers may pass req->reason itself */
+		size_t n = strnlen(reason, sizeof(req->reason) - 1);
+
+		memcpy(req->reason, reason, n); /* cut, like any message */
+		req->reason[n] = '\0';
+	}
 	audit_request(req, NULL, 0);
 	if (req->srv->audit && !audit_healthy(req->srv->audit))
 		return queue_text(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
