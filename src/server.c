@@ -806,6 +806,16 @@ static enum MHD_Result body_done(struct request *req)
 	return finish_push(req);
 }
 
+static enum MHD_Result start(struct request *req, const char *url,
+			     const char *method)
+{
+	if (begin(req, url, method) != MHD_YES)
+		return MHD_NO;
+	if (req->state == REQ_ANSWERED)
+		return MHD_YES;
+	return proceed(req);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 				  const char *url, const char *method,
 				  const char *version, const char *upload_data,
@@ -819,12 +829,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		if (!req)
 			return MHD_NO;
 		*con_cls = req;
-		if (begin(req, url, method) != MHD_YES)
-			return MHD_NO;
-		if (req->state == REQ_ANSWERED)
+		/* Bodyless requests are answered on the next call, once MHD
+		 * knows the (empty) body is complete: a response queued now
+		 * would make it close the connection instead of keeping it
+		 * alive for git's next request. Requests with a body are
+		 * judged now, so a refusal does not wait for the upload. */
+		if (!strcmp(method, "GET") || !strcmp(method, "HEAD"))
 			return MHD_YES;
-		return proceed(req);
+		return start(req, url, method);
 	}
+	if (req->state == REQ_NEW)
+		return start(req, url, method);
 	if (req->state == REQ_ANSWERED) {
 		*upload_data_size = 0; /* refused: discard the body */
 		return MHD_YES;
