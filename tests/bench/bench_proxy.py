@@ -240,7 +240,7 @@ def gitgate_binary(explicit):
             return os.path.abspath(c)
     raise SystemExit("bench: no gitgate binary; build one with\n"
                      "  meson setup build-bench --buildtype=release "
-                     "-Dwerror=false && ninja -C build-bench")
+                     "&& ninja -C build-bench")
 
 
 def build_type(binary):
