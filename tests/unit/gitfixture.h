@@ -24,6 +24,7 @@
 #define GITGATE_TEST_GITFIXTURE_H
 
 #include <check.h>
+#include <git2.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,36 @@ static void capture(char *out, size_t size, const char *fmt, ...)
 	ck_assert_msg(len < size - 1, "output too long: %s", cmd);
 	while (len > 0 && out[len - 1] == '\n')
 		out[--len] = '\0';
+}
+
+/* Run the suite with fixed git identities and dates (object ids are the
+ * same on every run) and no GIT_* variables leaking in from the caller;
+ * returns the process exit status. */
+static int gitfixture_main(Suite *suite)
+{
+	SRunner *sr = srunner_create(suite);
+	int failed;
+
+	setenv("GIT_AUTHOR_NAME", "Test", 1);
+	setenv("GIT_AUTHOR_EMAIL", "test@example.com", 1);
+	setenv("GIT_COMMITTER_NAME", "Test", 1);
+	setenv("GIT_COMMITTER_EMAIL", "test@example.com", 1);
+	setenv("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z", 1);
+	setenv("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z", 1);
+	setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
+	setenv("GIT_TERMINAL_PROMPT", "0", 1);
+	unsetenv("GIT_DIR");
+	unsetenv("GIT_WORK_TREE");
+	unsetenv("GIT_INDEX_FILE");
+	unsetenv("GIT_OBJECT_DIRECTORY");
+	unsetenv("GIT_ALTERNATE_OBJECT_DIRECTORIES");
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	/* Undo every mirror_global_init (one per test under CK_FORK=no). */
+	while (git_libgit2_shutdown() > 0)
+		;
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 #endif

@@ -872,28 +872,5 @@ static Suite *mirror_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(mirror_suite());
-	int failed;
-
-	/* Fixed identities and dates: object ids are the same on every run. */
-	setenv("GIT_AUTHOR_NAME", "Test", 1);
-	setenv("GIT_AUTHOR_EMAIL", "test@example.com", 1);
-	setenv("GIT_COMMITTER_NAME", "Test", 1);
-	setenv("GIT_COMMITTER_EMAIL", "test@example.com", 1);
-	setenv("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z", 1);
-	setenv("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z", 1);
-	setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
-	setenv("GIT_TERMINAL_PROMPT", "0", 1);
-	unsetenv("GIT_DIR");
-	unsetenv("GIT_WORK_TREE");
-	unsetenv("GIT_INDEX_FILE");
-	unsetenv("GIT_OBJECT_DIRECTORY");
-	unsetenv("GIT_ALTERNATE_OBJECT_DIRECTORIES");
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	/* Undo every mirror_global_init (one per test under CK_FORK=no). */
-	while (git_libgit2_shutdown() > 0)
-		;
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return gitfixture_main(mirror_suite());
 }
