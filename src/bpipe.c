@@ -77,7 +77,9 @@ static size_t take_locked(struct bpipe *p, unsigned char *dst, size_t max)
 	memcpy(dst + first, p->buf, n - first);
 	p->head = (p->head + n) % p->cap;
 	p->used -= n;
-	if (n)
+	/* Wake a blocked writer only once half the pipe is free: waking it
+	 * for every few bytes read makes the two threads ping-pong. */
+	if (n && p->cap - p->used >= p->cap / 2)
 		pthread_cond_signal(&p->writable);
 	return n;
 }

@@ -278,7 +278,7 @@ static int setup_curl(struct relay *r, const struct relay_request *req)
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, conn);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, idle);
-	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 128L * 1024);
+	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024);
 	curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 128L * 1024);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);

@@ -333,7 +333,7 @@ static enum MHD_Result answer_from_relay(struct request *req)
 		return deny(req, status, meta.status == 404 ? refusal : why);
 	}
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
-						 64 * 1024, read_relay, req,
+						 256 * 1024, read_relay, req,
 						 NULL);
 	if (!resp)
 		return MHD_NO;
@@ -999,7 +999,7 @@ int server_new(struct server **out, const struct config *cfg,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(512 * 1024),
 		MHD_OPTION_END);
 	if (!srv->daemon) {
 		ret = gg_err_set(err, GG_ERR, "cannot start HTTP server");

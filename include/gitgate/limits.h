@@ -20,7 +20,7 @@
 /* HTTP */
 #define GG_MAX_HEADER_LEN 8192        /* one request header value */
 #define GG_MAX_URL_LEN 2048
-#define GG_RELAY_BUF (128 * 1024)     /* per-direction relay buffer */
+#define GG_RELAY_BUF (512 * 1024)     /* per-direction relay buffer */
 
 /* git protocol */
 #define GG_MAX_PKT_LEN 65520          /* largest pkt-line incl. 4-byte length */
