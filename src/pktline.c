@@ -8,6 +8,7 @@
 #include "gitgate/pktline.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,21 @@ int pkt_sideband_split(int *out_band, const unsigned char **out_data,
 	*out_data = p->data + 1;
 	*out_len = p->len - 1;
 	return 0;
+}
+
+char *pkt_dup_bytes(const void *s, size_t len)
+{
+	char *d;
+
+	if (len == SIZE_MAX)
+		return NULL;
+	d = malloc(len + 1);
+	if (!d)
+		return NULL;
+	if (len > 0)
+		memcpy(d, s, len);
+	d[len] = '\0';
+	return d;
 }
 
 void pkt_buf_init(struct pkt_buf *b, size_t max)

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gitgate/pktline.h"
+
 const char rp_zero_oid[RP_OID_HEXSZ + 1] =
 	"0000000000000000000000000000000000000000";
 
@@ -67,17 +69,6 @@ void rp_parser_detach(struct rp_request *out, struct rp_parser *p)
 }
 
 /* ---- small helpers ---- */
-
-static char *dup_bytes(const void *s, size_t len)
-{
-	char *d = malloc(len + 1);
-
-	if (!d)
-		return NULL;
-	memcpy(d, s, len);
-	d[len] = '\0';
-	return d;
-}
 
 static bool is_lower_hex(unsigned char c)
 {
@@ -266,7 +257,7 @@ static int cap_object_format(const char *v, size_t n, struct gg_err *err)
 static int cap_string(char **dst, const char *v, size_t n, struct gg_err *err)
 {
 	free(*dst);
-	*dst = dup_bytes(v, n);
+	*dst = pkt_dup_bytes(v, n);
 	return *dst ? 0 : gg_err_set(err, GG_ENOMEM, "out of memory");
 }
 
@@ -318,7 +309,7 @@ static int caps_parse(struct rp_caps *c, const unsigned char *s, size_t len,
 		return gg_err_set(err, GG_EINVAL,
 				  "capability list contains "
 				  "a control character");
-	c->raw = dup_bytes(s, len);
+	c->raw = pkt_dup_bytes(s, len);
 	if (!c->raw)
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	for (start = 0, i = 0; i <= len; i++) {
@@ -369,7 +360,7 @@ static int add_command(struct rp_request *req, const unsigned char *s,
 	if (rc < 0)
 		return rc;
 	cmd = &req->commands[req->ncommands];
-	cmd->refname = dup_bytes(s + ref_at, len - ref_at);
+	cmd->refname = pkt_dup_bytes(s + ref_at, len - ref_at);
 	if (!cmd->refname)
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	memcpy(cmd->old_oid, s, RP_OID_HEXSZ);
@@ -422,7 +413,7 @@ static int add_push_option(struct rp_request *req, const unsigned char *s,
 	req->push_options = na;
 	if (rc < 0)
 		return rc;
-	opt = dup_bytes(s, len);
+	opt = pkt_dup_bytes(s, len);
 	if (!opt)
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	req->push_options[req->npush_options++] = opt;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gitgate/limits.h"
+#include "gitgate/pktline.h"
 
 void report_init(struct report *r)
 {
@@ -53,17 +54,6 @@ unsigned report_flags(const struct rp_caps *caps)
 }
 
 /* ---- helpers ---- */
-
-static char *dup_bytes(const void *s, size_t len)
-{
-	char *d = malloc(len + 1);
-
-	if (!d)
-		return NULL;
-	memcpy(d, s, len);
-	d[len] = '\0';
-	return d;
-}
 
 static int nomem(struct gg_err *err)
 {
@@ -122,7 +112,7 @@ static int set_fatal(struct report *r, const unsigned char *d, size_t n,
 
 	while (n > 0 && (d[n - 1] == '\n' || d[n - 1] == '\r'))
 		n--;
-	r->fatal = dup_bytes(d, n);
+	r->fatal = pkt_dup_bytes(d, n);
 	if (!r->fatal)
 		return nomem(err);
 	for (i = 0; i < n; i++)
@@ -233,9 +223,9 @@ static int add_ref(struct report *r, const unsigned char *name, size_t nlen,
 	ref = &r->refs[r->nrefs];
 	memset(ref, 0, sizeof(*ref));
 	ref->ok = ok;
-	ref->refname = dup_bytes(name, nlen);
+	ref->refname = pkt_dup_bytes(name, nlen);
 	if (!ok)
-		ref->reason = dup_bytes(reason, rlen);
+		ref->reason = pkt_dup_bytes(reason, rlen);
 	if (!ref->refname || (!ok && !ref->reason)) {
 		ref_release(ref);
 		return nomem(err);
@@ -280,7 +270,7 @@ static int line_option(struct report *r, const unsigned char *s, size_t len,
 	ref->options = na;
 	if (rc < 0)
 		return rc;
-	opt = dup_bytes(s + 7, len - 7);
+	opt = pkt_dup_bytes(s + 7, len - 7);
 	if (!opt)
 		return nomem(err);
 	ref->options[ref->noptions++] = opt;
@@ -295,7 +285,7 @@ static int status_line(struct report *r, const unsigned char *s, size_t len,
 	if (!r->unpack) {
 		if (!starts_with(s, len, "unpack "))
 			return bad_line(s, len, "expected \"unpack\"", err);
-		r->unpack = dup_bytes(s + 7, len - 7);
+		r->unpack = pkt_dup_bytes(s + 7, len - 7);
 		return r->unpack ? 0 : nomem(err);
 	}
 	if (starts_with(s, len, "ok "))

@@ -70,6 +70,16 @@ int pkt_sideband_split(int *out_band, const unsigned char **out_data,
 		       size_t *out_len, const struct pkt *p,
 		       struct gg_err *err);
 
+/*
+ * Copy len bytes of a payload (a refname, a reason, an option) into a new
+ * NUL-terminated string of len + 1 bytes that the caller frees. Always
+ * allocates: len 0 gives a fresh "" (s may then be NULL). Bytes are copied
+ * as they are: an embedded NUL is kept and shortens the string as C sees
+ * it, so callers check the bytes themselves. NULL only when malloc fails
+ * (or len is SIZE_MAX, whose + 1 would wrap).
+ */
+char *pkt_dup_bytes(const void *s, size_t len);
+
 /* Bounded output buffer for building pkt-line streams. */
 struct pkt_buf {
 	unsigned char *data;

@@ -1,5 +1,6 @@
-/* test_pktline.c - pkt-line reader and writer. */
+/* test_pktline.c - pkt-line reader, writer and payload copy. */
 #include <check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -422,6 +423,56 @@ START_TEST(sideband_split_read)
 }
 END_TEST
 
+START_TEST(dup_bytes_copies_payload)
+{
+	static const char wire[] = "000brefs/a\nxyz";
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt p;
+	size_t used;
+	char *a, *b;
+
+	/* A borrowed, not NUL-terminated payload: copied, then terminated. */
+	ck_assert_int_eq(
+		pkt_read(&p, &used, wire, sizeof(wire) - 1, PKT_CHOMP_LF, &err),
+		0);
+	ck_assert_uint_eq(p.len, 6);
+	a = pkt_dup_bytes(p.data, p.len);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_ne(a, p.data);
+	ck_assert_str_eq(a, "refs/a");
+	/* A slice: exactly len bytes, whatever follows in the input. */
+	b = pkt_dup_bytes(p.data + 5, 1);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_str_eq(b, "a");
+	free(a);
+	free(b);
+	/* Bytes are copied as they are, an embedded NUL included. */
+	a = pkt_dup_bytes("a\0b", 3);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_mem_eq(a, "a\0b", 4);
+	free(a);
+}
+END_TEST
+
+START_TEST(dup_bytes_empty_and_limits)
+{
+	char *a, *b;
+
+	/* len 0 still allocates: a fresh "", each call its own. */
+	a = pkt_dup_bytes("abc", 0);
+	b = pkt_dup_bytes(NULL, 0);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_ptr_ne(a, b);
+	ck_assert_str_eq(a, "");
+	ck_assert_str_eq(b, "");
+	free(a);
+	free(b);
+	/* len + 1 would wrap: refused before malloc, not a 0-byte buffer. */
+	ck_assert_ptr_null(pkt_dup_bytes("x", SIZE_MAX));
+}
+END_TEST
+
 static Suite *pktline_suite(void)
 {
 	Suite *s = suite_create("pktline");
@@ -439,6 +490,8 @@ static Suite *pktline_suite(void)
 	tcase_add_test(r, read_chomp);
 	tcase_add_test(r, byte_at_a_time_equals_whole);
 	tcase_add_test(r, sideband_split_read);
+	tcase_add_test(r, dup_bytes_copies_payload);
+	tcase_add_test(r, dup_bytes_empty_and_limits);
 	tcase_add_test(w, write_data_and_flush);
 	tcase_add_test(w, write_limits);
 	tcase_add_test(w, write_buffer_cap_frees);
