@@ -12,48 +12,7 @@
 #include <string.h>
 
 #include "gitgate/paserk.h"
-
-static size_t unhex(unsigned char *out, size_t cap, const char *hex)
-{
-	size_t len = 0;
-
-	ck_assert_int_eq(
-		sodium_hex2bin(out, cap, hex, strlen(hex), NULL, &len, NULL),
-		0);
-	return len;
-}
-
-static json_t *load_vectors(const char *name)
-{
-	const char *dir = getenv("GG_SHARED_DIR");
-	json_error_t jerr;
-	char path[4096];
-	json_t *root;
-
-	if (!dir) {
-		printf("SKIP %s: GG_SHARED_DIR not set\n", name);
-		return NULL;
-	}
-	snprintf(path, sizeof(path), "%s/vectors/PASERK/%s", dir, name);
-	root = json_load_file(path, 0, &jerr);
-	if (!root) {
-		printf("SKIP %s: vectors not found (%s)\n", name, jerr.text);
-		return NULL;
-	}
-	return root;
-}
-
-static const char *str(json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-
-	return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-static bool expect_fail(json_t *t)
-{
-	return json_is_true(json_object_get(t, "expect-fail"));
-}
+#include "vectors.h"
 
 typedef int (*encode_fn)(char *out, size_t outsz, const unsigned char *key,
 			 size_t keylen, struct gg_err *err);
@@ -65,7 +24,7 @@ typedef int (*decode_fn)(unsigned char *key, const char *text, size_t len,
 static void run_file(const char *file, encode_fn enc, decode_fn dec,
 		     size_t *ncases)
 {
-	json_t *root = load_vectors(file), *t;
+	json_t *root = vectors_load("PASERK", file), *t;
 	unsigned char key[128], back[64];
 	char out[128];
 	size_t i, klen;
@@ -275,14 +234,5 @@ static Suite *paserk_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	if (sodium_init() < 0)
-		return EXIT_FAILURE;
-	sr = srunner_create(paserk_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return vectors_main(paserk_suite());
 }

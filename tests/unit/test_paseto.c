@@ -10,47 +10,9 @@
 #include <string.h>
 
 #include "gitgate/paseto.h"
+#include "vectors.h"
 
 /* ---- helpers ---------------------------------------------------------- */
-
-static size_t unhex(unsigned char *out, size_t cap, const char *hex)
-{
-	size_t len = 0;
-
-	ck_assert_int_eq(
-		sodium_hex2bin(out, cap, hex, strlen(hex), NULL, &len, NULL),
-		0);
-	return len;
-}
-
-/* The vectors file, or NULL (with a message) when the folder is absent:
- * the vectors are not part of the repository, so their absence skips. */
-static json_t *load_vectors(const char *name)
-{
-	const char *dir = getenv("GG_SHARED_DIR");
-	json_error_t jerr;
-	char path[4096];
-	json_t *root;
-
-	if (!dir) {
-		printf("SKIP %s: GG_SHARED_DIR not set\n", name);
-		return NULL;
-	}
-	snprintf(path, sizeof(path), "%s/vectors/%s", dir, name);
-	root = json_load_file(path, 0, &jerr);
-	if (!root) {
-		printf("SKIP %s: vectors not found (%s)\n", name, jerr.text);
-		return NULL;
-	}
-	return root;
-}
-
-static const char *str(json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-
-	return json_is_string(v) ? json_string_value(v) : NULL;
-}
 
 /* Standard v4 test key pair (4-S-1). */
 static const char *std_pk_hex =
@@ -187,7 +149,7 @@ static void run_local_case(json_t *t)
 
 START_TEST(test_official_vectors)
 {
-	json_t *root = load_vectors("v4.json"), *t;
+	json_t *root = vectors_load(NULL, "v4.json"), *t;
 	size_t i, nsign = 0, nfail = 0, nlocal = 0;
 	const char *name;
 
@@ -197,13 +159,11 @@ START_TEST(test_official_vectors)
 	{
 		name = str(t, "name");
 		if (!strncmp(name, "4-S-", 4)) {
-			ck_assert(!json_is_true(
-				json_object_get(t, "expect-fail")));
+			ck_assert(!expect_fail(t));
 			run_sign_case(t);
 			nsign++;
 		} else if (!strncmp(name, "4-F-", 4)) {
-			ck_assert(json_is_true(
-				json_object_get(t, "expect-fail")));
+			ck_assert(expect_fail(t));
 			run_fail_case(t);
 			nfail++;
 		} else if (!strncmp(name, "4-E-", 4)) {
@@ -453,14 +413,5 @@ static Suite *paseto_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	if (sodium_init() < 0)
-		return EXIT_FAILURE;
-	sr = srunner_create(paseto_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return vectors_main(paseto_suite());
 }

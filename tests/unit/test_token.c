@@ -13,6 +13,7 @@
 #include "gitgate/paseto.h"
 #include "gitgate/revocation.h"
 #include "gitgate/token.h"
+#include "vectors.h"
 
 #define NOW 1700000000 /* 2023-11-14T22:13:20Z */
 
@@ -854,14 +855,5 @@ static Suite *token_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	if (sodium_init() < 0)
-		return EXIT_FAILURE;
-	sr = srunner_create(token_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return vectors_main(token_suite());
 }
