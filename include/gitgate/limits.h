@@ -46,7 +46,12 @@
 #define GG_MAX_TTL (7 * 86400)        /* mint refuses a longer --ttl */
 #define GG_DEFAULT_TTL 3600           /* mint without --ttl */
 
-#endif
-
 /* Pushes */
 #define GG_MAX_PUSH_BYTES ((uint64_t)2 << 30) /* decoded body; GitHub's cap */
+
+/* Pack scanning (packscan): past these the push falls back to indexing */
+#define GG_MAX_SCAN_ENTRIES (8u * 1024 * 1024) /* objects in a pushed pack */
+#define GG_MAX_SCAN_OBJECT (4 * 1024 * 1024)   /* largest commit (or delta) kept */
+#define GG_MAX_DELTA_DEPTH 128                 /* git's default is 50 */
+
+#endif
