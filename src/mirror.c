@@ -182,6 +182,36 @@ bool mirror_has(struct mirror *m, const char *hex)
 	return git_odb_exists(m->odb, &oid) == 1;
 }
 
+int mirror_read(struct mirror *m, const unsigned char *oid, int *type,
+		unsigned char **data, size_t *len)
+{
+	git_object_t t;
+	git_odb_object *obj;
+	git_oid id;
+	size_t n;
+
+	*data = NULL;
+	*len = 0;
+	memcpy(id.id, oid, GIT_OID_RAWSZ);
+	if (git_odb_read_header(&n, &t, m->odb, &id) < 0)
+		return GG_ENOTFOUND;
+	*type = (int)t;
+	if (t != GIT_OBJECT_COMMIT)
+		return GG_OK;
+	if (git_odb_read(&obj, m->odb, &id) < 0)
+		return GG_ENOTFOUND;
+	n = git_odb_object_size(obj);
+	*data = malloc(n ? n : 1);
+	if (!*data) {
+		git_odb_object_free(obj);
+		return GG_ENOMEM;
+	}
+	memcpy(*data, git_odb_object_data(obj), n);
+	*len = n;
+	git_odb_object_free(obj);
+	return GG_OK;
+}
+
 struct cred_state {
 	const char *secret;
 	int attempts;

@@ -8,6 +8,7 @@
 #include "gitgate/limits.h"
 #include "gitgate/log.h"
 #include "gitgate/mirror.h"
+#include "gitgate/packscan.h"
 #include "gitgate/pktline.h"
 #include "gitgate/policy.h"
 #include "gitgate/receivepack.h"
@@ -44,10 +45,10 @@ struct push {
 	bool *need;        /* per command: fast-forward check needed */
 	struct mirror *m;  /* open when any command needs it */
 	bool fetched;      /* the mirror was refreshed for this push */
-	bool streaming;    /* the pack is being indexed as it arrives */
+	bool fetch_failed; /* ... and that failed: nothing more to try */
+	struct packscan *scan; /* reads the pack's commits as it arrives */
 	int prep_ret;      /* mirror could not be opened/refreshed early */
-	int stream_ret;    /* the first indexing error while streaming */
-	struct gg_err stream_err; /* why, for either */
+	struct gg_err prep_err; /* why */
 	bool decided;      /* push_decide succeeded */
 
 	/* After push_decide: */
@@ -136,8 +137,7 @@ static int first_pass(struct push *p);
 static int open_mirror(struct push *p, struct gg_err *err);
 
 /* The command list is complete: classify what needs no history and, with
- * a context, get the mirror ready and start indexing the pack as it
- * arrives. Only allocation failures are errors here; anything else is
+ * a context, open the mirror and start scanning the pack as it arrives. Only allocation failures are errors here; anything else is
  * retried, or fails closed, in push_decide. */
 static int header_done(struct push *p)
 {
@@ -153,19 +153,18 @@ static int header_done(struct push *p)
 		any = any || p->need[i];
 	if (!any)
 		return GG_OK;
-	p->prep_ret = open_mirror(p, &p->stream_err);
-	if (p->prep_ret == 0 &&
-	    mirror_pack_begin(p->m, &p->stream_err) == 0)
-		p->streaming = true;
+	p->prep_ret = open_mirror(p, &p->prep_err);
+	if (packscan_new(&p->scan, &p->prep_err) != 0)
+		return GG_ENOMEM;
 	return GG_OK;
 }
 
-/* Feed pack bytes to the indexer while they stream in. */
+/* Let the scanner see pack bytes while they stream in. Its errors are
+ * sticky and only mean "inconclusive": push_decide then indexes. */
 static void stream_pack(struct push *p, const unsigned char *data, size_t len)
 {
-	if (!p->streaming || p->stream_ret || len == 0)
-		return;
-	p->stream_ret = mirror_pack_append(p->m, data, len, &p->stream_err);
+	if (p->scan && len > 0)
+		packscan_feed(p->scan, data, len, NULL);
 }
 
 /* Write decoded bytes to the spool and let the parser see them while the
@@ -360,30 +359,38 @@ static int first_pass(struct push *p)
 
 static int refresh(struct push *p, struct gg_err *err)
 {
-	p->fetched = true;
-	return mirror_fetch(p->m, p->ctx.upstream_repo_url, p->ctx.secret,
-			    err);
-}
-
-/* Open the mirror; refresh it first if it lacks an old commit (thin-pack
- * bases come from there, and the ancestry walk starts at it). */
-static int open_mirror(struct push *p, struct gg_err *err)
-{
-	size_t i;
 	int ret;
 
-	if (p->m)
-		return GG_OK;
-	ret = mirror_open(&p->m, p->ctx.cache_dir, p->ctx.repo, err);
-	for (i = 0; ret == 0 && i < p->req.ncommands && !p->fetched; i++)
-		if (p->need[i] && !mirror_has(p->m, p->req.commands[i].old_oid))
-			ret = refresh(p, err);
+	p->fetched = true;
+	ret = mirror_fetch(p->m, p->ctx.upstream_repo_url, p->ctx.secret, err);
+	p->fetch_failed = ret != 0;
 	return ret;
 }
 
-/* update or force for each command in need[], from the mirror + pack. */
+/* Open (or create, empty) the mirror. It is refreshed only when a walk
+ * needs a commit it lacks: an update's new commits usually lead to old
+ * inside the pack itself, so most pushes never wait for a fetch, not
+ * even the first one to a repository. */
+static int open_mirror(struct push *p, struct gg_err *err)
+{
+	if (p->m)
+		return GG_OK;
+	return mirror_open(&p->m, p->ctx.cache_dir, p->ctx.repo, err);
+}
+
+/* Where the scanned pack's commits end: ask the mirror. */
+static int outside_mirror(void *payload, const char *hex, const char *old_hex,
+			  bool *descends, struct gg_err *err)
+{
+	return mirror_is_ancestor(descends, payload, old_hex, hex, err);
+}
+
+/* update or force for each command in need[]: from the scanned pack's
+ * commits and the mirror, or (no scan) from the mirror with the pack
+ * indexed into it. */
 static int ancestry(struct push *p, struct gg_err *err)
 {
+	const struct rp_command *c;
 	size_t i;
 	bool ff;
 	int ret = GG_OK;
@@ -391,46 +398,105 @@ static int ancestry(struct push *p, struct gg_err *err)
 	for (i = 0; ret == 0 && i < p->req.ncommands; i++) {
 		if (!p->need[i])
 			continue;
-		ret = mirror_is_ancestor(&ff, p->m, p->req.commands[i].old_oid,
-					 p->req.commands[i].new_oid, err);
+		c = &p->req.commands[i];
+		if (p->scan)
+			ret = packscan_descends(&ff, p->scan, c->old_oid,
+						c->new_oid, outside_mirror,
+						p->m, err);
+		else
+			ret = mirror_is_ancestor(&ff, p->m, c->old_oid,
+						 c->new_oid, err);
 		if (ret == 0)
 			p->actions[i] = ff ? POLICY_UPDATE : POLICY_FORCE;
 	}
 	return ret;
 }
 
-/* The pushed pack, attached to the mirror handle: indexed already while
- * it streamed in, or now from the spool. */
-static int attach_pack(struct push *p, struct gg_err *err)
+/* Thin-pack bases and commits the scanner reads from the mirror. */
+static int lookup_mirror(void *payload, const unsigned char *oid, int *type,
+			 unsigned char **data, size_t *len)
 {
-	uint64_t pack_len = p->len - p->req.header_len;
-	int ret;
+	return mirror_read(payload, oid, type, data, len);
+}
 
-	if (p->streaming) {
-		p->streaming = false;
-		if (p->stream_ret)
-			return gg_err_set(err, p->stream_ret, "%s",
-					  p->stream_err.msg);
-		if (pack_len == 0) /* delete-only push with an update? none */
-			return GG_OK;
-		return mirror_pack_commit(p->m, err);
+struct scan_feed {
+	struct packscan *scan;
+	struct gg_err *err;
+};
+
+static int feed_scan(void *payload, const void *buf, size_t len)
+{
+	struct scan_feed *f = payload;
+
+	return packscan_feed(f->scan, buf, len, f->err);
+}
+
+static int copy_spool(struct push *p, uint64_t off,
+		      int (*write)(void *, const void *, size_t),
+		      void *payload, struct gg_err *err);
+
+/* Scan the spooled pack now (no context came before the body). */
+static int scan_spool(struct push *p, struct gg_err *err)
+{
+	struct scan_feed f = { NULL, err };
+	int ret = packscan_new(&p->scan, err);
+
+	if (ret)
+		return ret;
+	f.scan = p->scan;
+	return copy_spool(p, p->req.header_len, feed_scan, &f, err);
+}
+
+/*
+ * The fast path: ancestry from the pack's commits (scanned as they
+ * streamed in) and the mirror. Whatever it cannot establish - a corrupt or
+ * unusual pack, a commit it could not find even after a refresh - it
+ * leaves to full indexing (index_and_walk), so it never decides on less
+ * than libgit2 would. Only a failed refresh is final (err set): without
+ * upstream's history neither path can decide.
+ */
+static int scan_ancestry(struct push *p, struct gg_err *err)
+{
+	struct gg_err e = GG_ERR_INIT;
+	int ret = p->scan ? GG_OK : scan_spool(p, &e);
+
+	if (ret == 0)
+		ret = packscan_finish(p->scan, &e);
+	if (ret == 0)
+		ret = packscan_resolve(p->scan, p->fd, p->req.header_len,
+				       lookup_mirror, p->m, &e);
+	if (ret == 0)
+		ret = ancestry(p, &e);
+	if (ret == GG_ENOTFOUND && !p->fetched) {
+		/* History may run through commits the pack leaves out because
+		 * upstream has them (another branch), or a thin delta's base
+		 * may be new upstream: refresh, resolve and walk again. */
+		gg_err_init(&e);
+		ret = refresh(p, &e);
+		if (ret == 0)
+			ret = packscan_resolve(p->scan, p->fd, p->req.header_len,
+					       lookup_mirror, p->m, &e);
+		if (ret == 0)
+			ret = ancestry(p, &e);
 	}
-	ret = mirror_add_pack(p->m, p->fd, p->req.header_len, pack_len, err);
+	if (ret && p->fetch_failed)
+		gg_err_set(err, ret, "%s", e.msg); /* final: fail closed */
+	else if (ret)
+		log_info("push to %s: pack scan inconclusive (%s); indexing "
+			 "the pack", p->ctx.repo, e.msg);
+	packscan_free(p->scan);
+	p->scan = NULL;
 	return ret;
 }
 
-/* Establish update-vs-force for the commands in need[]. */
-static int classify_with_mirror(struct push *p, struct gg_err *err)
+/* The slow, complete path: index the whole pack into the mirror handle
+ * with libgit2 (thin bases from the mirror) and ask the commit graph. */
+static int index_and_walk(struct push *p, struct gg_err *err)
 {
 	uint64_t pack_len = p->len - p->req.header_len;
-	int ret;
+	int ret = mirror_add_pack(p->m, p->fd, p->req.header_len, pack_len,
+				  err);
 
-	if (p->prep_ret)
-		return gg_err_set(err, p->prep_ret, "%s", p->stream_err.msg);
-	ret = open_mirror(p, err); /* no-op when opened early */
-	if (ret)
-		return ret;
-	ret = attach_pack(p, err);
 	if (ret == GG_ENOTFOUND && !p->fetched) {
 		/* A thin pack's bases are missing: refresh and retry once. */
 		gg_err_init(err);
@@ -444,16 +510,28 @@ static int classify_with_mirror(struct push *p, struct gg_err *err)
 	if (ret == 0)
 		ret = ancestry(p, err);
 	if (ret != 0 && ret != GG_EINVAL && !p->fetched && !p->pack_error) {
-		/* The history between old and new may run through commits the
-		 * pack leaves out because upstream has them (another branch,
-		 * or new pointing at an existing upstream commit): refresh and
-		 * try once more. */
 		gg_err_init(err);
 		ret = refresh(p, err);
 		if (ret == 0)
 			ret = ancestry(p, err);
 	}
 	return ret;
+}
+
+/* Establish update-vs-force for the commands in need[]. */
+static int classify_with_mirror(struct push *p, struct gg_err *err)
+{
+	int ret;
+
+	if (p->prep_ret)
+		return gg_err_set(err, p->prep_ret, "%s", p->prep_err.msg);
+	ret = open_mirror(p, err); /* no-op when opened early */
+	if (ret)
+		return ret;
+	ret = scan_ancestry(p, err);
+	if (ret == 0 || p->fetch_failed)
+		return ret;
+	return index_and_walk(p, err);
 }
 
 static int decide_commands(struct push *p)
@@ -565,7 +643,8 @@ void push_end_inspection(struct push *p)
 		return;
 	mirror_close(p->m);
 	p->m = NULL;
-	p->streaming = false;
+	packscan_free(p->scan);
+	p->scan = NULL;
 }
 
 bool push_is_probe(const struct push *p)
@@ -734,6 +813,7 @@ void push_free(struct push *p)
 	free(p->pack_error);
 	free(p->need);
 	mirror_close(p->m);
+	packscan_free(p->scan);
 	for (i = 0; i < 3; i++)
 		free(p->ctx_strs[i]);
 	free(p->arefs);

@@ -37,6 +37,12 @@ void mirror_close(struct mirror *m);
 /* Does the object (40-hex) exist in the mirror or the attached pack? */
 bool mirror_has(struct mirror *m, const char *hex);
 
+/* Read object oid (20 bytes) for the pack scanner: GG_ENOTFOUND when
+ * absent, else *type (commit 1, tree 2, blob 3, tag 4) and, for commits
+ * only, the body in *data (malloc'd, the caller frees) and *len. */
+int mirror_read(struct mirror *m, const unsigned char *oid, int *type,
+		unsigned char **data, size_t *len);
+
 /* Fetch all branches and tags (refs/heads/, refs/tags/) from url with user x-access-token and
  * the secret (never logged), pruning refs deleted upstream. */
 int mirror_fetch(struct mirror *m, const char *url, const char *secret,

@@ -5,14 +5,17 @@
  *   push_new            spool file created (unlinked at once: nothing is
  *                       left behind whatever happens)
  *   push_set_ctx        (optional, before the body) lets inspection start
- *                       as soon as the command list is parsed: the mirror
- *                       is refreshed and the pack indexed while it streams
- *                       in, overlapping the client's upload
+ *                       as soon as the command list is parsed: the pack's
+ *                       commits are read (packscan) while it streams in,
+ *                       overlapping the client's upload
  *   push_body ...       body appended (gzip request bodies inflated), the
  *                       command section parsed as it streams by
  *   push_decide         every command classified (create / update / force /
- *                       delete, ancestry from the mirror) and checked
- *                       against the token; fails closed
+ *                       delete; ancestry from the pack's commits and the
+ *                       mirror, which is fetched only when the walk needs
+ *                       a commit it lacks; full libgit2 indexing when the
+ *                       scan is inconclusive) and checked against the
+ *                       token; fails closed
  *   push_forward_len    what, if anything, goes upstream (the original body,
  *   push_forward_write  or a rewritten command list + the same pack)
  *   push_respond        upstream's reply merged with local refusals into

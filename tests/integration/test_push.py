@@ -586,7 +586,8 @@ class PushTest(unittest.TestCase):
         self.up.git_dir(repo, "update-ref", "refs/heads/agent/u", main)
         tok = self.mint(repo)
         w = self.clone(repo, tok, "thin")
-        # an update makes gitgate create and fill its mirror
+        # an update makes gitgate create its mirror (p1's parent is the
+        # old id, in the pack: nothing needs fetching yet)
         h.git("checkout", "-q", "-b", "t", "origin/agent/t", cwd=w,
               check=True)
         p1 = h.commit_file(w, "p.txt", "prime\n")
@@ -616,6 +617,8 @@ class PushTest(unittest.TestCase):
         self.assertOk(res)
         self.assertFastForward(res, "agent/t", u2, n1)
         self.assertEqual(self.up.rev_parse(repo, "agent/t"), n1)
+        # n1's parent is the old id: decided from the pack, no fetch
+        self.assertFalse(self.in_mirror(repo, u2))
 
         # (b) someone advances main upstream directly; the agent merges it
         # into agent/u (whose old id the mirror does know) and edits the
@@ -634,11 +637,12 @@ class PushTest(unittest.TestCase):
         n2 = h.commit_file(w, "big.txt", edit_line(cur, 350, "agent on u"))
         self.assertPackIsThin(w, n2, ["origin/main", "origin/agent/u",
                                       "origin/agent/t"])
-        self.assertTrue(self.in_mirror(repo, main))
         self.assertFalse(self.in_mirror(repo, m1), "mirror is not stale")
         res = self.push(w, "origin", "HEAD:agent/u")
         self.assertOk(res)
-        self.assertTrue(self.in_mirror(repo, m1))  # fetched for the bases
+        # n2's history leaves the pack at m1: fetched to see it reach main
+        self.assertTrue(self.in_mirror(repo, m1))
+        self.assertTrue(self.in_mirror(repo, main))
         self.assertFastForward(res, "agent/u", main, n2)
         self.assertRefs(repo, {"refs/heads/main": m1,
                                "refs/heads/agent/t": n1,
@@ -895,19 +899,20 @@ class PushTest(unittest.TestCase):
         def in_mirror(oid):
             return self.in_mirror(repo, oid)
 
-        self.assertTrue(in_mirror(main))  # the check works at all
         # refused outright (branch), no classification needed
         r1 = h.commit_file(w, "secret.txt", "refused 1\n")
         res = self.push(w, "origin", "HEAD:main")
         self.assertRejected(res, "HEAD", "main",
                             "branch not allowed by token: allowed agent/*")
-        # refused after classification: gitgate indexes the pack to judge
+        # refused after classification: gitgate reads the pack to judge
         # ancestry, then must drop it
         h.git("reset", "-q", "--hard", a1, cwd=w, check=True)
         r2 = h.commit_file(w, "secret.txt", "refused 2\n")
         res = self.push(w, "--force", "origin", "HEAD:agent/x")
         self.assertRejected(res, "HEAD", "agent/x",
                             "force-push not allowed by token")
+        # r2's history leaves the pack at a1: judging it fetched upstream
+        self.assertTrue(in_mirror(main))  # so the check works at all
         # atomic: an allowed fast-forward refused with a refused sibling
         h.git("reset", "-q", "--hard", a2, cwd=w, check=True)
         r3 = h.commit_file(w, "secret.txt", "refused 3\n")

@@ -1675,8 +1675,10 @@ END_TEST
 
 START_TEST(upstream_unreachable_refused)
 {
+	/* c1 -> n1: the walk leaves the pack at c2, which the empty mirror
+	 * lacks, so only a fetch could tell, and it fails. */
 	struct cmd cmds[] = {
-		{c2, n1, "refs/heads/agent/ff"},
+		{c1, n1, "refs/heads/agent/ff"},
 		{ZERO, n1, "refs/heads/agent/x"},
 	};
 	const struct audit_ref *refs = NULL;
