@@ -406,39 +406,62 @@ int mirror_add_pack(struct mirror *m, int fd, uint64_t off, uint64_t len,
 	return ret;
 }
 
-static int lookup_commit(git_oid *out, struct mirror *m, const char *hex,
-			 struct gg_err *err)
+/* GG_ENOTFOUND unless oid is a commit in the mirror (or attached pack). */
+static int have_commit(struct mirror *m, const git_oid *oid,
+		       struct gg_err *err)
 {
+	char hex[GIT_OID_HEXSZ + 1];
 	git_commit *c = NULL;
 
-	if (git_oid_fromstrn(out, hex, GIT_OID_HEXSZ) < 0)
-		return gg_err_set(err, GG_EINVAL, "bad object id");
-	if (git_commit_lookup(&c, m->repo, out) < 0)
+	if (git_commit_lookup(&c, m->repo, oid) < 0) {
+		git_oid_tostr(hex, sizeof(hex), oid);
 		return gg_err_set(err, GG_ENOTFOUND,
 				  "cannot find commit %.12s", hex);
+	}
 	git_commit_free(c);
 	return GG_OK;
+}
+
+int mirror_reaches(bool *out, struct mirror *m, const char *old_hex,
+		   const unsigned char *oids, size_t n, struct gg_err *err)
+{
+	git_oid old, *ids;
+	size_t i;
+	int ret = GG_OK, rc;
+
+	*out = false;
+	if (strlen(old_hex) != GIT_OID_HEXSZ ||
+	    git_oid_fromstrn(&old, old_hex, GIT_OID_HEXSZ) < 0)
+		return gg_err_set(err, GG_EINVAL, "bad object id");
+	ret = have_commit(m, &old, err);
+	if (ret)
+		return ret;
+	ids = calloc(n ? n : 1, sizeof(*ids));
+	if (!ids)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	for (i = 0; ret == 0 && i < n; i++) {
+		memcpy(ids[i].id, oids + i * GIT_OID_RAWSZ, GIT_OID_RAWSZ);
+		ret = have_commit(m, &ids[i], err);
+		*out = *out || git_oid_equal(&ids[i], &old);
+	}
+	if (ret == 0 && !*out && n > 0) {
+		rc = git_graph_reachable_from_any(m->repo, &old, ids, n);
+		if (rc < 0)
+			ret = gg_err_set(err, GG_ERR, "ancestry: %s", git_why());
+		*out = rc == 1;
+	}
+	free(ids);
+	return ret;
 }
 
 int mirror_is_ancestor(bool *out, struct mirror *m, const char *old_hex,
 		       const char *new_hex, struct gg_err *err)
 {
-	git_oid old_oid, new_oid;
-	int ret;
+	git_oid new_oid;
 
 	*out = false;
-	ret = lookup_commit(&old_oid, m, old_hex, err);
-	if (ret == 0)
-		ret = lookup_commit(&new_oid, m, new_hex, err);
-	if (ret)
-		return ret;
-	if (git_oid_equal(&old_oid, &new_oid)) {
-		*out = true;
-		return GG_OK;
-	}
-	ret = git_graph_descendant_of(m->repo, &new_oid, &old_oid);
-	if (ret < 0)
-		return gg_err_set(err, GG_ERR, "ancestry: %s", git_why());
-	*out = ret == 1;
-	return GG_OK;
+	if (strlen(new_hex) != GIT_OID_HEXSZ ||
+	    git_oid_fromstrn(&new_oid, new_hex, GIT_OID_HEXSZ) < 0)
+		return gg_err_set(err, GG_EINVAL, "bad object id");
+	return mirror_reaches(out, m, old_hex, new_oid.id, 1, err);
 }

@@ -29,6 +29,7 @@ enum state { S_HEADER, S_ENTRY, S_DATA, S_TRAILER, S_DONE };
 #define MAX_ENTRY_HEADER 32 /* size varint + offset varint or base id */
 #define SCRATCH_LEN (64 * 1024)
 #define CACHE_SLOTS 16
+#define CACHE_MAX_LEN (64 * 1024) /* commits are small; big ones not kept */
 
 struct commit {
 	unsigned char oid[PACKSCAN_OID_LEN];
@@ -229,8 +230,10 @@ static long parse_parents(const unsigned char *b, size_t len,
 	    b[45] != '\n')
 		return -1;
 	*first = b + at;
-	while (len - at >= 48 && !memcmp(b + at, "parent ", 7)) {
-		if (!is_hex40(b + at + 7) || b[at + 47] != '\n')
+	while (len - at >= 7 && !memcmp(b + at, "parent ", 7)) {
+		/* git itself refuses a cut or malformed parent line */
+		if (len - at < 48 || !is_hex40(b + at + 7) ||
+		    b[at + 47] != '\n')
 			return -1;
 		at += 48;
 		n++;
@@ -722,12 +725,16 @@ static const struct cached *cache_get(const struct packscan *s, size_t i)
 static void cache_put(struct packscan *s, size_t i, const unsigned char *d,
 		      size_t len)
 {
-	struct cached *c = &s->cache[s->cache_next++ % CACHE_SLOTS];
-	unsigned char *copy = malloc(len ? len : 1);
+	struct cached *c = &s->cache[s->cache_next % CACHE_SLOTS];
+	unsigned char *copy;
 
+	if (len > CACHE_MAX_LEN)
+		return;
+	copy = malloc(len ? len : 1);
 	if (!copy)
 		return; /* a cache miss later, nothing worse */
 	memcpy(copy, d, len);
+	s->cache_next++;
 	free(c->data);
 	c->entry = i;
 	c->data = copy;
@@ -790,16 +797,18 @@ static int materialize(struct packscan *s, size_t i, unsigned depth,
 	if (depth > GG_MAX_DELTA_DEPTH)
 		return gg_err_set(err, GG_ELIMIT, "delta chain too deep");
 	ret = read_header(s, i, &h, hbuf, err);
+	if (ret == 0 && !IS_DELTA(h.type)) {
+		ret = inflate_at(s, s->offs[i] + h.len, h.size, out, err);
+		*olen = (size_t)h.size;
+		return ret;
+	}
+	/* The base first, so that no level of a deep chain holds its delta
+	 * while the levels below it are built: memory stays a few objects,
+	 * whatever the depth. */
+	if (ret == 0)
+		ret = base_body(s, &h, depth, &base, &blen, err);
 	if (ret == 0)
 		ret = inflate_at(s, s->offs[i] + h.len, h.size, &data, err);
-	if (ret)
-		return ret;
-	if (!IS_DELTA(h.type)) {
-		*out = data;
-		*olen = (size_t)h.size;
-		return GG_OK;
-	}
-	ret = base_body(s, &h, depth, &base, &blen, err);
 	if (ret == 0)
 		ret = apply_delta(base, blen, data, (size_t)h.size, out, olen,
 				  err);
@@ -892,13 +901,14 @@ static int resolve_pass(struct packscan *s, bool *progress,
 	return GG_OK;
 }
 
+static int resolve(struct packscan *s, struct gg_err *err);
+
 int packscan_resolve(struct packscan *s, int fd, uint64_t off,
 		     packscan_lookup_fn lookup, void *payload,
 		     struct gg_err *err)
 {
-	bool progress = true;
-	size_t i;
-	int ret = GG_OK;
+	struct gg_err e = GG_ERR_INIT; /* the passes read it back */
+	int ret;
 
 	if (s->failed)
 		return gg_err_set(err, s->failed, "%s", s->ferr.msg);
@@ -906,6 +916,19 @@ int packscan_resolve(struct packscan *s, int fd, uint64_t off,
 	s->base = off;
 	s->lookup = lookup;
 	s->payload = payload;
+	ret = resolve(s, &e);
+	cache_clear(s);
+	s->lookup = NULL;
+	return ret ? gg_err_set(err, ret, "%s", e.msg) : GG_OK;
+}
+
+static int resolve(struct packscan *s, struct gg_err *err)
+{
+	bool progress = true;
+	size_t i;
+	unsigned pass;
+	int ret = GG_OK;
+
 	/* Called again after the lookup learnt more (a mirror refresh):
 	 * deltas left unknown get another chance. */
 	for (i = 0; i < s->n; i++) {
@@ -915,7 +938,12 @@ int packscan_resolve(struct packscan *s, int fd, uint64_t off,
 			s->unknown--;
 		}
 	}
-	while (ret == GG_OK && progress) {
+	/* A REF_DELTA may name a commit that a later delta produces: passes
+	 * repeat while commits appear, but a bounded number of times, so a
+	 * crafted chain cannot make this quadratic (what is left stays
+	 * unknown and the caller indexes instead). */
+	for (pass = 0; ret == GG_OK && progress && pass < GG_MAX_SCAN_PASSES;
+	     pass++) {
 		progress = false;
 		ret = resolve_pass(s, &progress, err);
 	}
@@ -926,8 +954,6 @@ int packscan_resolve(struct packscan *s, int fd, uint64_t off,
 			s->unknown++;
 		}
 	}
-	cache_clear(s);
-	s->lookup = NULL;
 	return ret;
 }
 
@@ -994,29 +1020,27 @@ static int walk_pack(struct packscan *s, struct walk *w,
 	return GG_OK;
 }
 
-/* Ask about each distinct commit the walk left the pack through. */
+/* One question about all the distinct commits the walk left the pack
+ * through: a graph walk in the mirror answers them together. */
 static int ask_outside(bool *out, struct walk *w, const char *old_hex,
 		       packscan_outside_fn outside, void *payload,
 		       struct gg_err *err)
 {
-	char hex[GIT_OID_HEXSZ + 1];
-	git_oid oid;
-	size_t i;
-	int ret;
+	size_t i, n = 0;
 
+	if (w->nout == 0)
+		return GG_OK; /* every path ended inside the pack */
 	qsort(w->outside, w->nout, PACKSCAN_OID_LEN, cmp_oid);
-	for (i = 0; i < w->nout && !*out; i++) {
+	for (i = 0; i < w->nout; i++) {
 		const unsigned char *id = w->outside + i * PACKSCAN_OID_LEN;
 
-		if (i > 0 && !cmp_oid(id, id - PACKSCAN_OID_LEN))
+		if (n > 0 && !cmp_oid(id, w->outside + (n - 1) *
+							   PACKSCAN_OID_LEN))
 			continue;
-		memcpy(oid.id, id, PACKSCAN_OID_LEN);
-		git_oid_tostr(hex, sizeof(hex), &oid);
-		ret = outside(payload, hex, old_hex, out, err);
-		if (ret)
-			return ret;
+		memmove(w->outside + n++ * PACKSCAN_OID_LEN, id,
+			PACKSCAN_OID_LEN);
 	}
-	return GG_OK;
+	return outside(payload, old_hex, w->outside, n, out, err);
 }
 
 int packscan_descends(bool *out, struct packscan *s, const char *old_hex,
@@ -1029,7 +1053,9 @@ int packscan_descends(bool *out, struct packscan *s, const char *old_hex,
 	int ret;
 
 	*out = false;
-	if (git_oid_fromstrn(&old, old_hex, GIT_OID_HEXSZ) < 0 ||
+	if (strlen(old_hex) != GIT_OID_HEXSZ ||
+	    strlen(new_hex) != GIT_OID_HEXSZ ||
+	    git_oid_fromstrn(&old, old_hex, GIT_OID_HEXSZ) < 0 ||
 	    git_oid_fromstrn(&new, new_hex, GIT_OID_HEXSZ) < 0)
 		return gg_err_set(err, GG_EINVAL, "bad object id");
 	memset(&w, 0, sizeof(w));

@@ -379,10 +379,11 @@ static int open_mirror(struct push *p, struct gg_err *err)
 }
 
 /* Where the scanned pack's commits end: ask the mirror. */
-static int outside_mirror(void *payload, const char *hex, const char *old_hex,
-			  bool *descends, struct gg_err *err)
+static int outside_mirror(void *payload, const char *old_hex,
+			  const unsigned char *oids, size_t n, bool *descends,
+			  struct gg_err *err)
 {
-	return mirror_is_ancestor(descends, payload, old_hex, hex, err);
+	return mirror_reaches(descends, payload, old_hex, oids, n, err);
 }
 
 /* update or force for each command in need[]: from the scanned pack's

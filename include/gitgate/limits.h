@@ -53,5 +53,6 @@
 #define GG_MAX_SCAN_ENTRIES (8u * 1024 * 1024) /* objects in a pushed pack */
 #define GG_MAX_SCAN_OBJECT (4 * 1024 * 1024)   /* largest commit (or delta) kept */
 #define GG_MAX_DELTA_DEPTH 128                 /* git's default is 50 */
+#define GG_MAX_SCAN_PASSES 8                   /* over REF_DELTAs in pack order */
 
 #endif

@@ -64,6 +64,13 @@ int mirror_pack_append(struct mirror *m, const void *data, size_t len,
 		       struct gg_err *err);
 int mirror_pack_commit(struct mirror *m, struct gg_err *err);
 
+/* *out = old is one of the n commits (GIT_OID_RAWSZ-byte ids, back to
+ * back) or an ancestor of any of them: one graph walk for all. Every one
+ * must be a commit present in the mirror or the attached pack; GG_ENOTFOUND
+ * otherwise (callers refresh, or fail closed). */
+int mirror_reaches(bool *out, struct mirror *m, const char *old_hex,
+		   const unsigned char *oids, size_t n, struct gg_err *err);
+
 /* *out = new is old or descends from it. Both must be commits present in
  * the mirror or the attached pack; anything else is an error (callers fail
  * closed). */

@@ -80,17 +80,20 @@ size_t packscan_ncommits(const struct packscan *s);
 size_t packscan_unknown(const struct packscan *s);
 
 /*
- * Is the commit outside the pack (in the mirror) a descendant of old, or
- * old itself? GG_ENOTFOUND when it is not there either.
+ * Is old one of the n commits outside the pack (oids: n >= 1 distinct
+ * PACKSCAN_OID_LEN-byte ids), or an ancestor of any of them? GG_ENOTFOUND
+ * when one of them is not there either.
  */
-typedef int (*packscan_outside_fn)(void *payload, const char *hex,
-				   const char *old_hex, bool *descends,
-				   struct gg_err *err);
+typedef int (*packscan_outside_fn)(void *payload, const char *old_hex,
+				   const unsigned char *oids, size_t n,
+				   bool *descends, struct gg_err *err);
 
 /*
  * *out = new_hex is old_hex or descends from it, walking the pack's
- * commits and asking outside() about every commit the walk leaves the pack
- * through. GG_ENOTFOUND when a commit on the way is nowhere to be found.
+ * commits and asking outside() once about all the commits the walk leaves
+ * the pack through (never when it does not leave it). GG_ENOTFOUND when a
+ * commit on the way is nowhere to be found; GG_EINVAL unless both ids are
+ * 40 hex digits.
  */
 int packscan_descends(bool *out, struct packscan *s, const char *old_hex,
 		      const char *new_hex, packscan_outside_fn outside,

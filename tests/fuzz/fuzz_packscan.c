@@ -16,13 +16,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int outside_none(void *payload, const char *hex, const char *old_hex,
-			bool *descends, struct gg_err *err)
+static int outside_none(void *payload, const char *old_hex,
+			const unsigned char *oids, size_t n, bool *descends,
+			struct gg_err *err)
 {
 	(void)payload;
 	(void)old_hex;
+	(void)oids;
 	*descends = false;
-	return gg_err_set(err, GG_ENOTFOUND, "%s not found", hex);
+	return gg_err_set(err, GG_ENOTFOUND, "%zu commits not found", n);
 }
 
 /* Feed (in two calls, split at split) and finish. */
