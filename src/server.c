@@ -235,32 +235,32 @@ static int collect_headers(struct header_list *out, struct request *req)
 	return 0;
 }
 
-static char *upstream_url(struct request *req)
+/* "<upstream>/<owner/name>.git<suffix>", malloc'd; NULL when out of memory.
+ * The one place that maps a repository to its upstream URL. */
+static char *repo_url(const struct request *req, const char *suffix)
 {
-	const char *suffix;
-	char *url;
-	size_t len;
+	size_t len = strlen(req->srv->upstream_url) + 1 +
+		     strlen(req->route.repo) + 4 + strlen(suffix) + 1;
+	char *url = malloc(len);
 
-	switch (req->route.kind) {
-	case ROUTE_INFO_REFS:
-		suffix = req->route.service == ROUTE_SVC_UPLOAD
-				 ? "/info/refs?service=git-upload-pack"
-				 : "/info/refs?service=git-receive-pack";
-		break;
-	case ROUTE_UPLOAD_PACK:
-		suffix = "/git-upload-pack";
-		break;
-	default:
-		suffix = "/git-receive-pack";
-		break;
-	}
-	len = strlen(req->srv->upstream_url) + 1 + strlen(req->route.repo) +
-	      4 + strlen(suffix) + 1;
-	url = malloc(len);
 	if (url)
 		snprintf(url, len, "%s/%s.git%s", req->srv->upstream_url,
 			 req->route.repo, suffix);
 	return url;
+}
+
+static char *upstream_url(const struct request *req)
+{
+	switch (req->route.kind) {
+	case ROUTE_INFO_REFS:
+		return repo_url(req, req->route.service == ROUTE_SVC_UPLOAD
+					     ? "/info/refs?service=git-upload-pack"
+					     : "/info/refs?service=git-receive-pack");
+	case ROUTE_UPLOAD_PACK:
+		return repo_url(req, "/git-upload-pack");
+	default:
+		return repo_url(req, "/git-receive-pack");
+	}
 }
 
 static int start_relay(struct request *req, int64_t content_length,
@@ -768,18 +768,21 @@ static enum MHD_Result forward_probe(struct request *req)
  * client's upload). */
 static int set_push_ctx(struct request *req, struct gg_err *err)
 {
-	char url[GG_MAX_URL_LEN];
+	char *url = repo_url(req, "");
 	struct push_ctx ctx;
+	int ret;
 
-	snprintf(url, sizeof(url), "%s/%s.git", req->srv->upstream_url,
-		 req->route.repo);
+	if (!url)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cache_dir = req->srv->cache_dir;
 	ctx.repo = req->route.repo;
 	ctx.upstream_repo_url = url;
 	ctx.secret = req->srv->secret;
 	ctx.claims = req->claims;
-	return push_set_ctx(req->push, &ctx, err);
+	ret = push_set_ctx(req->push, &ctx, err); /* copies the strings */
+	free(url);
+	return ret;
 }
 
 static enum MHD_Result finish_push(struct request *req)
