@@ -281,8 +281,12 @@ class Bench:
         self.binary = gitgate_binary(a.gitgate)
         self.btype = build_type(self.binary)
         log("gitgate %s (buildtype %s)" % (self.binary, self.btype))
-        self.up = harness.Upstream(root=os.path.join(self.work, "upstream"),
-                                   keep=True)
+        self.up = harness.Upstream(
+            root=os.path.join(self.work, "upstream"), keep=True,
+            stream_response_body=2 if a.upstream_streaming else 0)
+        log("upstream lighttpd: %s responses" % (
+            "streamed (server.stream-response-body = 2)"
+            if a.upstream_streaming else "buffered, then sent"))
         path = self.up.repo_path(REPO)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         t = time.monotonic()
@@ -309,7 +313,8 @@ class Bench:
             "head": self.head, "pack_bytes": self.pack_bytes,
             "objects": self.nobjects,
             "seconds": round(time.monotonic() - t, 1),
-            "from_cache": bool(cached)}
+            "from_cache": bool(cached),
+            "upstream_streaming": bool(a.upstream_streaming)}
         log("repository %s: head %s, pack %.1f MiB, %d objects (%.1fs)" % (
             REPO, self.head, self.pack_bytes / MIB, self.nobjects,
             time.monotonic() - t))
@@ -918,6 +923,10 @@ def parse_args(argv=None):
                     "repositories in between runs")
     ap.add_argument("--gitgate", help="gitgate binary (default: $GITGATE, "
                     "build-bench/gitgate, build/gitgate)")
+    ap.add_argument("--upstream-streaming", action="store_true",
+                    help="upstream lighttpd streams each response as git "
+                    "writes it (server.stream-response-body = 2), like a "
+                    "hosting server, instead of buffering it whole first")
     ap.add_argument("--json", help="also write all results to this file")
     a = ap.parse_args(argv)
     q = a.quick

@@ -349,7 +349,13 @@ class Upstream:
             up.url, up.secret, up.rev_parse("acme/widgets", "main")
     """
 
-    def __init__(self, root=None, secret=None, port=None, keep=False):
+    def __init__(self, root=None, secret=None, port=None, keep=False,
+                 stream_response_body=0):
+        # stream_response_body: lighttpd's server.stream-response-body.
+        # 0 (its default) buffers the whole CGI reply and then sends it
+        # with Content-Length; 2 sends it as the CGI writes it (chunked),
+        # as a hosting server does.
+        self.stream_response_body = stream_response_body
         self._own_root = root is None
         self.root = os.path.abspath(root) if root else tempfile.mkdtemp(
             prefix="gg-upstream-")
@@ -399,6 +405,7 @@ server.max-request-size = 0
 # chunked; lighttpd de-chunks and buffers the body, then hands it to the CGI
 # with CONTENT_LENGTH (the default, non-streaming mode).
 server.stream-request-body = 0
+server.stream-response-body = {stream_resp}
 accesslog.filename = {acclog}
 accesslog.format = "%h %u \\"%r\\" %s %b auth=\\"%{{Authorization}}i\\" proto=\\"%{{Git-Protocol}}i\\" te=\\"%{{Transfer-Encoding}}i\\" ce=\\"%{{Content-Encoding}}i\\""
 
@@ -424,7 +431,8 @@ auth.require = ( "/" => ( "method" => "basic", "realm" => "upstream",
 """.format(port=self.port, repos=q(self.repos_dir), errlog=q(self.error_log),
            uploads=q(self.upload_dir), acclog=q(self.access_log),
            backend_dir=q(backend + "/"), home=q(self.home),
-           users=q(self.users_path))
+           users=q(self.users_path),
+           stream_resp=int(self.stream_response_body))
         with open(self.conf_path, "w") as f:
             f.write(conf)
 
