@@ -179,3 +179,13 @@ int bpipe_aborted(struct bpipe *p)
 	pthread_mutex_unlock(&p->lock);
 	return a;
 }
+
+int bpipe_closed(struct bpipe *p)
+{
+	int c;
+
+	pthread_mutex_lock(&p->lock);
+	c = p->closed || p->aborted;
+	pthread_mutex_unlock(&p->lock);
+	return c;
+}

@@ -37,5 +37,7 @@ ssize_t bpipe_read_some(struct bpipe *p, void *buf, size_t max);
 void bpipe_close(struct bpipe *p); /* writer: no more data */
 void bpipe_abort(struct bpipe *p); /* either side: give up */
 int bpipe_aborted(struct bpipe *p);
+/* The writer is finished: closed (whether or not drained) or aborted. */
+int bpipe_closed(struct bpipe *p);
 
 #endif

@@ -1,13 +1,20 @@
 /*
- * relay.h - one HTTP transfer to the upstream, run by libcurl on its own
- * thread, with bounded pipes in both directions.
+ * relay.h - one HTTP transfer to the upstream (libcurl), with bounded memory
+ * and backpressure in both directions.
  *
  * The HTTP side (a libmicrohttpd connection thread) feeds the request body
  * with relay_write_body / relay_finish_body, waits for the status and
  * headers with relay_wait_headers, then pulls the response body with
- * relay_read. Each pipe holds at most GG_RELAY_BUF bytes, so memory per
- * transfer is fixed whatever the pack size, and a slow client slows only
- * its own upstream transfer (backpressure), never others.
+ * relay_read, all from one thread. While the body goes up, a relay thread
+ * runs curl and the body passes through a pipe of GG_RELAY_BUF bytes; after
+ * it, relay_read runs curl itself and curl writes straight into the
+ * caller's buffer, reading from upstream only as fast as the caller reads.
+ * So memory per transfer is fixed whatever the pack size, and a slow
+ * client slows only its own upstream transfer, never others.
+ *
+ * Order: relay_wait_headers and relay_read return only once the request
+ * body is finished (relay_finish_body, or the transfer ended), so call them
+ * after it.
  *
  * Ownership: relay_start returns a relay the caller must relay_free (which
  * aborts it if still running and joins its thread). Strings in struct
@@ -66,11 +73,14 @@ int relay_finish_body(struct relay *r);
 int relay_wait_headers(struct relay *r, struct relay_response *out,
 		       struct gg_err *err);
 
-/* Response body: bytes read, 0 at the end, -1 if the transfer failed or
- * was aborted (the client must see a broken response, not a short one). */
+/* Response body: bytes read (at least 1; blocks until some arrive), 0 at
+ * the end, -1 if the transfer failed or was aborted (the client must see a
+ * broken response, not a short one). A buffer of several hundred KiB lets
+ * each call take a whole socket read. */
 ssize_t relay_read(struct relay *r, void *buf, size_t max);
 
-/* Give up (client went away): wakes both sides, stops curl. */
+/* Give up (client went away): wakes both sides, stops curl. Safe from any
+ * thread, also while another one is inside relay_read. */
 void relay_abort(struct relay *r);
 
 /* Counters for the audit log: bytes sent to / received from upstream

@@ -124,6 +124,25 @@ START_TEST(test_some_semantics)
 }
 END_TEST
 
+START_TEST(test_closed_reports_writer_finished)
+{
+	struct bpipe *p = bpipe_new(8), *q = bpipe_new(8);
+	char buf[8];
+
+	ck_assert_int_eq(bpipe_closed(p), 0);
+	ck_assert_int_eq(bpipe_write(p, "ab", 2), 0);
+	bpipe_close(p);
+	/* closed means the writer is done, even with bytes left to read */
+	ck_assert_int_eq(bpipe_closed(p), 1);
+	ck_assert_int_eq(bpipe_read(p, buf, sizeof(buf)), 2);
+	ck_assert_int_eq(bpipe_closed(p), 1);
+	bpipe_abort(q);
+	ck_assert_int_eq(bpipe_closed(q), 1);
+	bpipe_free(p);
+	bpipe_free(q);
+}
+END_TEST
+
 START_TEST(test_abort_fails_both_sides)
 {
 	struct bpipe *p = bpipe_new(8);
@@ -390,6 +409,7 @@ static Suite *bpipe_suite(void)
 	tcase_add_test(tc, test_exact_fill_and_split);
 	tcase_add_test(tc, test_some_semantics);
 	tcase_add_test(tc, test_abort_fails_both_sides);
+	tcase_add_test(tc, test_closed_reports_writer_finished);
 	suite_add_tcase(s, tc);
 
 	/* Generous: under valgrind the 10 MB streams are slow. */

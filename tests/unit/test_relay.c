@@ -47,8 +47,7 @@ struct upstream {
 	struct seen seen;
 };
 
-/* One upstream per test (set up in the fixture). */
-static struct upstream up;
+/* One upstream per test (set up in the fixture): "up", below. */
 
 struct conn_state {
 	int started;
@@ -113,6 +112,48 @@ static ssize_t endless_reader(void *cls, uint64_t pos, char *buf, size_t max)
 	(void)cls;
 	fill_stream((unsigned char *)buf, pos, max);
 	return (ssize_t)max;
+}
+
+#define TRUNC_AT (1024u * 1024 + 7)
+
+/* Upstream dies mid-body: the connection closes after TRUNC_AT bytes. */
+static ssize_t truncated_reader(void *cls, uint64_t pos, char *buf,
+				size_t max)
+{
+	size_t n = max;
+
+	(void)cls;
+	if (pos >= TRUNC_AT)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (n > TRUNC_AT - pos)
+		n = (size_t)(TRUNC_AT - pos);
+	fill_stream((unsigned char *)buf, pos, n);
+	return (ssize_t)n;
+}
+
+static struct upstream up;
+
+/* Some body, then nothing until the test releases the stall (or 20 s),
+ * then a broken end. */
+static ssize_t stall_body_reader(void *cls, uint64_t pos, char *buf,
+				 size_t max)
+{
+	struct timespec until;
+
+	(void)cls;
+	if (pos == 0) {
+		max = max < 1000 ? max : 1000;
+		fill_stream((unsigned char *)buf, 0, max);
+		return (ssize_t)max;
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 20;
+	pthread_mutex_lock(&up.lock);
+	while (!up.release_stall &&
+	       pthread_cond_timedwait(&up.cond, &up.lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&up.lock);
+	return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
 static ssize_t abc_reader(void *cls, uint64_t pos, char *buf, size_t max)
@@ -186,6 +227,20 @@ static enum MHD_Result respond(struct upstream *u, struct MHD_Connection *c,
 		r = MHD_create_response_from_callback(
 			!strcmp(url, "/big") ? BIG_LEN : MHD_SIZE_UNKNOWN,
 			32 * 1024, big_reader, (void *)&big_len, NULL);
+		return reply(c, MHD_HTTP_OK, r);
+	}
+	if (!strcmp(url, "/truncated") ||
+	    !strcmp(url, "/truncated-chunked")) {
+		r = MHD_create_response_from_callback(
+			!strcmp(url, "/truncated") ? 4u * TRUNC_AT
+						   : MHD_SIZE_UNKNOWN,
+			32 * 1024, truncated_reader, NULL, NULL);
+		return reply(c, MHD_HTTP_OK, r);
+	}
+	if (!strcmp(url, "/stall-body")) {
+		r = MHD_create_response_from_callback(
+			MHD_SIZE_UNKNOWN, 32 * 1024, stall_body_reader, NULL,
+			NULL);
 		return reply(c, MHD_HTTP_OK, r);
 	}
 	if (!strcmp(url, "/endless")) {
@@ -592,9 +647,10 @@ START_TEST(test_post_large_content_length)
 }
 END_TEST
 
-static void download_big(const char *path)
+/* Read with sizes up to maxread, varying, checking every byte. */
+static void download_big(const char *path, size_t maxread)
 {
-	static unsigned char buf[5000];
+	static unsigned char buf[700 * 1024];
 	struct gg_err err = GG_ERR_INIT;
 	struct relay_response resp;
 	struct relay *r = start("GET", path, NULL, 0, -1);
@@ -607,7 +663,7 @@ static void download_big(const char *path)
 	ck_assert_int_eq(resp.status, 200);
 	for (;;) {
 		lcg = lcg * 1103515245u + 12345u;
-		max = 1 + (lcg >> 8) % sizeof(buf);
+		max = 1 + (lcg >> 8) % maxread;
 		n = relay_read(r, buf, max);
 		ck_assert_int_ge(n, 0);
 		if (n == 0)
@@ -625,13 +681,124 @@ static void download_big(const char *path)
 
 START_TEST(test_large_download)
 {
-	download_big("/big");
+	download_big("/big", 5000);
 }
 END_TEST
 
 START_TEST(test_large_download_chunked)
 {
-	download_big("/big-chunked");
+	download_big("/big-chunked", 5000);
+}
+END_TEST
+
+/* libmicrohttpd-sized reads (about 510 KiB): curl is paused before a socket
+ * read that would not fit, and the tail of one that straddles the end of
+ * the buffer is spilled; no byte may be lost, doubled or reordered. */
+START_TEST(test_large_download_big_reads)
+{
+	download_big("/big", 700 * 1024);
+	download_big("/big-chunked", 700 * 1024);
+}
+END_TEST
+
+/* Read to the end; returns the last relay_read result (0 or -1). */
+static ssize_t drain(struct relay *r, uint64_t *total)
+{
+	static unsigned char buf[600 * 1024];
+	ssize_t n;
+
+	*total = 0;
+	while ((n = relay_read(r, buf, sizeof(buf))) > 0)
+		*total += (uint64_t)n;
+	return n;
+}
+
+START_TEST(test_upstream_dies_mid_body)
+{
+	const char *paths[] = { "/truncated", "/truncated-chunked" };
+	struct gg_err err = GG_ERR_INIT;
+	struct relay_response resp;
+	struct relay *r;
+	uint64_t total;
+	size_t i;
+	char c;
+
+	/* A short body must reach the client as an error, never as a clean
+	 * end: with or without a Content-Length from upstream. */
+	for (i = 0; i < 2; i++) {
+		r = start("GET", paths[i], NULL, 0, -1);
+		ck_assert_int_eq(relay_wait_headers(r, &resp, &err), GG_OK);
+		ck_assert_int_eq(resp.status, 200);
+		ck_assert_int_eq(drain(r, &total), -1);
+		ck_assert_uint_le(total, TRUNC_AT);
+		/* and it stays an error */
+		ck_assert_int_eq(relay_read(r, &c, 1), -1);
+		relay_free(r);
+	}
+}
+END_TEST
+
+struct reader {
+	struct relay *r;
+	ssize_t last;
+	uint64_t total;
+};
+
+static void *reader_main(void *payload)
+{
+	struct reader *rd = payload;
+
+	rd->last = drain(rd->r, &rd->total);
+	return NULL;
+}
+
+START_TEST(test_abort_wakes_blocked_reader)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct relay_response resp;
+	struct reader rd = { NULL, 0, 0 };
+	pthread_t t;
+	double t0;
+
+	/* The reader waits inside relay_read for bytes that never come; an
+	 * abort from another thread must end that wait at once, with an
+	 * error. */
+	rd.r = start("GET", "/stall-body", NULL, 0, -1);
+	ck_assert_int_eq(relay_wait_headers(rd.r, &resp, &err), GG_OK);
+	ck_assert_int_eq(pthread_create(&t, NULL, reader_main, &rd), 0);
+	sleep_ms(300);
+	t0 = now_s();
+	relay_abort(rd.r);
+	pthread_join(t, NULL);
+	ck_assert_double_lt(now_s() - t0, 2.0);
+	ck_assert_int_eq(rd.last, -1);
+	ck_assert_uint_eq(rd.total, 1000);
+	relay_free(rd.r);
+}
+END_TEST
+
+START_TEST(test_idle_timeout_mid_body)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct relay_response resp;
+	struct relay_request req;
+	struct relay *r = NULL;
+	uint64_t total;
+	double t0 = now_s();
+
+	memset(&req, 0, sizeof(req));
+	req.method = "GET";
+	req.url = url_for("/stall-body");
+	req.secret = SECRET;
+	req.idle_timeout_s = 1;
+	ck_assert_int_eq(relay_start(&r, &req, &err), GG_OK);
+	ck_assert_int_eq(relay_wait_headers(r, &resp, &err), GG_OK);
+	/* curl averages the speed over about 5 s, so the 1000 bytes keep it
+	 * above the 1 byte/s limit for a while: expect about 7 s. */
+	ck_assert_int_eq(drain(r, &total), -1);
+	ck_assert_uint_eq(total, 1000);
+	ck_assert_double_lt(now_s() - t0, 15.0);
+	relay_free(r);
 }
 END_TEST
 
@@ -922,6 +1089,10 @@ static Suite *relay_suite(void)
 	tcase_add_test(tc, test_post_large_content_length);
 	tcase_add_test(tc, test_large_download);
 	tcase_add_test(tc, test_large_download_chunked);
+	tcase_add_test(tc, test_large_download_big_reads);
+	tcase_add_test(tc, test_upstream_dies_mid_body);
+	tcase_add_test(tc, test_abort_wakes_blocked_reader);
+	tcase_add_test(tc, test_idle_timeout_mid_body);
 	tcase_add_test(tc, test_connection_refused);
 	tcase_add_test(tc, test_post_connection_refused);
 	tcase_add_test(tc, test_abort_mid_transfer);
