@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <git2.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,7 +29,7 @@ enum state { S_HEADER, S_ENTRY, S_DATA, S_TRAILER, S_DONE };
 #define PACK_HEADER_LEN 12
 #define MAX_ENTRY_HEADER 32 /* size varint + offset varint or base id */
 #define SCRATCH_LEN (64 * 1024)
-#define CACHE_SLOTS 16
+#define CACHE_SLOTS 64 /* more than pack-objects' delta window */
 #define CACHE_MAX_LEN (64 * 1024) /* commits are small; big ones not kept */
 
 struct commit {
@@ -37,6 +38,10 @@ struct commit {
 	uint32_t parents;  /* first parent in s->parents */
 	uint32_t nparents;
 };
+
+_Static_assert(GG_MAX_SCAN_ENTRIES < UINT32_MAX &&
+		       GG_MAX_SCAN_PARENTS < UINT32_MAX,
+	       "struct commit indexes are 32-bit");
 
 /* Recently rebuilt commit bodies: delta chains share their bases. */
 struct cached {
@@ -75,7 +80,14 @@ struct packscan {
 	size_t nparents, pcap;
 	uint32_t *table; /* open addressing: commit index + 1, 0 = empty */
 	size_t tsize;
+	unsigned char key[crypto_shorthash_KEYBYTES]; /* table hash key */
 	size_t unknown;
+
+	/* Work done resolving and walking, against a budget that grows with
+	 * the pack: a crafted pack cannot buy more than a linear amount of
+	 * CPU (past it the scan gives up and the caller indexes). */
+	uint64_t work;
+	bool over_budget;
 
 	/* packscan_resolve only */
 	int fd;
@@ -93,6 +105,13 @@ int packscan_new(struct packscan **out, struct gg_err *err)
 	*out = NULL;
 	if (!s)
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	if (sodium_init() < 0) {
+		free(s);
+		return gg_err_set(err, GG_ERR, "libsodium failed to start");
+	}
+	/* Keyed: parent ids in a pack are the client's choice, and must not
+	 * be able to aim every lookup at one crowded run of the table. */
+	randombytes_buf(s->key, sizeof(s->key));
 	s->scratch = malloc(SCRATCH_LEN);
 	if (!s->scratch || inflateInit(&s->z) != Z_OK) {
 		free(s->scratch);
@@ -145,12 +164,27 @@ static int fail(struct packscan *s, int code, const char *msg,
 
 /* ---- commits -------------------------------------------------------- */
 
-static size_t slot_of(const unsigned char *oid, size_t tsize)
+static size_t slot_of(const struct packscan *s, const unsigned char *oid,
+		      size_t tsize)
 {
-	uint64_t h;
+	unsigned char h[crypto_shorthash_BYTES];
+	uint64_t v;
 
-	memcpy(&h, oid, sizeof(h)); /* ids are hashes: any 8 bytes will do */
-	return (size_t)(h & (tsize - 1));
+	crypto_shorthash(h, oid, PACKSCAN_OID_LEN, s->key);
+	memcpy(&v, h, sizeof(v));
+	return (size_t)(v & (tsize - 1));
+}
+
+/* Charge n units of work; GG_ELIMIT once the pack's budget is spent. */
+static int charge(struct packscan *s, uint64_t n, struct gg_err *err)
+{
+	uint64_t budget = GG_SCAN_WORK_FACTOR * s->pos + GG_SCAN_WORK_BASE;
+
+	s->work += n;
+	if (s->work <= budget)
+		return GG_OK;
+	s->over_budget = true;
+	return gg_err_set(err, GG_ELIMIT, "pack too costly to scan");
 }
 
 static struct commit *find_commit(const struct packscan *s,
@@ -160,7 +194,7 @@ static struct commit *find_commit(const struct packscan *s,
 
 	if (!s->tsize)
 		return NULL;
-	for (i = slot_of(oid, s->tsize); s->table[i];
+	for (i = slot_of(s, oid, s->tsize); s->table[i];
 	     i = (i + 1) & (s->tsize - 1)) {
 		struct commit *c = &s->commits[s->table[i] - 1];
 
@@ -178,7 +212,7 @@ static int table_grow(struct packscan *s)
 	if (!t)
 		return GG_ENOMEM;
 	for (i = 0; i < s->ncommits; i++) {
-		for (j = slot_of(s->commits[i].oid, nsize); t[j];
+		for (j = slot_of(s, s->commits[i].oid, nsize); t[j];
 		     j = (j + 1) & (nsize - 1))
 			;
 		t[j] = (uint32_t)(i + 1);
@@ -218,22 +252,26 @@ static bool is_hex40(const unsigned char *p)
 	return true;
 }
 
-/* Parents of a commit body: "tree <hex>\n" then "parent <hex>\n" lines.
- * Returns how many, or -1 when the body is not a well-formed commit. */
+/*
+ * Parents of a commit body: "tree <hex>\n" then "parent <hex>\n" lines.
+ * Returns how many, or -1 (unknown) for anything git's own parser
+ * (parse_commit_buffer) would read differently or reject: a body of 46
+ * bytes or less, a parent line without its newline and one more byte, a
+ * cut or malformed one. Stricter never hurts: unknown means "index it".
+ */
 static long parse_parents(const unsigned char *b, size_t len,
 			  const unsigned char **first)
 {
 	size_t at = 46;
 	long n = 0;
 
-	if (len < 46 || memcmp(b, "tree ", 5) || !is_hex40(b + 5) ||
+	if (len <= 46 || memcmp(b, "tree ", 5) || !is_hex40(b + 5) ||
 	    b[45] != '\n')
 		return -1;
 	*first = b + at;
 	while (len - at >= 7 && !memcmp(b + at, "parent ", 7)) {
-		/* git itself refuses a cut or malformed parent line */
-		if (len - at < 48 || !is_hex40(b + at + 7) ||
-		    b[at + 47] != '\n')
+		if (len - at <= 48 || !is_hex40(b + at + 7) ||
+		    b[at + 47] != '\n' || n == GG_MAX_COMMIT_PARENTS)
 			return -1;
 		at += 48;
 		n++;
@@ -261,6 +299,8 @@ static int add_commit(struct packscan *s, size_t entry,
 		return GG_ERR;
 	if (find_commit(s, oid.id))
 		return GG_OK; /* the same object twice */
+	if ((size_t)np > GG_MAX_SCAN_PARENTS - s->nparents)
+		return GG_ELIMIT;
 	if ((s->ncommits + 1) * 2 > s->tsize && table_grow(s))
 		return GG_ENOMEM;
 	if (grow(&s->commits, &s->ccap, s->ncommits + 1, sizeof(*c)) ||
@@ -280,7 +320,7 @@ static int add_commit(struct packscan *s, size_t entry,
 		       PACKSCAN_OID_LEN);
 	}
 	s->ncommits++;
-	for (j = slot_of(c->oid, s->tsize); s->table[j];
+	for (j = slot_of(s, c->oid, s->tsize); s->table[j];
 	     j = (j + 1) & (s->tsize - 1))
 		;
 	s->table[j] = (uint32_t)s->ncommits;
@@ -490,8 +530,12 @@ static size_t feed_data(struct packscan *s, const unsigned char *d, size_t len,
 		if (s->out != s->size)
 			*ret = fail(s, GG_EINVAL,
 				    "object smaller than its header says", err);
-		else if (end_entry(s))
-			*ret = fail(s, GG_ENOMEM, "out of memory", err);
+		else if ((rc = end_entry(s)) != 0)
+			*ret = fail(s, rc,
+				    rc == GG_ELIMIT ? "too many parents to scan"
+				    : rc == GG_ENOMEM ? "out of memory"
+						      : "cannot hash a commit",
+				    err);
 	}
 	return avail - s->z.avail_in;
 }
@@ -620,7 +664,10 @@ static int inflate_at(struct packscan *s, uint64_t off, uint64_t size,
 		z.next_in = s->scratch;
 		z.avail_in = (uInt)got;
 		rc = inflate(&z, Z_NO_FLUSH);
+		/* charged what zlib used, not what was read ahead */
 		off += (uint64_t)got - z.avail_in;
+		if (charge(s, (uint64_t)got - z.avail_in, err))
+			break;
 		if (rc == Z_BUF_ERROR && z.avail_out == 0)
 			break; /* more output than size */
 		if (rc == Z_BUF_ERROR)
@@ -629,6 +676,8 @@ static int inflate_at(struct packscan *s, uint64_t off, uint64_t size,
 	inflateEnd(&z);
 	if (rc != Z_STREAM_END || z.avail_out != 0) {
 		free(buf);
+		if (err && err->code == GG_ELIMIT)
+			return GG_ELIMIT;
 		return gg_err_set(err, GG_EINVAL, "pack changed on disk");
 	}
 	*out = buf;
@@ -798,8 +847,11 @@ static int materialize(struct packscan *s, size_t i, unsigned depth,
 		return gg_err_set(err, GG_ELIMIT, "delta chain too deep");
 	ret = read_header(s, i, &h, hbuf, err);
 	if (ret == 0 && !IS_DELTA(h.type)) {
+		/* cached too: a small body can hide in a long zlib stream */
 		ret = inflate_at(s, s->offs[i] + h.len, h.size, out, err);
 		*olen = (size_t)h.size;
+		if (ret == 0)
+			cache_put(s, i, *out, *olen);
 		return ret;
 	}
 	/* The base first, so that no level of a deep chain holds its delta
@@ -809,6 +861,8 @@ static int materialize(struct packscan *s, size_t i, unsigned depth,
 		ret = base_body(s, &h, depth, &base, &blen, err);
 	if (ret == 0)
 		ret = inflate_at(s, s->offs[i] + h.len, h.size, &data, err);
+	if (ret == 0)
+		ret = charge(s, h.size + blen, err);
 	if (ret == 0)
 		ret = apply_delta(base, blen, data, (size_t)h.size, out, olen,
 				  err);
@@ -843,14 +897,18 @@ static int chain_type(struct packscan *s, size_t i, struct gg_err *err)
 	ssize_t j;
 
 	for (depth = 0; depth <= GG_MAX_DELTA_DEPTH; depth++) {
+		if (charge(s, MAX_ENTRY_HEADER, err))
+			return -1;
 		if (RESOLVED(s->types[i]))
 			return RESOLVED(s->types[i]) == T_UNKNOWN
 				       ? 0
 				       : RESOLVED(s->types[i]);
 		if (read_header(s, i, &h, hbuf, err))
 			return -1;
-		if (h.type == PACKSCAN_REF_DELTA)
-			return ref_base_type(s, h.base);
+		if (h.type == PACKSCAN_REF_DELTA) /* a lookup costs more */
+			return charge(s, s->lookup ? 4096 : 0, err)
+				       ? -1
+				       : ref_base_type(s, h.base);
 		j = entry_index(s, h.base_off);
 		if (j < 0 || (size_t)j >= i) {
 			gg_err_set(err, GG_EINVAL,
@@ -887,8 +945,15 @@ static int resolve_pass(struct packscan *s, bool *progress,
 			ret = add_commit(s, i, body, len);
 			free(body);
 			if (ret)
-				return gg_err_set(err, ret, "out of memory");
+				return gg_err_set(err, ret,
+						  ret == GG_ELIMIT
+							  ? "too many parents "
+							    "to scan"
+							  : "cannot record a "
+							    "commit");
 			*progress = true;
+		} else if (s->over_budget) {
+			return ret;
 		} else if (ret == GG_ELIMIT || ret == GG_ENOTFOUND) {
 			gg_err_init(err); /* stays unknown */
 			s->types[i] = (uint8_t)(RAW(s->types[i]) |
@@ -1011,6 +1076,8 @@ static int walk_pack(struct packscan *s, struct walk *w,
 		if (w->seen[c - s->commits])
 			continue;
 		w->seen[c - s->commits] = true;
+		if (charge(s, 1 + c->nparents, NULL))
+			return GG_ELIMIT;
 		for (k = 0; k < c->nparents; k++)
 			if (push_id(w, s->parents +
 					       (size_t)(c->parents + k) *
@@ -1064,7 +1131,9 @@ int packscan_descends(bool *out, struct packscan *s, const char *old_hex,
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	ret = walk_pack(s, &w, old.id, new.id, &found);
 	if (ret)
-		ret = gg_err_set(err, ret, "out of memory");
+		ret = gg_err_set(err, ret, ret == GG_ELIMIT
+						   ? "pack too costly to walk"
+						   : "out of memory");
 	else if (found)
 		*out = true;
 	else

@@ -54,5 +54,9 @@
 #define GG_MAX_SCAN_OBJECT (4 * 1024 * 1024)   /* largest commit (or delta) kept */
 #define GG_MAX_DELTA_DEPTH 128                 /* git's default is 50 */
 #define GG_MAX_SCAN_PASSES 8                   /* over REF_DELTAs in pack order */
+#define GG_MAX_COMMIT_PARENTS 1024             /* git.git's largest octopus: 66 */
+#define GG_MAX_SCAN_PARENTS (1024u * 1024)     /* all commits' parents, 20 B each */
+#define GG_SCAN_WORK_FACTOR 8                  /* resolve+walk work per pack byte */
+#define GG_SCAN_WORK_BASE ((uint64_t)64 << 20) /* ... plus this much */
 
 #endif

@@ -1486,17 +1486,18 @@ static void chain_body(struct buf *b, const struct buf *prev, int c, int k)
 }
 
 /*
- * 17 chains of OFS_DELTAs, interleaved so each chain's previous step has
- * left the scanner's cache (16 bodies) by the time the next step is
- * resolved: step k is rebuilt from the chain's base through k deltas.
- * Steps deeper than GG_MAX_DELTA_DEPTH stay unknown - except in the last
- * chain: the others' failed rebuilds cache nothing, so its previous step
- * is still cached when its turn comes, and it resolves to the end.
+ * 65 chains of OFS_DELTAs, interleaved so each chain's previous step has
+ * left the scanner's cache (64 bodies) by the time the next step is
+ * resolved: step k is rebuilt from the chain's base through k deltas,
+ * quadratic in the pack. The work budget stops it long before
+ * GG_MAX_DELTA_DEPTH would (that one only guards the stack): the scan
+ * gives up with GG_ELIMIT, and push.c indexes the pack instead.
  */
 START_TEST(test_delta_chain_too_deep)
 {
-	enum { CHAINS = 17, STEPS = GG_MAX_DELTA_DEPTH + 3 };
+	enum { CHAINS = 65, STEPS = GG_MAX_DELTA_DEPTH + 3 };
 	struct buf b = { 0 }, delta = { 0 }, prev[CHAINS], cur = { 0 };
+	struct gg_err e = GG_ERR_INIT;
 	size_t offs[CHAINS];
 	struct packscan *s;
 	int c, k;
@@ -1519,12 +1520,13 @@ START_TEST(test_delta_chain_too_deep)
 		}
 	}
 	pk_trailer(&b);
-	s = scan_ok(&b, WHOLE, NULL, NULL);
-	/* steps 0..GG_MAX_DELTA_DEPTH; the last two unknown but in the last
-	 * chain */
-	ck_assert_uint_eq(packscan_ncommits(s),
-			  CHAINS * STEPS - (CHAINS - 1) * 2);
-	ck_assert_uint_eq(packscan_unknown(s), (CHAINS - 1) * 2);
+	s = scan_new();
+	ck_assert_int_eq(feed_chunks(s, b.d, b.len, b.len, &e), GG_OK);
+	ck_assert_int_eq(packscan_finish(s, &e), GG_OK);
+	ck_assert_uint_eq(packscan_ncommits(s), CHAINS); /* the bases */
+	ck_assert_int_eq(resolve_from(s, &b, 0, NULL, NULL, &e), GG_ELIMIT);
+	ck_assert_str_eq(e.msg, "pack too costly to scan");
+	ck_assert_uint_lt(packscan_ncommits(s), CHAINS * STEPS);
 	packscan_free(s);
 	for (c = 0; c < CHAINS; c++)
 		buf_release(&prev[c]);
@@ -1916,6 +1918,71 @@ START_TEST(test_short_parent_line)
 }
 END_TEST
 
+/* One commit body per case: recorded with its parents, or left unknown
+ * wherever git's parse_commit_buffer would read it differently. */
+static void expect_body(const char *body, size_t len, size_t commits,
+			size_t unknown)
+{
+	struct buf b = { 0 };
+	struct packscan *s;
+
+	pk_start(&b, 2, 1);
+	pk_obj(&b, PACKSCAN_COMMIT, body, len);
+	pk_trailer(&b);
+	s = scan_ok(&b, WHOLE, NULL, NULL);
+	ck_assert_uint_eq(packscan_ncommits(s), commits);
+	ck_assert_uint_eq(packscan_unknown(s), unknown);
+	packscan_free(s);
+	buf_release(&b);
+}
+
+START_TEST(test_commit_bodies_as_git_reads_them)
+{
+	static const char p[] = "parent " EMPTY_TREE "\n";
+	char body[256];
+
+	/* 46 bytes ("tree <hex>\n" alone): git wants more ("bogus") */
+	snprintf(body, sizeof(body), "tree %s\n", EMPTY_TREE);
+	expect_body(body, strlen(body), 0, 1);
+	snprintf(body, sizeof(body), "tree %s\n\n", EMPTY_TREE);
+	expect_body(body, strlen(body), 1, 0);
+	/* a parent line must have a byte after its newline */
+	snprintf(body, sizeof(body), "tree %s\n%s", EMPTY_TREE, p);
+	expect_body(body, strlen(body), 0, 1);
+	snprintf(body, sizeof(body), "tree %s\n%s\n", EMPTY_TREE, p);
+	expect_body(body, strlen(body), 1, 0);
+	/* uppercase hex: git accepts it, the scanner leaves it to libgit2 */
+	snprintf(body, sizeof(body), "tree %s\nparent %s\n\n", EMPTY_TREE,
+		 "4B825DC642CB6EB9A060E54BF8D69288FBEE4904");
+	expect_body(body, strlen(body), 0, 1);
+}
+END_TEST
+
+START_TEST(test_commit_parent_limit)
+{
+	struct buf body = { 0 };
+	char line[64];
+	int n;
+
+	for (n = GG_MAX_COMMIT_PARENTS; n <= GG_MAX_COMMIT_PARENTS + 1; n++) {
+		int k;
+
+		body.len = 0;
+		snprintf(line, sizeof(line), "tree %s\n", EMPTY_TREE);
+		buf_add(&body, line, strlen(line));
+		for (k = 0; k < n; k++) {
+			snprintf(line, sizeof(line), "parent %040x\n", k);
+			buf_add(&body, line, strlen(line));
+		}
+		buf_add(&body, "\n", 1);
+		expect_body((const char *)body.d, body.len,
+			    n == GG_MAX_COMMIT_PARENTS ? 1 : 0,
+			    n == GG_MAX_COMMIT_PARENTS ? 0 : 1);
+	}
+	buf_release(&body);
+}
+END_TEST
+
 static Suite *packscan_suite(void)
 {
 	Suite *s = suite_create("packscan");
@@ -1960,6 +2027,8 @@ static Suite *packscan_suite(void)
 	tcase_add_test(built, test_resolve_null_err);
 	tcase_add_test(built, test_short_parent_line);
 	tcase_add_test(built, test_descends_false_in_pack);
+	tcase_add_test(built, test_commit_bodies_as_git_reads_them);
+	tcase_add_test(built, test_commit_parent_limit);
 	return s;
 }
 
