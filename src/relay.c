@@ -203,6 +203,8 @@ static size_t spill_take(struct relay *r, void *buf, size_t max)
 {
 	size_t n = r->spill_len < max ? r->spill_len : max;
 
+	if (n == 0)
+		return 0; /* r->spill may be NULL: memcpy wants no NULL */
 	memcpy(buf, r->spill + r->spill_off, n);
 	r->spill_off += n;
 	r->spill_len -= n;
