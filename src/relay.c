@@ -36,9 +36,17 @@
 #include <string.h>
 #include <strings.h>
 
-/* Bytes curl asks the socket for at once: one read per libmicrohttpd block
- * (about 510 KiB) keeps syscalls, and the ACKs each read sends, few. */
-#define RELAY_CURL_BUF (512 * 1024)
+/* Bytes curl asks the socket for at once, and the most one relay_read
+ * fills (about one socket read per call, matching libmicrohttpd's block,
+ * server.c). Large reads keep syscalls, and the ACKs each read sends, few:
+ * gitgate's CPU per fetched byte grows as reads shrink (measured: 128 KiB
+ * reads cost more than the copy they save). But every transfer touches
+ * about three blocks (curl's buffer, libmicrohttpd's, a spill), so only the
+ * first RELAY_FAST_SLOTS concurrent transfers get large reads, which keeps
+ * 64 concurrent clones within 64 MiB of RSS. */
+#define RELAY_BLOCK_LARGE (256 * 1024)
+#define RELAY_BLOCK_SMALL (64 * 1024)
+#define RELAY_FAST_SLOTS 4
 /* A spill buffer up to this size is kept once allocated. */
 #define SPILL_KEEP (64 * 1024)
 /* curl_multi_poll's longest sleep; aborts wake it at once anyway. */
@@ -46,10 +54,13 @@
 
 struct relay_shared {
 	CURLSH *share;
+	int active; /* atomic: transfers between relay_start and relay_free */
 	pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
 };
 
 struct relay {
+	struct relay_shared *shared; /* counted in shared->active, or NULL */
+	size_t block; /* RELAY_BLOCK_LARGE or _SMALL */
 	CURLM *multi;
 	CURL *curl;
 	struct curl_slist *headers;
@@ -222,7 +233,7 @@ static size_t spill_take(struct relay *r, void *buf, size_t max)
 }
 
 /* Stop curl from starting another socket read once the caller's buffer
- * could not take a whole one (a read is at most RELAY_CURL_BUF); it still
+ * could not take a whole one (a read is at most r->block); it still
  * delivers the read under way, whose tail the spill takes. Otherwise curl
  * goes on reading while the socket has data. Before the hand-over there is
  * no caller buffer: once the request body is finished, the read that
@@ -233,7 +244,7 @@ static void pause_before_next_read(struct relay *r)
 
 	if (r->paused)
 		return;
-	full = r->dst ? r->dst_room - r->dst_len < RELAY_CURL_BUF
+	full = r->dst ? r->dst_room - r->dst_len < r->block
 		      : bpipe_closed(r->up);
 	if (full) {
 		r->paused = true;
@@ -451,7 +462,7 @@ static int setup_curl(struct relay *r, const struct relay_request *req)
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, conn);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, idle);
-	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, (long)RELAY_CURL_BUF);
+	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, (long)r->block);
 	curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 128L * 1024);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
@@ -490,6 +501,18 @@ static int start_thread(struct relay *r)
 	return rc;
 }
 
+static void choose_block(struct relay *r, struct relay_shared *shared)
+{
+	int n = 1;
+
+	if (shared) {
+		r->shared = shared;
+		n = __atomic_add_fetch(&shared->active, 1, __ATOMIC_RELAXED);
+	}
+	r->block = n <= RELAY_FAST_SLOTS ? RELAY_BLOCK_LARGE
+					 : RELAY_BLOCK_SMALL;
+}
+
 int relay_start(struct relay **out, const struct relay_request *req,
 		struct gg_err *err)
 {
@@ -500,6 +523,7 @@ int relay_start(struct relay **out, const struct relay_request *req,
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
+	choose_block(r, req->shared);
 	r->has_body = !strcmp(req->method, "POST");
 	r->up = bpipe_new(GG_RELAY_BUF);
 	r->multi = curl_multi_init();
@@ -604,6 +628,8 @@ ssize_t relay_read(struct relay *r, void *buf, size_t max)
 		return -1;
 	if (!r->headers_ready)
 		return -1; /* ended without a response (cannot be CURLE_OK) */
+	if (max > r->block)
+		max = r->block; /* see RELAY_BLOCK_LARGE */
 	got = spill_take(r, buf, max);
 	if (r->spill_len > 0 || got == max || r->done)
 		return (ssize_t)got; /* 0 only at the clean end */
@@ -651,6 +677,8 @@ void relay_free(struct relay *r)
 	reset_headers_locked(r);
 	free(r->spill);
 	bpipe_free(r->up);
+	if (r->shared)
+		__atomic_sub_fetch(&r->shared->active, 1, __ATOMIC_RELAXED);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
 	free(r);

@@ -1032,6 +1032,38 @@ START_TEST(test_shared_connection_cache)
 }
 END_TEST
 
+START_TEST(test_many_transfers_read_smaller_blocks)
+{
+	static unsigned char buf[700 * 1024];
+	struct relay_shared *shared = relay_shared_new();
+	struct gg_err err = GG_ERR_INIT;
+	struct relay_response resp;
+	struct relay_request req;
+	struct relay *r[6];
+	ssize_t n;
+	int i;
+
+	/* Memory per transfer follows its block: past the first 4 at once a
+	 * transfer never fills more than 64 KiB per read. */
+	memset(&req, 0, sizeof(req));
+	req.method = "GET";
+	req.url = url_for("/big");
+	req.secret = SECRET;
+	req.shared = shared;
+	for (i = 0; i < 6; i++)
+		ck_assert_int_eq(relay_start(&r[i], &req, &err), GG_OK);
+	for (i = 0; i < 6; i++) {
+		ck_assert_int_eq(relay_wait_headers(r[i], &resp, &err), GG_OK);
+		n = relay_read(r[i], buf, sizeof(buf));
+		ck_assert_int_gt(n, 0);
+		ck_assert_int_le(n, i < 4 ? 256 * 1024 : 64 * 1024);
+	}
+	for (i = 0; i < 6; i++)
+		relay_free(r[i]);
+	relay_shared_free(shared);
+}
+END_TEST
+
 START_TEST(test_headers_survive_trailers)
 {
 	struct gg_err err = GG_ERR_INIT;
@@ -1102,6 +1134,7 @@ static Suite *relay_suite(void)
 	tcase_add_test(tc, test_abort_before_headers);
 	tcase_add_test(tc, test_idle_timeout);
 	tcase_add_test(tc, test_shared_connection_cache);
+	tcase_add_test(tc, test_many_transfers_read_smaller_blocks);
 	tcase_add_test(tc, test_headers_survive_trailers);
 	tcase_add_test(tc, test_trailers_are_not_headers);
 	tcase_add_test(tc, test_free_null);
