@@ -475,6 +475,12 @@ static int setup_curl(struct relay *r, const struct relay_request *req)
 	if (req->shared)
 		curl_easy_setopt(c, CURLOPT_SHARE, req->shared->share);
 	if (r->has_body) {
+		/* Never on a pooled connection: upstreams close idle ones
+		 * (lighttpd after 5 s), and curl can only retry on a fresh one
+		 * by rewinding the body, which streams from the client and
+		 * cannot be replayed ("necessary data rewind wasn't possible",
+		 * a 502). GETs keep the pool; they are the latency-bound ones. */
+		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(c, CURLOPT_READDATA, r);

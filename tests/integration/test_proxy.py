@@ -368,6 +368,23 @@ class ProxyTest(unittest.TestCase):
         self.assertBareAdvert(self.req("GET", info_refs("acme/widgets"),
                                        self.fetch_tok))
 
+    def test_post_after_upstream_closed_idle_connection(self):
+        """Upstreams close idle keep-alive connections (lighttpd after 5 s,
+        GitHub after a while too). A POST must not be sent on such a
+        connection from the pool: its streamed body cannot be replayed, so
+        curl gave up ("necessary data rewind wasn't possible") and the
+        client got a 502."""
+        body = h.pkt_line(b"command=ls-refs\n") + b"0000"
+        hdrs = {"Git-Protocol": "version=2", "Content-Type":
+                "application/x-git-upload-pack-request"}
+        path = "/acme/widgets.git/git-upload-pack"
+        for idle in (0, 6):  # 6: past lighttpd's max-keep-alive-idle (5 s)
+            time.sleep(idle)
+            r = self.req("POST", path, self.fetch_tok, headers=hdrs,
+                         body=body)
+            self.assertStatus(r, 200)
+            self.assertIn(self.head.encode(), r.body)
+
     def test_upstream_rejects_credential_502(self):
         self.up.reject_credential()
         try:
