@@ -47,7 +47,7 @@ struct push {
 	bool fetched;      /* the mirror was refreshed for this push */
 	bool fetch_failed; /* ... and that failed: nothing more to try */
 	struct packscan *scan; /* reads the pack's commits as it arrives */
-	int prep_ret;      /* mirror could not be opened/refreshed early */
+	int prep_ret;      /* the mirror could not be opened early */
 	struct gg_err prep_err; /* why */
 	bool decided;      /* push_decide succeeded */
 
@@ -137,8 +137,9 @@ static int first_pass(struct push *p);
 static int open_mirror(struct push *p, struct gg_err *err);
 
 /* The command list is complete: classify what needs no history and, with
- * a context, open the mirror and start scanning the pack as it arrives. Only allocation failures are errors here; anything else is
- * retried, or fails closed, in push_decide. */
+ * a context, open the mirror and start scanning the pack as it arrives.
+ * Only allocation failures are errors here; anything else is retried, or
+ * fails closed, in push_decide. */
 static int header_done(struct push *p)
 {
 	size_t i;
