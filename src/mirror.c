@@ -315,7 +315,10 @@ static void pack_abandon(struct mirror *m)
 	remove_tmpdir(m);
 }
 
-int mirror_pack_begin(struct mirror *m, struct gg_err *err)
+/* Indexing in steps (begin, append chunks, commit, which attaches): after
+ * a failed append or commit nothing is attached and the next begin starts
+ * afresh. */
+static int pack_begin(struct mirror *m, struct gg_err *err)
 {
 	git_indexer_options opts;
 
@@ -338,7 +341,7 @@ int mirror_pack_begin(struct mirror *m, struct gg_err *err)
 	return GG_OK;
 }
 
-int mirror_pack_append(struct mirror *m, const void *data, size_t len,
+static int pack_append(struct mirror *m, const void *data, size_t len,
 		       struct gg_err *err)
 {
 	if (!m->idx)
@@ -351,7 +354,7 @@ int mirror_pack_append(struct mirror *m, const void *data, size_t len,
 	return GG_OK;
 }
 
-int mirror_pack_commit(struct mirror *m, struct gg_err *err)
+static int pack_commit(struct mirror *m, struct gg_err *err)
 {
 	int ret = GG_OK;
 
@@ -384,7 +387,7 @@ int mirror_add_pack(struct mirror *m, int fd, uint64_t off, uint64_t len,
 
 	if (len == 0)
 		return GG_OK;
-	ret = mirror_pack_begin(m, err);
+	ret = pack_begin(m, err);
 	while (ret == 0 && len > 0) {
 		n = pread(fd, buf, len < sizeof(buf) ? (size_t)len : sizeof(buf),
 			  (off_t)off);
@@ -397,12 +400,12 @@ int mirror_add_pack(struct mirror *m, int fd, uint64_t off, uint64_t len,
 				     : gg_err_set(err, GG_EINVAL,
 						  "pushed pack is truncated");
 		}
-		ret = mirror_pack_append(m, buf, (size_t)n, err);
+		ret = pack_append(m, buf, (size_t)n, err);
 		off += (uint64_t)n;
 		len -= (uint64_t)n;
 	}
 	if (ret == 0)
-		ret = mirror_pack_commit(m, err);
+		ret = pack_commit(m, err);
 	return ret;
 }
 

@@ -55,15 +55,6 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 int mirror_add_pack(struct mirror *m, int fd, uint64_t off, uint64_t len,
 		    struct gg_err *err);
 
-/* The same, fed incrementally while the pack streams in: begin, append any
- * number of chunks, then commit (which attaches it) — so indexing overlaps
- * the upload. Errors as for mirror_add_pack; after a failed append or
- * commit nothing is attached and the next begin starts afresh. */
-int mirror_pack_begin(struct mirror *m, struct gg_err *err);
-int mirror_pack_append(struct mirror *m, const void *data, size_t len,
-		       struct gg_err *err);
-int mirror_pack_commit(struct mirror *m, struct gg_err *err);
-
 /* *out = old is one of the n commits (GIT_OID_RAWSZ-byte ids, back to
  * back) or an ancestor of any of them: one graph walk for all. Every one
  * must be a commit present in the mirror or the attached pack; GG_ENOTFOUND
