@@ -1161,6 +1161,21 @@ START_TEST(test_size_mismatch)
 }
 END_TEST
 
+/* A one-entry pack whose entry (type, size) carries data as raw bytes
+ * instead of a zlib stream of that size: feeding it fails. */
+static void expect_raw_entry_fails(int type, uint64_t size, const void *data,
+				   size_t len)
+{
+	struct buf b = { 0 };
+
+	pk_start(&b, 2, 1);
+	pk_type_size(&b, type, size);
+	buf_add(&b, data, len);
+	pk_trailer(&b);
+	expect_feed_fails(&b, GG_EINVAL);
+	buf_release(&b);
+}
+
 START_TEST(test_corrupt_zlib)
 {
 	static const unsigned char junk[] = { 0x78, 0x9c, 0xff, 0xff, 0xff,
@@ -1171,26 +1186,11 @@ START_TEST(test_corrupt_zlib)
 	struct two t;
 
 	two_init(&t);
-	pk_start(&b, 2, 1);
-	pk_type_size(&b, PACKSCAN_COMMIT, t.c0.len);
-	buf_add(&b, junk, sizeof(junk));
-	pk_trailer(&b);
-	expect_feed_fails(&b, GG_EINVAL);
-	b.len = 0;
-	pk_start(&b, 2, 1);
-	pk_type_size(&b, PACKSCAN_BLOB, 4);
-	buf_add(&b, nozlib, sizeof(nozlib));
-	pk_trailer(&b);
-	expect_feed_fails(&b, GG_EINVAL);
+	expect_raw_entry_fails(PACKSCAN_COMMIT, t.c0.len, junk, sizeof(junk));
+	expect_raw_entry_fails(PACKSCAN_BLOB, 4, nozlib, sizeof(nozlib));
 	/* A stream that wants a preset dictionary. */
-	b.len = 0;
-	pk_start(&b, 2, 1);
-	pk_type_size(&b, PACKSCAN_BLOB, 4);
-	buf_add(&b, dict, sizeof(dict));
-	pk_trailer(&b);
-	expect_feed_fails(&b, GG_EINVAL);
+	expect_raw_entry_fails(PACKSCAN_BLOB, 4, dict, sizeof(dict));
 	/* A wrong adler32 at the end of the stream. */
-	b.len = 0;
 	pk_start(&b, 2, 1);
 	pk_obj(&b, PACKSCAN_COMMIT, t.c0.d, t.c0.len);
 	b.d[b.len - 1] ^= 0x55;
