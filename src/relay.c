@@ -440,6 +440,14 @@ static int setup_headers(struct relay *r, const struct relay_request *req)
 	if (!l)
 		return -1;
 	r->headers = l;
+	/* curl would add "Expect: 100-continue" to a chunked or >1 MiB body
+	 * (every large push) and hold the body back for a round trip, or a
+	 * whole second where a server or proxy in between ignores it. git
+	 * itself never sends it; gitgate does not either. */
+	l = curl_slist_append(r->headers, "Expect:");
+	if (!l)
+		return -1;
+	r->headers = l;
 	return 0;
 }
 

@@ -33,6 +33,7 @@ struct seen {
 	char transfer_encoding[32];
 	char content_type[128];
 	char git_protocol[64];
+	char expect[64];
 	int has_accept;
 	uint64_t body_len;
 	uint64_t body_hash;
@@ -319,6 +320,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	copy_value(s.content_type, sizeof(s.content_type), c,
 		   "Content-Type");
 	copy_value(s.git_protocol, sizeof(s.git_protocol), c, "Git-Protocol");
+	copy_value(s.expect, sizeof(s.expect), c, "Expect");
 	s.has_accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						   "Accept") != NULL;
 	s.body_len = cs->len;
@@ -614,8 +616,6 @@ START_TEST(test_post_chunked)
 	hash = feed(r, n);
 	ck_assert_int_eq(relay_finish_body(r), 0);
 	ck_assert_int_eq(relay_wait_headers(r, &resp, &err), GG_OK);
-	/* curl sends Expect: 100-continue for chunked bodies: the interim
-	 * 100 must not be mistaken for the final status */
 	ck_assert_int_eq(resp.status, 200);
 	ck_assert_str_eq(read_all_small(r, &len), expect_echo(n, hash));
 	ck_assert_uint_eq(relay_bytes_up(r), n);
@@ -624,6 +624,30 @@ START_TEST(test_post_chunked)
 	ck_assert_str_eq(s.transfer_encoding, "chunked");
 	ck_assert_str_eq(s.content_length, "");
 	ck_assert_str_eq(s.authorization, SECRET_BASIC);
+	/* curl's own default for a chunked body; git never asks for it */
+	ck_assert_str_eq(s.expect, "");
+	relay_free(r);
+}
+END_TEST
+
+/* An interim "100 Continue" is not the final status. gitgate never asks
+ * for one itself, so the request carries its own Expect here. */
+START_TEST(test_interim_100_not_final)
+{
+	static const char *const hdrs[] = { "Expect: 100-continue" };
+	const uint64_t n = 2u * 1024 * 1024;
+	struct gg_err err = GG_ERR_INIT;
+	struct relay_response resp;
+	struct relay *r = start("POST", "/echo", hdrs, 1, -1);
+	uint64_t hash;
+	ssize_t len;
+
+	hash = feed(r, n);
+	ck_assert_int_eq(relay_finish_body(r), 0);
+	ck_assert_int_eq(relay_wait_headers(r, &resp, &err), GG_OK);
+	ck_assert_int_eq(resp.status, 200);
+	ck_assert_str_eq(read_all_small(r, &len), expect_echo(n, hash));
+	ck_assert_str_eq(upstream_seen().expect, "100-continue");
 	relay_free(r);
 }
 END_TEST
@@ -643,6 +667,8 @@ START_TEST(test_post_large_content_length)
 	ck_assert_int_eq(resp.status, 200);
 	ck_assert_str_eq(read_all_small(r, &len), expect_echo(n, hash));
 	ck_assert_uint_eq(relay_bytes_up(r), n);
+	/* curl's own default past 1 MiB */
+	ck_assert_str_eq(upstream_seen().expect, "");
 	relay_free(r);
 }
 END_TEST
@@ -1118,6 +1144,7 @@ static Suite *relay_suite(void)
 	tcase_add_test(tc, test_kept_headers_capped);
 	tcase_add_test(tc, test_post_content_length);
 	tcase_add_test(tc, test_post_chunked);
+	tcase_add_test(tc, test_interim_100_not_final);
 	tcase_add_test(tc, test_post_large_content_length);
 	tcase_add_test(tc, test_large_download);
 	tcase_add_test(tc, test_large_download_chunked);
