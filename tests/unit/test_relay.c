@@ -132,6 +132,25 @@ static ssize_t truncated_reader(void *cls, uint64_t pos, char *buf,
 	return (ssize_t)n;
 }
 
+#define TRICKLE_PIECE (4u * 1024)
+#define TRICKLE_LEN (512u * 1024)
+
+/* An upstream that streams as it generates: a 4 KiB piece every 50 us,
+ * each sent on its own (the response's block is one piece). */
+static ssize_t trickle_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	size_t n = max < TRICKLE_PIECE ? max : TRICKLE_PIECE;
+
+	(void)cls;
+	if (pos >= TRICKLE_LEN)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n > TRICKLE_LEN - pos)
+		n = (size_t)(TRICKLE_LEN - pos);
+	usleep(50);
+	fill_stream((unsigned char *)buf, pos, n);
+	return (ssize_t)n;
+}
+
 static struct upstream up;
 
 /* Some body, then nothing until the test releases the stall (or 20 s),
@@ -242,6 +261,13 @@ static enum MHD_Result respond(struct upstream *u, struct MHD_Connection *c,
 		r = MHD_create_response_from_callback(
 			MHD_SIZE_UNKNOWN, 32 * 1024, stall_body_reader, NULL,
 			NULL);
+		return reply(c, MHD_HTTP_OK, r);
+	}
+	if (!strcmp(url, "/trickle")) {
+		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+						      TRICKLE_PIECE,
+						      trickle_reader, NULL,
+						      NULL);
 		return reply(c, MHD_HTTP_OK, r);
 	}
 	if (!strcmp(url, "/endless")) {
@@ -727,6 +753,38 @@ START_TEST(test_large_download_big_reads)
 }
 END_TEST
 
+/* Pieces that trickle in are gathered into larger blocks (one send to the
+ * client each, in the proxy) rather than handed on one by one; every byte
+ * still arrives in order. A slower machine only gathers more. */
+START_TEST(test_trickle_gathered)
+{
+	static unsigned char buf[256 * 1024];
+	struct gg_err err = GG_ERR_INIT;
+	struct relay_response resp;
+	struct relay *r = start("GET", "/trickle", NULL, 0, -1);
+	uint64_t pos = 0;
+	unsigned reads = 0;
+	ssize_t n, i;
+
+	ck_assert_int_eq(relay_wait_headers(r, &resp, &err), GG_OK);
+	while ((n = relay_read(r, buf, sizeof(buf))) > 0) {
+		for (i = 0; i < n; i++)
+			if (buf[i] != stream_byte(pos + (uint64_t)i))
+				ck_abort_msg("wrong byte at offset %llu",
+					     (unsigned long long)pos + i);
+		pos += (uint64_t)n;
+		reads++;
+	}
+	ck_assert_int_eq(n, 0);
+	ck_assert_uint_eq(pos, TRICKLE_LEN);
+	/* 128 pieces; one read per piece without gathering */
+	ck_assert_msg(reads <= TRICKLE_LEN / TRICKLE_PIECE / 4,
+		      "%u reads for %u pieces", reads,
+		      TRICKLE_LEN / TRICKLE_PIECE);
+	relay_free(r);
+}
+END_TEST
+
 /* Read to the end; returns the last relay_read result (0 or -1). */
 static ssize_t drain(struct relay *r, uint64_t *total)
 {
@@ -1149,6 +1207,7 @@ static Suite *relay_suite(void)
 	tcase_add_test(tc, test_large_download);
 	tcase_add_test(tc, test_large_download_chunked);
 	tcase_add_test(tc, test_large_download_big_reads);
+	tcase_add_test(tc, test_trickle_gathered);
 	tcase_add_test(tc, test_upstream_dies_mid_body);
 	tcase_add_test(tc, test_abort_wakes_blocked_reader);
 	tcase_add_test(tc, test_idle_timeout_mid_body);
