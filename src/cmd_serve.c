@@ -11,6 +11,9 @@
 #include "gitgate/server.h"
 
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +40,21 @@ static void harden_process(void)
 
 	setrlimit(RLIMIT_CORE, &no_core);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* Every transfer allocates a few buffers of 64 KiB and more (curl's, the
+ * request body pipe, the spill) and frees them when it ends. glibc raises
+ * its mmap threshold each time such a block is freed, after which these
+ * come from the per-thread arenas, which keep what was freed resident:
+ * with 64 concurrent clones, gitgate's peak RSS was 50-57 MiB, with arena
+ * heaps the largest part. A fixed threshold (which also stops the raising)
+ * maps them on their own and gives them back on free: 36-44 MiB, same
+ * wall time and CPU (bench_proxy.py --size-mb 20 --only concurrent). */
+static void tune_malloc(void)
+{
+#ifdef M_MMAP_THRESHOLD
+	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+#endif
 }
 
 static int run(struct server *srv, sigset_t *sigs)
@@ -106,6 +124,7 @@ int cmd_serve(int argc, char **argv)
 		return cli_usage_error(usage, "serve: --config is required");
 
 	harden_process();
+	tune_malloc();
 	if (config_load(&cfg, config_path, &err) != 0)
 		return cli_fail("config", err.msg);
 	/* Block before any thread exists so every thread inherits it. */
