@@ -14,9 +14,10 @@
  * per byte in user space and no thread hand-off per block (a fetch is
  * mostly response body; against the former pipe between two threads this
  * cut gitgate's CPU per 205 MiB fetch from about 0.18-0.24 s to 0.14-0.17 s).
- * Backpressure: once the caller's buffer is nearly full, curl is paused
- * before it starts another socket read, and resumed by the next
- * relay_read; between calls nothing is read from upstream. Bytes that do
+ * Backpressure: curl reads only while relay_read drives it, and only while
+ * another read fits in the caller's buffer (a read that overflows pauses
+ * curl until the next relay_read); between calls nothing is read from
+ * upstream, and TCP flow control holds the upstream back. Bytes that do
  * not fit (body bytes that came with the headers, the tail of a read that
  * straddles the end of the caller's buffer) go to a spill buffer of at
  * most GG_RELAY_BUF, drained first; only past that does curl hold them.
@@ -48,11 +49,10 @@
 #define RELAY_BLOCK_LARGE (256 * 1024)
 #define RELAY_BLOCK_SMALL (64 * 1024)
 #define RELAY_FAST_SLOTS 4
-/* A spill buffer up to this size is kept once allocated. */
-#define SPILL_KEEP (64 * 1024)
 /* curl_multi_poll's longest sleep; aborts wake it at once anyway. */
 #define RELAY_POLL_MS 1000
-/* See gather. */
+/* See next_read_room and gather. */
+#define RELAY_READ_MARGIN (16 * 1024)
 #define RELAY_GATHER_MIN (64 * 1024)
 #define RELAY_GATHER_US 1000
 
@@ -93,6 +93,8 @@ struct relay {
 	size_t spill_off;
 	size_t spill_len;
 	bool paused;      /* on_write asked curl to hold its data */
+	size_t this_read; /* bytes delivered in the current drive() */
+	size_t last_read; /* bytes the last drive() that brought any did */
 
 	int aborted; /* atomic: set once by relay_abort / relay_free */
 	uint64_t bytes_up;
@@ -225,9 +227,13 @@ static size_t spill_take(struct relay *r, void *buf, size_t max)
 	r->spill_len -= n;
 	if (r->spill_len == 0) {
 		r->spill_off = 0;
-		/* A large spill is rare (request phase, tiny reads): do not
-		 * keep it for the rest of a long transfer. */
-		if (r->spill_cap > SPILL_KEEP) {
+		/* Up to a block is kept: the caller's buffer often has less
+		 * room than a read (libmicrohttpd's is what its last send
+		 * left free), so spills of up to a block are common, and
+		 * freeing them cost an mmap, page faults and an munmap each
+		 * (about 600 per 205 MiB fetch). Only a larger one, from the
+		 * request phase, is given back. */
+		if (r->spill_cap > r->block) {
 			free(r->spill);
 			r->spill = NULL;
 			r->spill_cap = 0;
@@ -236,21 +242,19 @@ static size_t spill_take(struct relay *r, void *buf, size_t max)
 	return n;
 }
 
-/* Stop curl from starting another socket read once the caller's buffer
- * has less than a quarter block of room left; a read (at most r->block)
- * still under way is delivered, and its tail goes to the spill. A large
- * read fills the buffer alone; small reads (see gather) keep going until
- * it is nearly full, and what spills is at most one small read. Before the
- * hand-over there is no caller buffer: once the request body is finished,
- * the read that brought the headers is the last one of the request phase. */
-static void pause_before_next_read(struct relay *r)
+/* Request phase: there is no caller buffer, and once the request body is
+ * finished the read that brought the headers is the last one. Response
+ * phase: curl reads only while relay_read drives it, and fill and gather
+ * decide whether to read again; a pause is needed only once a read
+ * overflowed the caller's buffer, so that curl, which may deliver more
+ * than one read per call (TLS records), stops at once. */
+static void pause_if_full(struct relay *r, bool spilled)
 {
 	bool full;
 
 	if (r->paused)
 		return;
-	full = r->dst ? r->dst_room - r->dst_len < r->block / 4
-		      : bpipe_closed(r->up);
+	full = r->dst ? spilled : bpipe_closed(r->up);
 	if (full) {
 		r->paused = true;
 		curl_easy_pause(r->curl, CURLPAUSE_RECV);
@@ -281,7 +285,8 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *payload)
 		r->spill_len += n - k;
 	}
 	__atomic_add_fetch(&r->bytes_down, (uint64_t)n, __ATOMIC_RELAXED);
-	pause_before_next_read(r);
+	r->this_read += n;
+	pause_if_full(r, n > k);
 	return n;
 }
 
@@ -373,10 +378,13 @@ static void drive(struct relay *r)
 
 	if (r->done)
 		return;
+	r->this_read = 0;
 	if (curl_multi_perform(r->multi, &running) != CURLM_OK) {
 		finish(r, CURLE_OUT_OF_MEMORY);
 		return;
 	}
+	if (r->this_read > 0)
+		r->last_read = r->this_read;
 	while ((msg = curl_multi_info_read(r->multi, &left)) != NULL) {
 		if (msg->msg == CURLMSG_DONE && msg->easy_handle == r->curl)
 			finish(r, msg->data.result);
@@ -625,12 +633,23 @@ static long mono_us(void)
 	return (long)ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
 }
 
+/* Room another socket read needs to fit without spilling. A read is at
+ * most r->block, but reads come in the sizes the upstream sends in: while
+ * they stay small, twice the last one (plus a margin) is taken as enough;
+ * reads that fill most of a block make it a whole block. */
+static size_t next_read_room(const struct relay *r)
+{
+	size_t need = 2 * r->last_read + RELAY_READ_MARGIN;
+
+	return need < r->block ? need : r->block;
+}
+
 /* An upstream that streams as it generates (git http-backend behind most
  * servers) arrives in reads of a few tens of KiB, and each relay_read is
  * one send to the client. While less than RELAY_GATHER_MIN is in, wait up
  * to RELAY_GATHER_US for more, so the client gets fewer, larger sends. A
  * response that ends returns at once, and reads that fill the buffer stop
- * it (pause_before_next_read): only data in the middle of a slow stream,
+ * it (next_read_room): only data in the middle of a slow stream,
  * such as progress messages, waits, and never more than a millisecond.
  * Measured on a streamed 205 MiB fetch: sends to the client 9,300 -> 1,800,
  * client CPU -25 %, relay throughput +9 %. */
@@ -640,6 +659,12 @@ static void gather(struct relay *r)
 	size_t before;
 
 	for (;;) {
+		/* Read on while another read fits, or while what is in hand
+		 * is too little to be worth a send of its own (what does not
+		 * fit spills, and goes first next time). */
+		if (r->dst_room - r->dst_len < next_read_room(r) &&
+		    r->dst_len >= r->block / 4)
+			return;
 		before = r->dst_len;
 		drive(r);
 		if (r->paused || r->done || is_aborted(r))
@@ -652,9 +677,9 @@ static void gather(struct relay *r)
 	}
 }
 
-/* Drive curl until it has put something into the caller's buffer (which
- * starts with got bytes from the spill), the transfer ended, or an abort;
- * then take what else is already there. */
+/* Drive curl until the caller's buffer (which starts with got bytes from
+ * the spill) holds something, the transfer ended, or an abort; then gather
+ * more while it fits. */
 static void fill(struct relay *r, char *buf, size_t got, size_t max)
 {
 	r->dst = buf;
@@ -666,11 +691,15 @@ static void fill(struct relay *r, char *buf, size_t got, size_t max)
 		if (curl_easy_pause(r->curl, CURLPAUSE_CONT) != CURLE_OK)
 			finish(r, CURLE_WRITE_ERROR);
 	}
-	drive(r);
-	while (r->dst_len == 0 && !r->done && !is_aborted(r)) {
-		wait_network(r);
+	if (r->dst_len == 0) {
 		drive(r);
+		while (r->dst_len == 0 && !r->done && !is_aborted(r)) {
+			wait_network(r);
+			drive(r);
+		}
 	}
+	/* With bytes from the spill in hand, read only what fits (see
+	 * gather): a read into too little room would spill again. */
 	if (!r->paused && !r->done && !is_aborted(r))
 		gather(r);
 	r->dst = NULL;
