@@ -743,9 +743,10 @@ START_TEST(test_large_download_chunked)
 }
 END_TEST
 
-/* libmicrohttpd-sized reads (about 510 KiB): curl is paused before a socket
- * read that would not fit, and the tail of one that straddles the end of
- * the buffer is spilled; no byte may be lost, doubled or reordered. */
+/* Buffers of varying size up to more than a block, as libmicrohttpd's room
+ * varies: reads stop when another would not fit, the tail of one that
+ * straddles the end of the buffer is spilled and goes first next time; no
+ * byte may be lost, doubled or reordered. */
 START_TEST(test_large_download_big_reads)
 {
 	download_big("/big", 700 * 1024);
