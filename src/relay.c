@@ -37,6 +37,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Bytes curl asks the socket for at once, and the most one relay_read
  * fills (about one socket read per call, matching libmicrohttpd's block,
@@ -55,6 +56,7 @@
 #define RELAY_READ_MARGIN (16 * 1024)
 #define RELAY_GATHER_MIN (64 * 1024)
 #define RELAY_GATHER_US 1000
+#define RELAY_GATHER_NAP_US 250
 
 struct relay_shared {
 	CURLSH *share;
@@ -646,13 +648,17 @@ static size_t next_read_room(const struct relay *r)
 
 /* An upstream that streams as it generates (git http-backend behind most
  * servers) arrives in reads of a few tens of KiB, and each relay_read is
- * one send to the client. While less than RELAY_GATHER_MIN is in, wait up
- * to RELAY_GATHER_US for more, so the client gets fewer, larger sends. A
- * response that ends returns at once, and reads that fill the buffer stop
- * it (next_read_room): only data in the middle of a slow stream,
- * such as progress messages, waits, and never more than a millisecond.
- * Measured on a streamed 205 MiB fetch: sends to the client 9,300 -> 1,800,
- * client CPU -25 %, relay throughput +9 %. */
+ * one send to the client. While less than RELAY_GATHER_MIN is in and the
+ * socket is empty, nap RELAY_GATHER_NAP_US and read again, for at most
+ * RELAY_GATHER_US in all. A nap rather than a poll: waking on the first
+ * bytes to arrive meant one small read per wake-up, while a nap lets
+ * several pieces collect for one read. A response that ends returns at
+ * once, and a buffer that fills stops it (next_read_room): only data in
+ * the middle of a slow stream, such as progress messages, waits, and never
+ * more than a millisecond. Measured on a streamed 205 MiB fetch (bench
+ * --upstream-streaming): sends to the client 9,300 -> 1,900 per fetch, and
+ * with naps gitgate's CPU per fetch 0.3 -> 0.17 s, fetch ratio 1.17-1.31
+ * -> 1.01-1.06. */
 static void gather(struct relay *r)
 {
 	long deadline = mono_us() + RELAY_GATHER_US;
@@ -673,7 +679,7 @@ static void gather(struct relay *r)
 			continue;
 		if (r->dst_len >= RELAY_GATHER_MIN || mono_us() >= deadline)
 			return;
-		curl_multi_poll(r->multi, NULL, 0, 1, NULL);
+		usleep(RELAY_GATHER_NAP_US);
 	}
 }
 
