@@ -14,10 +14,10 @@
  * per byte in user space and no thread hand-off per block (a fetch is
  * mostly response body; against the former pipe between two threads this
  * cut gitgate's CPU per 205 MiB fetch from about 0.18-0.24 s to 0.14-0.17 s).
- * Backpressure: curl reads only while relay_read drives it, and only while
- * another read fits in the caller's buffer (a read that overflows pauses
- * curl until the next relay_read); between calls nothing is read from
- * upstream, and TCP flow control holds the upstream back. Bytes that do
+ * Backpressure: curl reads only while relay_read drives it, and only as
+ * much as the caller's buffer takes (see gather; a read that overflows
+ * pauses curl until the next relay_read); between calls nothing is read
+ * from upstream, and TCP flow control holds the upstream back. Bytes that do
  * not fit (body bytes that came with the headers, the tail of a read that
  * straddles the end of the caller's buffer) go to a spill buffer of at
  * most GG_RELAY_BUF, drained first; only past that does curl hold them.
@@ -33,6 +33,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -458,7 +459,8 @@ static int setup_headers(struct relay *r, const struct relay_request *req)
 	/* curl would add "Expect: 100-continue" to a chunked or >1 MiB body
 	 * (every large push) and hold the body back for a round trip, or a
 	 * whole second where a server or proxy in between ignores it. git
-	 * itself never sends it; gitgate does not either. */
+	 * sends it only with Negotiate (Kerberos) auth, which gitgate does
+	 * not use upstream; the client's own Expect is never forwarded. */
 	l = curl_slist_append(r->headers, "Expect:");
 	if (!l)
 		return -1;
@@ -627,18 +629,19 @@ int relay_wait_headers(struct relay *r, struct relay_response *out,
 	return ret;
 }
 
-static long mono_us(void)
+static int64_t mono_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Room another socket read needs to fit without spilling. A read is at
- * most r->block, but reads come in the sizes the upstream sends in: while
- * they stay small, twice the last one (plus a margin) is taken as enough;
- * reads that fill most of a block make it a whole block. */
+/* Room the next drive() needs to fit without spilling. One drive is one
+ * socket read for plain HTTP (a few for TLS), at most r->block each, but
+ * they come in the sizes the upstream sends in: while they stay small,
+ * twice the last one (plus a margin) is taken as enough; ones that fill
+ * most of a block make it a whole block. */
 static size_t next_read_room(const struct relay *r)
 {
 	size_t need = 2 * r->last_read + RELAY_READ_MARGIN;
@@ -648,26 +651,30 @@ static size_t next_read_room(const struct relay *r)
 
 /* An upstream that streams as it generates (git http-backend behind most
  * servers) arrives in reads of a few tens of KiB, and each relay_read is
- * one send to the client. While less than RELAY_GATHER_MIN is in and the
- * socket is empty, nap RELAY_GATHER_NAP_US and read again, for at most
- * RELAY_GATHER_US in all. A nap rather than a poll: waking on the first
- * bytes to arrive meant one small read per wake-up, while a nap lets
- * several pieces collect for one read. A response that ends returns at
- * once, and a buffer that fills stops it (next_read_room): only data in
- * the middle of a slow stream, such as progress messages, waits, and never
- * more than a millisecond. Measured on a streamed 205 MiB fetch (bench
- * --upstream-streaming): sends to the client 9,300 -> 1,900 per fetch, and
- * with naps gitgate's CPU per fetch 0.3 -> 0.17 s, fetch ratio 1.17-1.31
- * -> 1.01-1.06. */
+ * one send to the client. So after the first bytes, read on:
+ *  - while another read fits (next_read_room), or while less than a
+ *    quarter block is in hand, which is too little for a send of its own
+ *    (a read that then does not fit spills, and goes first next time);
+ *  - when the socket is empty and less than RELAY_GATHER_MIN is in, nap
+ *    RELAY_GATHER_NAP_US and try again, until RELAY_GATHER_US have passed.
+ * A nap rather than a poll: waking on the first bytes to arrive meant one
+ * small read per wake-up, while a nap lets several pieces collect for one
+ * read. A response that ends returns at once, and a full buffer stops it:
+ * only data in the middle of a slow stream, such as progress messages,
+ * waits, and about a millisecond at most. Measured on a streamed 205 MiB
+ * fetch (bench --upstream-streaming): sends to the client 9,300 -> 1,900
+ * per fetch, and with naps gitgate's CPU per fetch 0.3 -> 0.17 s, fetch
+ * ratio 1.17-1.31 -> 1.01-1.06. */
 static void gather(struct relay *r)
 {
-	long deadline = mono_us() + RELAY_GATHER_US;
+	int64_t deadline = mono_us() + RELAY_GATHER_US;
+	size_t want = r->dst_room < RELAY_GATHER_MIN ? r->dst_room
+						     : RELAY_GATHER_MIN;
 	size_t before;
 
 	for (;;) {
-		/* Read on while another read fits, or while what is in hand
-		 * is too little to be worth a send of its own (what does not
-		 * fit spills, and goes first next time). */
+		if (r->dst_len == r->dst_room)
+			return;
 		if (r->dst_room - r->dst_len < next_read_room(r) &&
 		    r->dst_len >= r->block / 4)
 			return;
@@ -677,7 +684,7 @@ static void gather(struct relay *r)
 			return;
 		if (r->dst_len > before)
 			continue;
-		if (r->dst_len >= RELAY_GATHER_MIN || mono_us() >= deadline)
+		if (r->dst_len >= want || mono_us() >= deadline)
 			return;
 		usleep(RELAY_GATHER_NAP_US);
 	}
@@ -726,7 +733,11 @@ ssize_t relay_read(struct relay *r, void *buf, size_t max)
 	if (r->spill_len > 0 || got == max || r->done)
 		return (ssize_t)got; /* 0 only at the clean end */
 	fill(r, buf, got, max);
-	if (is_aborted(r) || (r->done && r->result != CURLE_OK))
+	if (is_aborted(r))
+		return -1;
+	/* Bytes gathered before a failure go out first; the next call
+	 * reports the failure. */
+	if (r->dst_len == 0 && r->done && r->result != CURLE_OK)
 		return -1;
 	return (ssize_t)r->dst_len;
 }

@@ -756,7 +756,10 @@ END_TEST
 
 /* Pieces that trickle in are gathered into larger blocks (one send to the
  * client each, in the proxy) rather than handed on one by one; every byte
- * still arrives in order. A slower machine only gathers more. */
+ * still arrives in order. Without gathering, an idle machine reads each
+ * piece on its own (128 reads). gather waits up to 1 ms of wall time, so
+ * the bound leaves room for a loaded machine, where the producer's 50 us
+ * naps stretch and fewer pieces arrive per millisecond. */
 START_TEST(test_trickle_gathered)
 {
 	static unsigned char buf[256 * 1024];
@@ -778,8 +781,7 @@ START_TEST(test_trickle_gathered)
 	}
 	ck_assert_int_eq(n, 0);
 	ck_assert_uint_eq(pos, TRICKLE_LEN);
-	/* 128 pieces; one read per piece without gathering */
-	ck_assert_msg(reads <= TRICKLE_LEN / TRICKLE_PIECE / 4,
+	ck_assert_msg(reads < TRICKLE_LEN / TRICKLE_PIECE * 3 / 4,
 		      "%u reads for %u pieces", reads,
 		      TRICKLE_LEN / TRICKLE_PIECE);
 	relay_free(r);
