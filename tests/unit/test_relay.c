@@ -699,6 +699,17 @@ START_TEST(test_post_large_content_length)
 }
 END_TEST
 
+/* n bytes of the test stream starting at offset pos, or abort. */
+static void check_stream(const unsigned char *buf, uint64_t pos, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (buf[i] != stream_byte(pos + i))
+			ck_abort_msg("wrong byte at offset %llu",
+				     (unsigned long long)(pos + i));
+}
+
 /* Read with sizes up to maxread, varying, checking every byte. */
 static void download_big(const char *path, size_t maxread)
 {
@@ -708,7 +719,7 @@ static void download_big(const char *path, size_t maxread)
 	struct relay *r = start("GET", path, NULL, 0, -1);
 	uint64_t pos = 0;
 	uint32_t lcg = 4242;
-	size_t max, i;
+	size_t max;
 	ssize_t n;
 
 	ck_assert_int_eq(relay_wait_headers(r, &resp, &err), GG_OK);
@@ -720,10 +731,7 @@ static void download_big(const char *path, size_t maxread)
 		ck_assert_int_ge(n, 0);
 		if (n == 0)
 			break;
-		for (i = 0; i < (size_t)n; i++)
-			if (buf[i] != stream_byte(pos + i))
-				ck_abort_msg("wrong byte at offset %llu",
-					     (unsigned long long)(pos + i));
+		check_stream(buf, pos, (size_t)n);
 		pos += (uint64_t)n;
 	}
 	ck_assert_uint_eq(pos, BIG_LEN);
@@ -768,14 +776,11 @@ START_TEST(test_trickle_gathered)
 	struct relay *r = start("GET", "/trickle", NULL, 0, -1);
 	uint64_t pos = 0;
 	unsigned reads = 0;
-	ssize_t n, i;
+	ssize_t n;
 
 	ck_assert_int_eq(relay_wait_headers(r, &resp, &err), GG_OK);
 	while ((n = relay_read(r, buf, sizeof(buf))) > 0) {
-		for (i = 0; i < n; i++)
-			if (buf[i] != stream_byte(pos + (uint64_t)i))
-				ck_abort_msg("wrong byte at offset %llu",
-					     (unsigned long long)pos + i);
+		check_stream(buf, pos, (size_t)n);
 		pos += (uint64_t)n;
 		reads++;
 	}
