@@ -75,6 +75,8 @@ struct relay {
 	pthread_t thread;
 	bool thread_started;
 	bool has_body;
+	int64_t body_limit;   /* declared request body length, or -1 */
+	uint64_t body_written; /* by relay_write_body, against body_limit */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -506,6 +508,10 @@ static int setup_curl(struct relay *r, const struct relay_request *req)
 		 * cannot be replayed ("necessary data rewind wasn't possible",
 		 * a 502). GETs keep the pool; they are the latency-bound ones. */
 		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+		/* Nor back into the pool afterwards: should a body ever be
+		 * framed differently here and upstream, what follows it
+		 * cannot become the next request's start. */
+		curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(c, CURLOPT_READDATA, r);
@@ -556,6 +562,7 @@ int relay_start(struct relay **out, const struct relay_request *req,
 	pthread_cond_init(&r->cond, NULL);
 	choose_block(r, req->shared);
 	r->has_body = !strcmp(req->method, "POST");
+	r->body_limit = r->has_body ? req->content_length : -1;
 	r->up = bpipe_new(GG_RELAY_BUF);
 	r->multi = curl_multi_init();
 	r->curl = curl_easy_init();
@@ -576,6 +583,14 @@ int relay_start(struct relay **out, const struct relay_request *req,
 
 int relay_write_body(struct relay *r, const void *buf, size_t len)
 {
+	/* Never more than the length announced upstream: bytes past it
+	 * would be read there as the start of another request. */
+	if (r->body_limit >= 0 &&
+	    len > (uint64_t)r->body_limit - r->body_written) {
+		relay_abort(r);
+		return -1;
+	}
+	r->body_written += len;
 	return bpipe_write(r->up, buf, len);
 }
 

@@ -492,11 +492,37 @@ static struct request *request_new(struct server *srv,
 	return req;
 }
 
+/*
+ * A body is framed by Content-Length or by chunked Transfer-Encoding,
+ * never both: a request with both is how requests are smuggled (one hop
+ * reads the length, the next the chunks, and the rest of the body is taken
+ * for a new request on the same upstream connection, with gitgate's
+ * credential). RFC 9112 6.1 lets a server reject it; gitgate does, and
+ * any coding but chunked, which libmicrohttpd cannot frame either.
+ */
+static const char *framing_refusal(struct request *req, unsigned *status)
+{
+	const char *te = MHD_lookup_connection_value(
+		req->conn, MHD_HEADER_KIND, "Transfer-Encoding");
+
+	if (!te)
+		return NULL;
+	*status = MHD_HTTP_NOT_IMPLEMENTED;
+	if (strcasecmp(te, "chunked"))
+		return "unsupported Transfer-Encoding (only chunked)";
+	*status = MHD_HTTP_BAD_REQUEST;
+	if (MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+					"Content-Length"))
+		return "Content-Length and Transfer-Encoding together";
+	return NULL;
+}
+
 static enum MHD_Result begin(struct request *req, const char *url,
 			     const char *method)
 {
 	struct gg_err err = GG_ERR_INIT;
-	const char *service;
+	const char *service, *refusal;
+	unsigned status;
 	size_t i;
 	int ret;
 
@@ -522,6 +548,9 @@ static enum MHD_Result begin(struct request *req, const char *url,
 		if (header_count(req->conn, single_headers[i]) > 1)
 			return deny(req, MHD_HTTP_BAD_REQUEST,
 				    "repeated header");
+	refusal = framing_refusal(req, &status);
+	if (refusal)
+		return deny(req, status, refusal);
 	if (authenticate(req) != MHD_YES || req->state == REQ_ANSWERED)
 		return MHD_YES;
 	if (authorise(req) != MHD_YES || req->state == REQ_ANSWERED)

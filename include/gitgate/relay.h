@@ -64,7 +64,8 @@ int relay_start(struct relay **out, const struct relay_request *req,
 		struct gg_err *err);
 
 /* Request body. Both return 0, or -1 when the transfer already ended or
- * failed (the caller should discard the rest of the client's body). */
+ * failed (the caller should discard the rest of the client's body).
+ * Bytes past a declared content_length abort the transfer (-1). */
 int relay_write_body(struct relay *r, const void *buf, size_t len);
 int relay_finish_body(struct relay *r);
 

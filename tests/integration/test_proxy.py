@@ -482,6 +482,62 @@ class ProxyTest(unittest.TestCase):
                 s.close()
         self.assertTrue(self.gg.running())
 
+    def raw_exchange(self, data):
+        """Send raw bytes on one connection; the status line and body of
+        the first response (read until gitgate closes)."""
+        s = socket.create_connection(("127.0.0.1", self.gg.port), timeout=10)
+        try:
+            s.sendall(data)
+            got = b""
+            while True:
+                try:
+                    part = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not part:
+                    break
+                got += part
+        finally:
+            s.close()
+        head, _, body = got.partition(b"\r\n\r\n")
+        return head.split(b"\r\n")[0].decode(errors="replace"), body
+
+    def test_request_smuggling_refused(self):
+        # A body framed two ways: gitgate used to send Content-Length: 4
+        # upstream and then all the chunks, whose tail upstream read as a
+        # new request (for a repository this token does not grant) and
+        # completed with the next pooled request's headers, credential
+        # included.
+        smuggled = (b"0000GET /acme/other.git/info/refs?service=git-upload"
+                    b"-pack HTTP/1.1\r\nX-Smuggled: ")
+        auth = h.basic_auth("a", self.fetch_tok).encode()
+        status, body = self.raw_exchange(
+            b"POST /acme/widgets.git/git-upload-pack HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: " + auth + b"\r\n"
+            b"Content-Type: application/x-git-upload-pack-request\r\n"
+            b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n" +
+            b"%x\r\n" % len(smuggled) + smuggled + b"\r\n0\r\n\r\n")
+        self.assertIn(" 400 ", status, body)
+        self.assertEqual(body.strip(),
+                         b"Content-Length and Transfer-Encoding together")
+        status, body = self.raw_exchange(
+            b"POST /acme/widgets.git/git-upload-pack HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: " + auth + b"\r\n"
+            b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
+        self.assertIn(" 501 ", status, body)
+        self.assertEqual(body.strip(),
+                         b"unsupported Transfer-Encoding (only chunked)")
+        # the next requests on the pool get their own repository
+        for _ in range(2):
+            resp = self.req("GET", "/acme/widgets.git/info/refs?service="
+                            "git-upload-pack", self.fetch_tok)
+            self.assertStatus(resp, 200)
+            self.assertIn(self.head.encode(), resp.body)
+            self.assertNotIn(self.other_head.encode(), resp.body)
+        self.assertFalse([l for l in self.up.access_log_lines()
+                          if "X-Smuggled" in l or "/acme/other.git" in l],
+                         "smuggled request reached upstream")
+
     def test_sighup_reloads_keys(self):
         g = h.Gitgate(self.up.url, self.up.secret,
                       root=self.path("proxies", "hup"))

@@ -654,6 +654,31 @@ static struct seen post_stream(const char *const *hdrs, size_t nhdrs,
 	return upstream_seen();
 }
 
+/* Bytes past the declared length would reach upstream as the start of
+ * another request on the same connection: refused, and the transfer is
+ * over, before any of them leaves. */
+START_TEST(test_post_body_past_length_refused)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct relay_response resp;
+	struct relay *r;
+
+	r = start("POST", "/echo", NULL, 0, 4);
+	ck_assert_int_eq(relay_write_body(r, "0000", 4), 0);
+	ck_assert_int_eq(relay_write_body(r, "G", 1), -1);
+	ck_assert_int_eq(relay_finish_body(r), -1);
+	ck_assert_int_eq(relay_wait_headers(r, &resp, &err), GG_EUPSTREAM);
+	relay_free(r);
+
+	/* one write that runs past it is refused whole */
+	r = start("POST", "/echo", NULL, 0, 4);
+	ck_assert_int_eq(relay_write_body(r, "0000GET / HTTP/1.1\r\n", 20),
+			 -1);
+	ck_assert_uint_eq(relay_bytes_up(r), 0);
+	relay_free(r);
+}
+END_TEST
+
 START_TEST(test_post_chunked)
 {
 	/* many times the pipe size */
@@ -1198,6 +1223,7 @@ static Suite *relay_suite(void)
 	tcase_add_test(tc, test_status_passed_through);
 	tcase_add_test(tc, test_kept_headers_capped);
 	tcase_add_test(tc, test_post_content_length);
+	tcase_add_test(tc, test_post_body_past_length_refused);
 	tcase_add_test(tc, test_post_chunked);
 	tcase_add_test(tc, test_interim_100_not_final);
 	tcase_add_test(tc, test_post_large_content_length);
