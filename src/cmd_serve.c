@@ -42,6 +42,19 @@ static void harden_process(void)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+/* Each relayed request holds about four descriptors, so the usual soft
+ * limit of 1024 would cap gitgate near 250 transfers, below its 1024
+ * connections. Raise the soft limit to the hard one, as servers do. */
+static void raise_fd_limit(void)
+{
+	struct rlimit fds;
+
+	if (getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < fds.rlim_max) {
+		fds.rlim_cur = fds.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &fds);
+	}
+}
+
 /* Every transfer allocates a few buffers of 64 KiB and more (curl's, the
  * request body pipe, the spill) and frees them when it ends. glibc raises
  * its mmap threshold each time such a block is freed, after which these
@@ -124,6 +137,7 @@ int cmd_serve(int argc, char **argv)
 		return cli_usage_error(usage, "serve: --config is required");
 
 	harden_process();
+	raise_fd_limit();
 	tune_malloc();
 	if (config_load(&cfg, config_path, &err) != 0)
 		return cli_fail("config", err.msg);

@@ -31,12 +31,14 @@
 #include "gitgate/limits.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,6 +77,8 @@ struct relay {
 	pthread_t thread;
 	bool thread_started;
 	bool has_body;
+	int client_fd;        /* watched in the request phase, or -1 */
+	bool client_gone;     /* it hung up before the response headers */
 	int64_t body_limit;   /* declared request body length, or -1 */
 	uint64_t body_written; /* by relay_write_body, against body_limit */
 
@@ -401,6 +405,37 @@ static void wait_network(struct relay *r)
 	curl_multi_poll(r->multi, NULL, 0, RELAY_POLL_MS, NULL);
 }
 
+/* The client's socket turned readable while it owes nothing more: a
+ * hang-up, or bytes of a next request (then it cannot be told apart, and
+ * the watch ends). Peeking leaves the bytes to libmicrohttpd. */
+static void check_client(struct relay *r)
+{
+	char c;
+	ssize_t n = recv(r->client_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n > 0) {
+		r->client_fd = -1;
+	} else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK &&
+			      errno != EINTR)) {
+		r->client_gone = true;
+		relay_abort(r);
+	}
+}
+
+/* Request phase: as wait_network, and once the body is all in, also for
+ * the client hanging up (a request phase can last as long as upstream
+ * takes to answer: pack generation, or a hung server). */
+static void wait_request_phase(struct relay *r)
+{
+	struct curl_waitfd w = { r->client_fd, CURL_WAIT_POLLIN, 0 };
+	bool watch = r->client_fd >= 0 && bpipe_closed(r->up);
+
+	curl_multi_poll(r->multi, watch ? &w : NULL, watch ? 1 : 0,
+			RELAY_POLL_MS, NULL);
+	if (watch && (w.revents & CURL_WAIT_POLLIN))
+		check_client(r);
+}
+
 /* The request phase is over once the final headers are in and the caller
  * has finished the body: from then on only the response is left, which
  * relay_read drives. */
@@ -420,7 +455,7 @@ static void drive_request_phase(struct relay *r)
 {
 	drive(r);
 	while (!request_phase_over(r)) {
-		wait_network(r);
+		wait_request_phase(r);
 		drive(r);
 	}
 	pthread_mutex_lock(&r->lock);
@@ -563,6 +598,7 @@ int relay_start(struct relay **out, const struct relay_request *req,
 	choose_block(r, req->shared);
 	r->has_body = !strcmp(req->method, "POST");
 	r->body_limit = r->has_body ? req->content_length : -1;
+	r->client_fd = req->watch_client ? req->client_fd : -1;
 	r->up = bpipe_new(GG_RELAY_BUF);
 	r->multi = curl_multi_init();
 	r->curl = curl_easy_init();
@@ -634,8 +670,14 @@ int relay_wait_headers(struct relay *r, struct relay_response *out,
 		for (i = 0; i < r->nresp_headers; i++)
 			out->headers[i] = r->resp_headers[i];
 		out->nheaders = r->nresp_headers;
+	} else if (r->client_gone) {
+		ret = gg_err_set(err, GG_EUPSTREAM,
+				 "client disconnected before upstream answered");
 	} else {
-		ret = gg_err_set(err, GG_EUPSTREAM, "upstream unreachable: %s",
+		ret = gg_err_set(err, GG_EUPSTREAM, "upstream %s: %s",
+				 r->done && r->result == CURLE_OPERATION_TIMEDOUT
+					 ? "timed out"
+					 : "unreachable",
 				 r->errbuf[0] ? r->errbuf
 				 : r->done    ? curl_easy_strerror(r->result)
 					      : "transfer aborted");

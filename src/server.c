@@ -283,6 +283,16 @@ static int start_relay(struct request *req, int64_t content_length,
 	rr.nheaders = headers.n;
 	rr.content_length = content_length;
 	rr.shared = req->srv->shared;
+	/* A fetch whose client left is dropped at once. A push is not: once
+	 * its body is upstream it may land whatever the client does, and the
+	 * audit must then say how upstream answered. */
+	if (req->route.kind != ROUTE_RECEIVE_PACK) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+			req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		rr.watch_client = ci != NULL;
+		rr.client_fd = ci ? ci->connect_fd : -1;
+	}
 	ret = relay_start(&req->relay, &rr, err);
 out:
 	header_list_release(&headers);
@@ -1022,8 +1032,13 @@ int server_new(struct server **out, const struct config *cfg,
 		goto fail;
 	}
 	srv->daemon = MHD_start_daemon(
+		/* poll, not select: with select libmicrohttpd refuses every
+		 * connection once any descriptor in the process reaches
+		 * FD_SETSIZE (1024), and each relayed request holds about four
+		 * (client, upstream, pipe, spool): ~250 transfers stuck on a
+		 * hung upstream took /healthz down (measured). */
 		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-			MHD_USE_ITC | MHD_USE_ERROR_LOG,
+			MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
 		0, NULL, NULL, on_request, srv,
 		/* First, so that no message goes to MHD's own logger. */
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,

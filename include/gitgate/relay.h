@@ -24,6 +24,7 @@
 #ifndef GITGATE_RELAY_H
 #define GITGATE_RELAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -45,6 +46,12 @@ struct relay_request {
 	int64_t content_length; /* POST: -1 = unknown, sent chunked */
 	long connect_timeout_s; /* 0: default 10 s */
 	long idle_timeout_s;    /* 0: default 300 s without progress */
+	/* The client's socket, watched (never read) from the end of the
+	 * request body until upstream's headers arrive: a client that hangs
+	 * up meanwhile ends the transfer instead of leaving it waiting on a
+	 * slow or hung upstream. */
+	bool watch_client;
+	int client_fd;
 	struct relay_shared *shared; /* may be NULL */
 };
 

@@ -120,6 +120,49 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(h.http_request(self.gg.port, "GET",
                                         "/healthz").status, 200)
 
+    def test_many_stuck_transfers_keep_serving(self):
+        """Each relayed request holds about four descriptors while it waits
+        for upstream. With libmicrohttpd's select() loop, ~250 requests
+        stuck on a hung upstream pushed new connections past FD_SETSIZE
+        (1024), and gitgate refused everything, /healthz included."""
+        hung = socket.socket()
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(1024)  # accepts (the kernel does) and never answers
+        gg = h.Gitgate("http://127.0.0.1:%d" % hung.getsockname()[1],
+                       "secret").start()
+        clients = []
+        try:
+            tok = gg.mint(repo="acme/hung")
+            auth = h.basic_auth("x", tok).encode()
+            for _ in range(300):
+                s = socket.create_connection(("127.0.0.1", gg.port), 10)
+                s.sendall(b"GET /acme/hung.git/info/refs?service=git-upload-"
+                          b"pack HTTP/1.1\r\nHost: g\r\nAuthorization: " +
+                          auth + b"\r\n\r\n")
+                clients.append(s)
+            fds = lambda: len(os.listdir("/proc/%d/fd" % gg.proc.pid))
+            self.assertTrue(h.wait_until(lambda: fds() > 1100, 20),
+                            "only %d descriptors open" % fds())
+            resp = h.http_request(gg.port, "GET", "/healthz")
+            self.assertEqual(resp.status, 200, resp)
+            self.assertTrue(gg.running())
+            # Clients that hang up are noticed while upstream is silent:
+            # their transfers end instead of waiting out its timeout.
+            for s in clients:
+                s.close()
+            self.assertTrue(h.wait_until(lambda: fds() < 100, 15),
+                            "%d descriptors still open" % fds())
+            gone = [r for r in (json.loads(l) for l in
+                                gg.audit_text().splitlines() if l)
+                    if r["reason"] ==
+                    "client disconnected before upstream answered"]
+            self.assertEqual(len(gone), 300, gg.audit_text()[-1000:])
+        finally:
+            for s in clients:
+                s.close()
+            gg.stop()
+            hung.close()
+
     def test_protocol_v1_clone(self):
         dest = os.path.join(self.tmp, "v1")
         env = {"GIT_TRACE_PACKET": "1"}
