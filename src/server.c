@@ -179,8 +179,13 @@ static ssize_t read_relay(void *cls, uint64_t pos, char *buf, size_t max)
 	ssize_t n = relay_read(req->relay, buf, max);
 
 	(void)pos;
-	if (n < 0)
+	if (n < 0) {
+		/* Only upstream ends a read with an error: a client that left
+		 * is seen in on_completed, after the last read. */
+		snprintf(req->reason, sizeof(req->reason),
+			 "upstream failed mid-transfer");
 		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
 	if (n > 0)
 		return n;
 	req->bytes_out = relay_bytes_down(req->relay);
@@ -911,8 +916,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 			req->bytes_out = relay_bytes_down(req->relay);
 	}
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !req->audited) {
-		snprintf(req->reason, sizeof(req->reason),
-			 "client disconnected or timed out");
+		if (!req->reason[0])
+			snprintf(req->reason, sizeof(req->reason),
+				 "client disconnected or timed out");
 		if (!req->decision)
 			req->decision = "deny";
 	}

@@ -120,6 +120,24 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(h.http_request(self.gg.port, "GET",
                                         "/healthz").status, 200)
 
+    def test_upstream_dies_mid_transfer_audited_as_such(self):
+        s = self.open_fetch()
+        try:
+            s.recv(1000)
+            self.up.down()  # gitgate holds only its bounded buffers
+            got = self.read_all(s)
+        finally:
+            s.close()
+            self.up.up()
+        self.assertLess(got, BIG)
+        self.assertTrue(h.wait_until(lambda: any(
+            r["reason"] == "upstream failed mid-transfer"
+            for r in self.audit_records()), 10), self.gg.audit_text()[-2000:])
+        rec = [r for r in self.audit_records()
+               if r["reason"] == "upstream failed mid-transfer"][-1]
+        self.assertEqual(rec["repo"], "acme/big")
+        self.assertLess(rec["bytes_out"], BIG)
+
     def test_many_stuck_transfers_keep_serving(self):
         """Each relayed request holds about four descriptors while it waits
         for upstream. With libmicrohttpd's select() loop, ~250 requests
@@ -152,11 +170,13 @@ class Lifecycle(unittest.TestCase):
                 s.close()
             self.assertTrue(h.wait_until(lambda: fds() < 100, 15),
                             "%d descriptors still open" % fds())
-            gone = [r for r in (json.loads(l) for l in
-                                gg.audit_text().splitlines() if l)
-                    if r["reason"] ==
-                    "client disconnected before upstream answered"]
-            self.assertEqual(len(gone), 300, gg.audit_text()[-1000:])
+            gone = lambda: [
+                r for r in (json.loads(l) for l in
+                            gg.audit_text().splitlines() if l)
+                if r["reason"] == "client disconnected before upstream "
+                "answered" and r["status"] == 502]
+            self.assertTrue(h.wait_until(lambda: len(gone()) == 300, 10),
+                            "%d records" % len(gone()))
         finally:
             for s in clients:
                 s.close()
