@@ -414,6 +414,7 @@ static enum MHD_Result authenticate(struct request *req)
 	struct gg_err err = GG_ERR_INIT;
 	const char *auth;
 	size_t len = 0;
+	bool bare;
 	int ret;
 
 	auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
@@ -423,6 +424,9 @@ static enum MHD_Result authenticate(struct request *req)
 			    "authentication required: use the token as the "
 			    "password");
 	ret = route_auth_token(token, sizeof(token), &len, auth, &err);
+	/* Its messages name what is wrong with the header ("empty
+	 * credentials"); only a token that was found is "token ...". */
+	bare = ret != 0 && ret != GG_ELIMIT;
 	if (ret == 0)
 		ret = authstate_verify(req->srv->auth, &req->claims, token,
 				       len, now_ms() / 1000, &err);
@@ -435,7 +439,7 @@ static enum MHD_Result authenticate(struct request *req)
 	if (ret != 0) {
 		char reason[GG_ERR_MSG_MAX + 8];
 
-		snprintf(reason, sizeof(reason), "token %s",
+		snprintf(reason, sizeof(reason), "%s%s", bare ? "" : "token ",
 			 ret == GG_ELIMIT ? "too long" : err.msg);
 		return deny(req, MHD_HTTP_UNAUTHORIZED, reason);
 	}

@@ -221,6 +221,15 @@ class ProxyTest(unittest.TestCase):
             self.assertStatus(r, 401)
             self.assertEqual(r.header("www-authenticate"), REALM,
                              "%s: %r" % (auth, r))
+        # what is wrong with the header, not "token ..." (there is none)
+        for auth, why in (
+                ("Basic !!!not-base64!!!", "Basic credentials are not base64"),
+                ("Bearer ", "empty credentials"),
+                ("Digest username=\"x\"",
+                 "unsupported Authorization scheme (use Basic or Bearer)")):
+            r = self.req("GET", info_refs("acme/widgets"),
+                         headers={"Authorization": auth})
+            self.assertEqual(self.assert401(r), why, auth)
 
     def test_bad_tokens_401(self):
         other_keys = h.Gitgate(self.up.url, self.up.secret,
