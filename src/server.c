@@ -608,11 +608,23 @@ static enum MHD_Result proceed(struct request *req)
 
 		/* gitgate must read the push to judge it: only encodings it
 		 * can decode are accepted. */
-		if (enc && strcasecmp(enc, "gzip") && strcasecmp(enc, "identity"))
+		bool gzip = enc && !strcasecmp(enc, "gzip");
+		char reason[64];
+
+		if (enc && !gzip && strcasecmp(enc, "identity"))
 			return deny(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
 				    "unsupported Content-Encoding for a push");
-		ret = push_new(&req->push, req->srv->cache_dir,
-			       enc && !strcasecmp(enc, "gzip"), &err);
+		/* A declared length past the cap is refused now rather than
+		 * after 2 GiB have been spooled. (A gzip body's length says
+		 * nothing exact about its decoded size: push_body judges.) */
+		if (!gzip &&
+		    client_content_length(req) > (int64_t)GG_MAX_PUSH_BYTES) {
+			snprintf(reason, sizeof(reason),
+				 "push larger than %llu bytes",
+				 (unsigned long long)GG_MAX_PUSH_BYTES);
+			return deny(req, MHD_HTTP_CONTENT_TOO_LARGE, reason);
+		}
+		ret = push_new(&req->push, req->srv->cache_dir, gzip, &err);
 		if (ret == 0)
 			ret = set_push_ctx(req, &err);
 		if (ret != 0) {

@@ -11,6 +11,7 @@ If gitgate cannot be started, every test fails (none is skipped).
 
 import base64
 import concurrent.futures
+import json
 import os
 import shutil
 import signal
@@ -546,6 +547,36 @@ class ProxyTest(unittest.TestCase):
         self.assertFalse([l for l in self.up.access_log_lines()
                           if "X-Smuggled" in l or "/acme/other.git" in l],
                          "smuggled request reached upstream")
+
+    def test_oversized_push_refused_before_body(self):
+        # A push declaring more than the 2 GiB cap is refused on its
+        # headers: nothing is spooled, and the client need not send it.
+        tok = self.gg.mint(repo="acme/widgets", push=["agent/*"],
+                           sub="huge-pusher")
+        s = socket.create_connection(("127.0.0.1", self.gg.port), timeout=10)
+        try:
+            s.sendall(
+                b"POST /acme/widgets.git/git-receive-pack HTTP/1.1\r\n"
+                b"Host: x\r\nAuthorization: " +
+                h.basic_auth("a", tok).encode() + b"\r\n"
+                b"Content-Type: application/x-git-receive-pack-request\r\n"
+                b"Content-Length: 3000000000\r\n\r\n" + b"0" * 4096)
+            got = b""
+            while b"\r\n\r\n" not in got or not got.endswith(b"\n"):
+                part = s.recv(65536)
+                if not part:
+                    break
+                got += part
+        finally:
+            s.close()
+        head, _, body = got.partition(b"\r\n\r\n")
+        self.assertIn(b" 413 ", head.split(b"\r\n")[0], got)
+        self.assertEqual(body.strip(), b"push larger than 2147483648 bytes")
+        h.wait_until(lambda: "huge-pusher" in self.gg.audit_text(), 5)
+        rec = [json.loads(l) for l in self.gg.audit_text().splitlines()
+               if "huge-pusher" in l][-1]
+        self.assertEqual((rec["status"], rec["decision"], rec["reason"]),
+                         (413, "deny", "push larger than 2147483648 bytes"))
 
     def test_sighup_reloads_keys(self):
         g = h.Gitgate(self.up.url, self.up.secret,
