@@ -11,6 +11,7 @@
 #include "gitgate/server.h"
 #include "gitgate/audit.h"
 #include "gitgate/authstate.h"
+#include "gitgate/connwatch.h"
 #include "gitgate/limits.h"
 #include "gitgate/log.h"
 #include "gitgate/mirror.h"
@@ -43,6 +44,9 @@ struct server {
 	struct authstate *auth;
 	struct audit_log *audit;
 	struct relay_shared *shared;
+	struct connwatch *watch; /* header deadlines */
+	unsigned swept;          /* connections shut down, not yet logged */
+	int64_t swept_logged_ms;
 	struct MHD_Daemon *daemon;
 	int listen_fd;
 	unsigned in_flight; /* requests between first callback and completion */
@@ -81,6 +85,15 @@ static int64_t now_ms(void)
 }
 
 /* ---- responses ---------------------------------------------------- */
+
+/* For deadlines: immune to the wall clock being set. */
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static enum MHD_Result queue_text(struct MHD_Connection *conn,
 				  unsigned status, const char *text,
@@ -879,6 +892,36 @@ static enum MHD_Result start(struct request *req, const char *url,
 	return proceed(req);
 }
 
+/* ---- connections --------------------------------------------------- */
+
+static struct connwatch_conn *conn_watch(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+/* Every connection is watched from accept to close: see connwatch.h. */
+static void on_connection(void *cls, struct MHD_Connection *conn,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct server *srv = cls;
+	const union MHD_ConnectionInfo *ci;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		/* before libmicrohttpd closes the descriptor */
+		connwatch_remove(srv->watch, *socket_context);
+		*socket_context = NULL;
+		return;
+	}
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	*socket_context = ci ? connwatch_add(srv->watch, ci->connect_fd,
+					     mono_ms())
+			     : NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 				  const char *url, const char *method,
 				  const char *version, const char *upload_data,
@@ -888,6 +931,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 
 	(void)version;
 	if (!req) {
+		connwatch_busy(((struct server *)cls)->watch, conn_watch(conn));
 		req = request_new(cls, conn);
 		if (!req)
 			return MHD_NO;
@@ -922,7 +966,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	struct server *srv = cls;
 	struct request *req = *con_cls;
 
-	(void)conn;
+	/* kept alive: the next request's headers are owed from now */
+	connwatch_idle(srv->watch, conn_watch(conn), mono_ms());
 	if (!req)
 		return;
 	if (req->relay) {
@@ -1034,6 +1079,12 @@ static int load_state(struct server *srv, const struct config *cfg,
 	return GG_OK;
 }
 
+static const struct connwatch_limits watch_limits = {
+	.deadline_ms = GG_HEADER_DEADLINE_MS,
+	.grace_ms = GG_HEADER_GRACE_MS,
+	.pressure = GG_HEADER_PRESSURE,
+};
+
 int server_new(struct server **out, const struct config *cfg,
 	       struct gg_err *err)
 {
@@ -1046,6 +1097,9 @@ int server_new(struct server **out, const struct config *cfg,
 	pthread_mutex_init(&srv->lock, NULL);
 	srv->listen_fd = -1;
 	ret = load_state(srv, cfg, err);
+	if (ret)
+		goto fail;
+	ret = connwatch_new(&srv->watch, &watch_limits, err);
 	if (ret)
 		goto fail;
 	srv->listen_fd = open_listener(cfg->listen_host, cfg->listen_port, err);
@@ -1066,8 +1120,9 @@ int server_new(struct server **out, const struct config *cfg,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)GG_CONN_IDLE_S,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)GG_MAX_CONNECTIONS,
 		/* Also the block read_relay fills (~254 KiB, see relay.c).
 		 * The pool ends up resident for every connection: with 512
 		 * KiB, 64 concurrent clones peaked at 81 MiB RSS even with
@@ -1085,10 +1140,32 @@ fail:
 	return ret;
 }
 
+/* Shut down connections that owe a request past their deadline; the log
+ * says so at most every 5 s, so a flood cannot flood the log too. */
+static void sweep_connections(struct server *srv)
+{
+	int64_t now = mono_ms();
+	int pressed = 0;
+
+	srv->swept += connwatch_sweep(srv->watch, now, &pressed);
+	if (!srv->swept || now - srv->swept_logged_ms < 5000)
+		return;
+	log_warnx("closed %u connection(s) that sent no complete request "
+		  "within %d s%s",
+		  srv->swept,
+		  (pressed ? GG_HEADER_GRACE_MS : GG_HEADER_DEADLINE_MS) / 1000,
+		  pressed ? " (shortened: too many connections waiting)" : "");
+	srv->swept = 0;
+	srv->swept_logged_ms = now;
+}
+
 void server_tick(struct server *srv, int force)
 {
 	struct gg_err err = GG_ERR_INIT;
-	int ret = authstate_refresh(srv->auth, force, &err);
+	int ret;
+
+	sweep_connections(srv);
+	ret = authstate_refresh(srv->auth, force, &err);
 
 	if (ret < 0)
 		log_warnx("reload failed, keeping previous keys and "
@@ -1158,6 +1235,7 @@ void server_free(struct server *srv)
 	config_secret_free(srv->secret);
 	free(srv->upstream_url);
 	free(srv->cache_dir);
+	connwatch_free(srv->watch); /* after the daemon: no connection left */
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }

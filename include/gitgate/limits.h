@@ -21,6 +21,14 @@
 #define GG_MAX_HEADER_LEN 8192        /* one request header value */
 #define GG_MAX_URL_LEN 2048
 #define GG_RELAY_BUF (512 * 1024)     /* per-direction relay buffer */
+#define GG_MAX_CONNECTIONS 1024       /* client connections at once */
+#define GG_CONN_IDLE_S 120            /* no byte either way for this long */
+/* A connection waiting for a request must complete its headers within
+ * this; while more than GG_HEADER_PRESSURE wait at once, within the grace
+ * (see connwatch.h: slowloris). */
+#define GG_HEADER_DEADLINE_MS 20000
+#define GG_HEADER_GRACE_MS 2000
+#define GG_HEADER_PRESSURE (GG_MAX_CONNECTIONS / 2)
 
 /* git protocol */
 #define GG_MAX_PKT_LEN 65520          /* largest pkt-line incl. 4-byte length */

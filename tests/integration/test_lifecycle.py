@@ -12,6 +12,7 @@ leave a transfer in flight.
 
 import json
 import os
+import selectors
 import signal
 import socket
 import sys
@@ -182,6 +183,101 @@ class Lifecycle(unittest.TestCase):
                 s.close()
             gg.stop()
             hung.close()
+
+    @staticmethod
+    def watch_until_closed(socks, timeout, trickle=None):
+        """Wait until gitgate closes each socket; every second, send each
+        open one another byte of trickle (a never-ending header). Returns
+        {socket: time.monotonic() when seen closed} for those closed."""
+        sel = selectors.DefaultSelector()
+        for s in socks:
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ)
+        closed, start, last_trickle = {}, time.monotonic(), 0.0
+        while len(closed) < len(socks) and time.monotonic() - start < timeout:
+            for key, _ in sel.select(0.2):
+                try:
+                    data = key.fileobj.recv(4096)
+                except (ConnectionResetError, BlockingIOError) as e:
+                    data = b"" if isinstance(e, ConnectionResetError) else None
+                if data == b"":
+                    closed[key.fileobj] = time.monotonic()
+                    sel.unregister(key.fileobj)
+            if trickle and time.monotonic() - last_trickle >= 1.0:
+                last_trickle = time.monotonic()
+                for s in socks:
+                    if s not in closed:
+                        try:
+                            s.send(trickle)
+                        except OSError:
+                            pass
+        sel.close()
+        return closed
+
+    class Sock(socket.socket):
+        """A client socket that remembers when it was opened."""
+
+    def slow_client(self, gg, head=b"GET /healthz HTTP/1.1\r\nHost: g\r\n"):
+        s = self.Sock(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", gg.port))
+        s.opened = time.monotonic()
+        s.sendall(head)
+        return s
+
+    def test_slowloris_connections_shut_down(self):
+        """600 connections trickle endless headers, a byte a second: more
+        than the 512 gitgate lets wait for a request at once. While that
+        many wait, each is shut down 2 s after it was accepted, the idle
+        kept-alive connection of an earlier request first; the rest, once
+        fewer wait, 20 s after. /healthz answers throughout, and a fetch
+        whose client has not read for those 20 s is a request in progress
+        and completes. Before connwatch the tricklers held their slots and
+        threads for ever."""
+        fetch = self.open_fetch()
+        idle = self.slow_client(self.gg, b"GET /healthz HTTP/1.1\r\n"
+                                b"Host: g\r\n\r\n")
+        got = b""
+        while b"\r\n\r\nok" not in got:
+            part = idle.recv(4096)
+            self.assertTrue(part, "closed before the response")
+            got += part
+        self.assertIn(b" 200 ", got.split(b"\r\n")[0])
+        idle.opened = time.monotonic()  # it owes a request from now
+        socks = []
+        try:
+            for _ in range(600):
+                socks.append(self.slow_client(self.gg))
+            flooded = time.monotonic()  # from now on, over 512 wait
+            resp = h.http_request(self.gg.port, "GET", "/healthz")
+            self.assertEqual(resp.status, 200, resp)
+            closed = self.watch_until_closed(socks + [idle], 40,
+                                             trickle=b"X")
+            self.assertEqual(len(closed), 601,
+                             "%d still open" % (601 - len(closed)))
+            self.assertLess(closed[idle] - flooded, 4)
+            early = [s for s in socks if closed[s] - flooded < 4]
+            late = [s for s in socks if s not in early]
+            self.assertGreaterEqual(len(early), 600 - 512)
+            # held for the grace (not refused at accept), then shut
+            self.assertGreaterEqual(min(closed[s] - s.opened for s in socks),
+                                    1.9)
+            self.assertTrue(late, "all shut within the grace")
+            lives = [closed[s] - s.opened for s in late]
+            self.assertGreaterEqual(min(lives), 19.5)
+            self.assertLess(max(lives), 26)
+            log = self.gg.stderr_text()
+            self.assertIn("sent no complete request within 2 s (shortened: "
+                          "too many connections waiting)", log)
+            self.assertTrue(h.wait_until(
+                lambda: "sent no complete request within 20 s" in
+                self.gg.stderr_text(), 10), log[-1000:])
+            resp = h.http_request(self.gg.port, "GET", "/healthz")
+            self.assertEqual(resp.status, 200, resp)
+            self.assertGreater(self.read_all(fetch), BIG)
+        finally:
+            for s in socks + [fetch, idle]:
+                s.close()
 
     def test_protocol_v1_clone(self):
         dest = os.path.join(self.tmp, "v1")
