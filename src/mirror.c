@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -214,21 +215,47 @@ int mirror_read(struct mirror *m, const unsigned char *oid, int *type,
 
 struct cred_state {
 	const char *secret;
+	const char *url; /* the upstream repository fetched from */
 	int attempts;
 };
 
+/* Length of "scheme://authority" in url (all of it if no path follows). */
+static size_t origin_len(const char *url)
+{
+	const char *p = strstr(url, "://");
+
+	if (!p)
+		return 0;
+	p += 3;
+	return (size_t)(p - url) + strcspn(p, "/?#");
+}
+
+/* Whether a and b name the same scheme, host and port. */
+static bool same_origin(const char *a, const char *b)
+{
+	size_t n = origin_len(a);
+
+	return n > 0 && n == origin_len(b) && !strncasecmp(a, b, n);
+}
+
 /* Answer the upstream's 401 once; a second call means the credential was
- * refused, and retrying would loop. */
+ * refused, and retrying would loop. The secret goes only to upstream's own
+ * origin: libgit2 refuses redirects to another host, but still follows one
+ * to another port of the same host, whose 401 must not get it either. */
 static int on_credentials(git_credential **out, const char *url,
 			  const char *username, unsigned int allowed,
 			  void *payload)
 {
 	struct cred_state *st = payload;
 
-	(void)url;
 	(void)username;
 	if (st->attempts++ > 0 || !(allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT))
 		return GIT_EUSER;
+	if (!url || !same_origin(url, st->url)) {
+		git_error_set_str(GIT_ERROR_NET, "upstream redirected to "
+				  "another origin (not followed)");
+		return GIT_EUSER;
+	}
 	return git_credential_userpass_plaintext_new(out, "x-access-token",
 						     st->secret);
 }
@@ -240,7 +267,7 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 				 "+refs/tags/*:refs/tags/*" };
 	git_strarray refspecs = { specs, 2 };
 	git_fetch_options opts;
-	struct cred_state st = { secret, 0 };
+	struct cred_state st = { secret, url, 0 };
 	git_remote_create_options copts;
 	git_repository *clean = NULL;
 	git_remote *remote = NULL;
@@ -261,6 +288,10 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 	git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
 	opts.callbacks.credentials = on_credentials;
 	opts.callbacks.payload = &st;
+	/* Like the relay: a redirect would take gitgate's credential to
+	 * another host. (libgit2 follows one on the first request unless
+	 * told not to.) */
+	opts.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
 	opts.prune = GIT_FETCH_PRUNE;
 	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
 	/* Skipping the insteadOf and default-refspec config lookups also

@@ -1138,5 +1138,107 @@ class PushTest(unittest.TestCase):
         self.assertNoLeftovers()
 
 
+class RedirectingUpstream:
+    """An upstream that answers every request with a 302 to `target` (a
+    "host:port"), and a server there that logs each request's
+    Authorization header and demands credentials (401)."""
+
+    def __init__(self, target_host):
+        import http.server
+
+        self.seen = []  # Authorization headers the target received
+        outer = self
+
+        class Target(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.seen.append(self.headers.get("Authorization"))
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="x"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        class Redirect(Target):
+            def do_GET(self):
+                self.send_response(302)
+                self.send_header("Location", "http://%s:%d%s" % (
+                    target_host, outer.target.server_port, self.path))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.target = http.server.ThreadingHTTPServer((target_host, 0),
+                                                      Target)
+        self.redirect = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                        Redirect)
+        self.url = "http://127.0.0.1:%d" % self.redirect.server_port
+        for srv in (self.target, self.redirect):
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        for srv in (self.target, self.redirect):
+            srv.shutdown()
+            srv.server_close()
+
+
+class MirrorRedirectTest(unittest.TestCase):
+    """A push whose history gitgate must fetch, from an upstream that
+    redirects: the mirror fetch follows no redirect to another host, and
+    gitgate's credential goes to no origin but upstream's, so the push is
+    refused (fail closed) and the secret never leaves. libgit2 used to
+    follow the redirect and answer the target's 401 with the secret."""
+
+    SECRET = "ghs_redirect-test-secret-0123456789"
+
+    def push_needing_history(self, up):
+        gg = h.Gitgate(up.url, self.SECRET).start()
+        try:
+            tok = gg.mint(repo="acme/app", push=["agent/*"])
+            body = command_section(
+                [("1" * 40, "2" * 40, "refs/heads/agent/x")],
+                "report-status agent=gitgate-test")
+            r = gg.request("POST", "/acme/app.git/git-receive-pack", {
+                "Authorization": h.basic_auth("a", tok),
+                "Content-Type": RP_REQUEST}, body)
+            self.assertEqual(r.status, 200, r)
+            lines, _ = report_status(r.body, sideband=False)
+            self.assertNotIn(self.SECRET, gg.stderr_text() + gg.audit_text())
+            return lines
+        finally:
+            gg.stop()
+
+    def assertSecretNotSent(self, up):
+        for a in up.seen:
+            self.assertIsNone(a, "the redirect target got credentials")
+
+    def test_redirect_to_another_port_gets_no_credential(self):
+        up = RedirectingUpstream("127.0.0.1")
+        try:
+            lines = self.push_needing_history(up)
+            self.assertEqual(lines, [
+                "unpack ok",
+                "ng refs/heads/agent/x gitgate could not check history: "
+                "mirror fetch: upstream redirected to another origin "
+                "(not followed)"])
+            self.assertTrue(up.seen, "the target was never asked")
+            self.assertSecretNotSent(up)
+        finally:
+            up.stop()
+
+    def test_redirect_to_another_host_not_followed(self):
+        up = RedirectingUpstream("127.0.0.2")
+        try:
+            lines = self.push_needing_history(up)
+            self.assertEqual(len(lines), 2, lines)
+            self.assertRegex(lines[1], r"^ng refs/heads/agent/x gitgate "
+                             r"could not check history: mirror fetch: "
+                             r"cannot redirect from '127\.0\.0\.1' to "
+                             r"'127\.0\.0\.2'")
+            self.assertEqual(up.seen, [])
+        finally:
+            up.stop()
+
+
 if __name__ == "__main__":
     h.run_suite()
