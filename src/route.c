@@ -223,3 +223,18 @@ int route_auth_token(char *buf, size_t bufsz, size_t *len,
 			  "unsupported Authorization scheme (use Basic or "
 			  "Bearer)");
 }
+
+static bool no_ctl(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return false;
+	return true;
+}
+
+bool route_header_ok(const char *name, const char *value)
+{
+	return (!name || no_ctl(name)) && (!value || no_ctl(value));
+}

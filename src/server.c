@@ -407,6 +407,27 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind,
 	return MHD_YES;
 }
 
+static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind,
+				    const char *key, const char *value)
+{
+	bool *bad = cls;
+
+	(void)kind;
+	if (route_header_ok(key, value))
+		return MHD_YES;
+	*bad = true;
+	return MHD_NO; /* stop iterating */
+}
+
+/* Some header holds a control character (see route_header_ok). */
+static bool header_malformed(struct MHD_Connection *conn)
+{
+	bool bad = false;
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, check_header, &bad);
+	return bad;
+}
+
 static int header_count(struct MHD_Connection *conn, const char *name)
 {
 	struct count_ctx c = { name, 0 };
@@ -580,6 +601,9 @@ static enum MHD_Result begin(struct request *req, const char *url,
 		if (header_count(req->conn, single_headers[i]) > 1)
 			return deny(req, MHD_HTTP_BAD_REQUEST,
 				    "repeated header");
+	if (header_malformed(req->conn))
+		return deny(req, MHD_HTTP_BAD_REQUEST,
+			    "control character in a request header");
 	refusal = framing_refusal(req, &status);
 	if (refusal)
 		return deny(req, status, refusal);

@@ -6,6 +6,7 @@
 #ifndef GITGATE_ROUTE_H
 #define GITGATE_ROUTE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "gitgate/err.h"
@@ -50,5 +51,14 @@ const char *route_service_name(enum route_service svc);
  */
 int route_auth_token(char *buf, size_t bufsz, size_t *len,
 		     const char *authorization, struct gg_err *err);
+
+/*
+ * Whether a request header's name and value are free of control characters
+ * (bytes below 0x20 but HTAB, and DEL). A bare CR in a value forwarded
+ * upstream ends the line early for a server that reads it so: header
+ * injection on a connection that carries gitgate's credential. RFC 9110
+ * 5.5 lets a recipient reject such a field; gitgate does.
+ */
+bool route_header_ok(const char *name, const char *value);
 
 #endif

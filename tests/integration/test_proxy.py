@@ -548,6 +548,25 @@ class ProxyTest(unittest.TestCase):
                           if "X-Smuggled" in l or "/acme/other.git" in l],
                          "smuggled request reached upstream")
 
+    def test_control_character_in_header_refused(self):
+        # A bare CR went upstream as-is: a server that ends a line there
+        # would read the rest as a header of gitgate's own request.
+        auth = h.basic_auth("a", self.fetch_tok).encode()
+        before = len(self.up.access_log_lines())
+        for name, value in ((b"User-Agent", b"git/2.39\rContent-Length: 40"),
+                            (b"Git-Protocol", b"version=2\rX-Evil: 1"),
+                            (b"Accept-Language", b"en\x01")):
+            status, body = self.raw_exchange(
+                b"GET /acme/widgets.git/info/refs?service=git-upload-pack "
+                b"HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth +
+                b"\r\n" + name + b": " + value + b"\r\nConnection: close"
+                b"\r\n\r\n")
+            self.assertIn(" 400 ", status, (name, body))
+            self.assertEqual(body.strip(),
+                             b"control character in a request header")
+        self.assertEqual(len(self.up.access_log_lines()), before,
+                         "a request with a control character went upstream")
+
     def test_oversized_push_refused_before_body(self):
         # A push declaring more than the 2 GiB cap is refused on its
         # headers: nothing is spooled, and the client need not send it.

@@ -397,6 +397,22 @@ START_TEST(test_auth_token_too_long_for_buffer)
 }
 END_TEST
 
+START_TEST(test_header_control_characters)
+{
+	ck_assert(route_header_ok("User-Agent", "git/2.39.5"));
+	ck_assert(route_header_ok("X", "tab\tinside, and UTF-8 \xc3\xa9"));
+	ck_assert(route_header_ok("X", ""));
+	ck_assert(route_header_ok("X", NULL));
+	ck_assert(route_header_ok(NULL, "v"));
+	ck_assert(!route_header_ok("User-Agent", "git\rContent-Length: 40"));
+	ck_assert(!route_header_ok("User-Agent", "git\nX: y"));
+	ck_assert(!route_header_ok("Git-Protocol", "version=2\x01"));
+	ck_assert(!route_header_ok("X", "del\x7f"));
+	ck_assert(!route_header_ok("X", "\x1b[31m"));
+	ck_assert(!route_header_ok("X\rY", "v"));
+}
+END_TEST
+
 static Suite *route_suite(void)
 {
 	Suite *s = suite_create("route");
@@ -415,6 +431,7 @@ static Suite *route_suite(void)
 	tcase_add_test(ta, test_auth_header_length);
 	tcase_add_test(ta, test_auth_long_basic);
 	tcase_add_test(ta, test_auth_token_too_long_for_buffer);
+	tcase_add_test(ta, test_header_control_characters);
 	suite_add_tcase(s, ta);
 	return s;
 }
