@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -59,9 +60,9 @@ static bool sig_equal(const struct filesig *a, const struct filesig *b)
 	       a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
-/* Load every key and the revocation list into fresh objects. */
-static int load_all(struct token_keyset *keys, struct revocation_set **revoked,
-		    struct authstate *as, struct gg_err *err)
+/* Load every key into a fresh set. */
+static int load_keys(struct token_keyset *keys, struct authstate *as,
+		     struct gg_err *err)
 {
 	size_t i;
 	int ret;
@@ -73,19 +74,15 @@ static int load_all(struct token_keyset *keys, struct revocation_set **revoked,
 	for (i = 0; i < as->nkeys; i++) {
 		ret = keyfile_load_public(&keys->keys[i], as->key_paths[i],
 					  err);
-		if (ret)
-			goto fail;
+		if (ret) {
+			free(keys->keys);
+			keys->keys = NULL;
+			keys->nkeys = 0;
+			return ret;
+		}
 		keys->nkeys++;
 	}
-	ret = revocation_load(revoked, as->revocations_path, err);
-	if (ret)
-		goto fail;
 	return GG_OK;
-fail:
-	free(keys->keys);
-	keys->keys = NULL;
-	keys->nkeys = 0;
-	return ret;
 }
 
 static void snapshot_sigs(struct filesig *sigs, struct authstate *as)
@@ -125,7 +122,9 @@ int authstate_new(struct authstate **out, const char *const *key_paths,
 		as->nkeys++;
 	}
 	snapshot_sigs(as->sigs, as);
-	ret = load_all(&as->keyset, &as->revoked, as, err);
+	ret = load_keys(&as->keyset, as, err);
+	if (ret == GG_OK)
+		ret = revocation_load(&as->revoked, as->revocations_path, err);
 	if (ret) {
 		authstate_free(as);
 		return ret;
@@ -177,12 +176,18 @@ static bool changed(struct authstate *as, struct filesig *now)
 	return false;
 }
 
+/*
+ * Keys and revocations load independently: a typo in a key file must not
+ * hold up a revocation, nor a broken revocation file a key rotation. What
+ * fails keeps its previous state, and err says which.
+ */
 int authstate_refresh(struct authstate *as, int force, struct gg_err *err)
 {
 	struct filesig *now = calloc(as->nkeys + 1, sizeof(*now));
-	struct token_keyset keys, old_keys;
-	struct revocation_set *revoked = NULL, *old_revoked;
-	int ret;
+	struct gg_err kerr = GG_ERR_INIT, rerr = GG_ERR_INIT;
+	struct token_keyset keys, old_keys = { NULL, 0 };
+	struct revocation_set *revoked = NULL, *old_revoked = NULL;
+	int kret, rret;
 
 	if (!now)
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
@@ -195,17 +200,31 @@ int authstate_refresh(struct authstate *as, int force, struct gg_err *err)
 	 * file is reported once per change rather than every poll. */
 	memcpy(as->sigs, now, (as->nkeys + 1) * sizeof(*now));
 	free(now);
-	ret = load_all(&keys, &revoked, as, err);
-	if (ret)
-		return ret;
+	kret = load_keys(&keys, as, &kerr);
+	rret = revocation_load(&revoked, as->revocations_path, &rerr);
 	pthread_rwlock_wrlock(&as->lock);
-	old_keys = as->keyset;
-	old_revoked = as->revoked;
-	as->keyset = keys;
-	as->revoked = revoked;
+	if (kret == GG_OK) {
+		old_keys = as->keyset;
+		as->keyset = keys;
+	}
+	if (rret == GG_OK) {
+		old_revoked = as->revoked;
+		as->revoked = revoked;
+	}
 	pthread_rwlock_unlock(&as->lock);
 	free(old_keys.keys);
 	revocation_free(old_revoked);
+	if (kret && rret)
+		return gg_err_set(err, kret, "nothing reloaded: %s; %s",
+				  kerr.msg, rerr.msg);
+	if (kret)
+		return gg_err_set(err, kret, "verify keys not reloaded (the "
+				  "previous stay): %s",
+				  kerr.msg);
+	if (rret)
+		return gg_err_set(err, rret, "revocations not reloaded (the "
+				  "previous stay): %s",
+				  rerr.msg);
 	return 1;
 }
 
@@ -225,6 +244,20 @@ size_t authstate_nrevoked(struct authstate *as)
 
 	pthread_rwlock_rdlock(&as->lock);
 	n = revocation_count(as->revoked);
+	pthread_rwlock_unlock(&as->lock);
+	return n;
+}
+
+size_t authstate_revocation_problems(struct authstate *as, char *first,
+				     size_t firstsz)
+{
+	const char *text;
+	size_t n;
+
+	pthread_rwlock_rdlock(&as->lock);
+	n = revocation_problems(as->revoked, &text);
+	if (first && firstsz)
+		snprintf(first, firstsz, "%s", text);
 	pthread_rwlock_unlock(&as->lock);
 	return n;
 }

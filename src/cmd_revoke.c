@@ -160,6 +160,24 @@ static int add_stdin(struct items *it)
 	return rc;
 }
 
+/* The file may hold hand-written lines the proxy skips: say so (the
+ * revocation just made applies either way). */
+static void warn_problems(const char *path)
+{
+	struct revocation_set *set = NULL;
+	const char *first;
+	size_t n;
+
+	if (revocation_load(&set, path, NULL) != GG_OK)
+		return;
+	n = revocation_problems(set, &first);
+	if (n)
+		fprintf(stderr, "gitgate: revoke: warning: %s: %zu line(s) "
+			"not understood (skipped by the proxy), first %s\n",
+			path, n, first);
+	revocation_free(set);
+}
+
 static int revoke(const char *config, char **args, int nargs)
 {
 	struct gg_err err = GG_ERR_INIT;
@@ -183,6 +201,8 @@ static int revoke(const char *config, char **args, int nargs)
 		rc = cli_fail("revoke", err.msg);
 	for (i = 0; rc == CLI_OK && (size_t)i < it.n; i++)
 		printf("revoked %s\n", it.jtis[i]);
+	if (rc == CLI_OK)
+		warn_problems(path);
 	free(path);
 	items_release(&it);
 	return rc;

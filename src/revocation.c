@@ -25,10 +25,14 @@
 #include "gitgate/limits.h"
 
 struct revocation_set {
-	char **jtis; /* sorted, unique, owned */
+	char **jtis; /* sorted, unique, owned; whole tokens among them */
 	size_t n;
 	size_t cap;
+	size_t problems; /* lines skipped or read only in part */
+	char first_problem[GG_ERR_MSG_MAX + 32]; /* "line N: " + a message */
 };
+
+#define TOKEN_PREFIX "v4.public."
 
 int revocation_check_jti(const char *jti, struct gg_err *err)
 {
@@ -109,12 +113,47 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
-/* One line without its '\n': trim, skip comments, validate, add. */
+static void note_problem(struct revocation_set *set, size_t lineno,
+			 const char *what)
+{
+	if (set->problems++ == 0)
+		snprintf(set->first_problem, sizeof(set->first_problem),
+			 "line %zu: %s", lineno, what);
+}
+
+/* An entry as the file may hold it: a jti, or a whole token (the same
+ * characters, a token's length). */
+static int check_entry(const char *entry, size_t len, struct gg_err *err)
+{
+	char buf[GG_MAX_CLAIM_STR + 1];
+	size_t i;
+
+	if (len > strlen(TOKEN_PREFIX) &&
+	    !memcmp(entry, TOKEN_PREFIX, strlen(TOKEN_PREFIX))) {
+		if (len > GG_MAX_TOKEN_LEN)
+			return gg_err_set(err, GG_EINVAL,
+					  "token longer than %d bytes",
+					  GG_MAX_TOKEN_LEN);
+		for (i = 0; i < len; i++)
+			if (entry[i] <= ' ' || entry[i] > '~')
+				return gg_err_set(err, GG_EINVAL,
+						  "token must be printable "
+						  "ASCII");
+		return GG_OK;
+	}
+	if (len > GG_MAX_CLAIM_STR || memchr(entry, '\0', len))
+		return gg_err_set(err, GG_EINVAL, "not a jti");
+	memcpy(buf, entry, len);
+	buf[len] = '\0';
+	return revocation_check_jti(buf, err);
+}
+
+/* One line without its '\n': trim, skip comments, take the first field. */
 static int parse_line(struct revocation_set *set, const char *line, size_t len,
 		      size_t lineno, struct gg_err *err)
 {
 	struct gg_err inner = GG_ERR_INIT;
-	char buf[GG_MAX_CLAIM_STR + 1];
+	size_t n = 0, rest;
 
 	while (len && is_space(*line)) {
 		line++;
@@ -124,15 +163,18 @@ static int parse_line(struct revocation_set *set, const char *line, size_t len,
 		len--;
 	if (len == 0 || line[0] == '#')
 		return GG_OK;
-	if (len > GG_MAX_CLAIM_STR || memchr(line, '\0', len))
-		return gg_err_set(err, GG_EINVAL,
-				  "revocations line %zu: not a jti", lineno);
-	memcpy(buf, line, len);
-	buf[len] = '\0';
-	if (revocation_check_jti(buf, &inner) != GG_OK)
-		return gg_err_set(err, GG_EINVAL, "revocations line %zu: %s",
-				  lineno, inner.msg);
-	return set_add(set, line, len, err);
+	while (n < len && !is_space(line[n]))
+		n++;
+	if (check_entry(line, n, &inner) != GG_OK) {
+		note_problem(set, lineno, inner.msg);
+		return GG_OK;
+	}
+	for (rest = n; rest < len && is_space(line[rest]); rest++)
+		;
+	if (rest < len && line[rest] != '#')
+		note_problem(set, lineno, "only the first field is read "
+			     "(a comment starts with '#')");
+	return set_add(set, line, n, err);
 }
 
 int revocation_parse(struct revocation_set **out, const char *text, size_t len,
@@ -252,6 +294,44 @@ bool revocation_contains(const struct revocation_set *set, const char *jti)
 size_t revocation_count(const struct revocation_set *set)
 {
 	return set ? set->n : 0;
+}
+
+struct counted {
+	const char *s;
+	size_t len;
+};
+
+/* bsearch order for a counted string against a NUL-terminated one. */
+static int cmp_counted(const void *key, const void *elem)
+{
+	const struct counted *k = key;
+	const char *e = *(char *const *)elem;
+	int c = strncmp(k->s, e, k->len);
+
+	if (c)
+		return c;
+	/* The first len bytes match, so e is at least that long: the key is
+	 * equal, or a prefix of e and sorts before it. */
+	return e[k->len] == '\0' ? 0 : -1;
+}
+
+bool revocation_contains_token(const struct revocation_set *set,
+			       const char *token, size_t len)
+{
+	struct counted key = { token, len };
+
+	if (!set || set->n == 0 || !token || memchr(token, '\0', len))
+		return false;
+	return bsearch(&key, set->jtis, set->n, sizeof(*set->jtis),
+		       cmp_counted) != NULL;
+}
+
+size_t revocation_problems(const struct revocation_set *set,
+			   const char **first)
+{
+	if (first)
+		*first = set ? set->first_problem : "";
+	return set ? set->problems : 0;
 }
 
 /* ---- append ----------------------------------------------------------- */
@@ -379,7 +459,9 @@ static bool adds_something(const struct revocation_set *have,
 	return false;
 }
 
-/* Refuse to rewrite a file we cannot parse: the operator must look. */
+/* The old text is kept verbatim, lines not understood included: they are
+ * the operator's to fix, and must not hold up a revocation. Only a file
+ * that cannot be read whole (too long) is refused. */
 static int parse_existing(struct revocation_set **out, const char *path,
 			  const char *text, size_t len, struct gg_err *err)
 {

@@ -1073,6 +1073,19 @@ static int open_listener(const char *host, unsigned short port,
 	return fd;
 }
 
+/* Lines of the revocation file that were skipped: the others apply, but
+ * the operator must hear of it (a revocation may be among them). */
+static void warn_revocation_problems(struct server *srv)
+{
+	char first[GG_ERR_MSG_MAX];
+	size_t n = authstate_revocation_problems(srv->auth, first,
+						 sizeof(first));
+
+	if (n)
+		log_warnx("revocations: %zu line(s) not understood, first %s",
+			  n, first);
+}
+
 static int load_state(struct server *srv, const struct config *cfg,
 		      struct gg_err *err)
 {
@@ -1089,6 +1102,7 @@ static int load_state(struct server *srv, const struct config *cfg,
 			    cfg->nverify_keys, cfg->revocations, err);
 	if (ret)
 		return ret;
+	warn_revocation_problems(srv);
 	ret = audit_open(&srv->audit, cfg->audit_log, err);
 	if (ret)
 		return ret;
@@ -1190,15 +1204,14 @@ void server_tick(struct server *srv, int force)
 
 	sweep_connections(srv);
 	ret = authstate_refresh(srv->auth, force, &err);
-
 	if (ret < 0)
-		log_warnx("reload failed, keeping previous keys and "
-			  "revocations: %s",
-			  err.msg);
-	else if (ret > 0)
-		log_info("reloaded %zu key(s), %zu revoked token(s)",
+		log_warnx("reload: %s", err.msg);
+	if (ret != 0) {
+		log_info("reloaded: %zu key(s), %zu revoked token(s)",
 			 authstate_nkeys(srv->auth),
 			 authstate_nrevoked(srv->auth));
+		warn_revocation_problems(srv);
+	}
 	if (!audit_healthy(srv->audit)) {
 		gg_err_init(&err);
 		if (audit_probe(srv->audit, &err) == 0)

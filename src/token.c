@@ -524,15 +524,17 @@ static int check_size(size_t len, struct gg_err *err)
 	return GG_OK;
 }
 
+/* Revoked by its jti, or as this very token (pasted whole into the file). */
 static int check_validity(const struct token_claims *c, int64_t now,
 			  const struct revocation_set *revoked,
-			  struct gg_err *err)
+			  const char *token, size_t len, struct gg_err *err)
 {
 	if (now >= c->exp)
 		return gg_err_set(err, GG_EEXPIRED, "expired");
 	if (c->has_nbf && now < c->nbf)
 		return gg_err_set(err, GG_ENOTYET, "not yet valid");
-	if (revoked && revocation_contains(revoked, c->jti))
+	if (revoked && (revocation_contains(revoked, c->jti) ||
+			revocation_contains_token(revoked, token, len)))
 		return gg_err_set(err, GG_EREVOKED, "revoked");
 	return GG_OK;
 }
@@ -555,7 +557,7 @@ int token_verify(struct token_claims **out, const char *token, size_t len,
 	if (rc == GG_OK)
 		rc = claims_parse(&c, msg.m, msg.mlen, err);
 	if (rc == GG_OK)
-		rc = check_validity(c, now, revoked, err);
+		rc = check_validity(c, now, revoked, token, len, err);
 	paseto_msg_release(&msg);
 	if (rc != GG_OK) {
 		token_claims_free(c);

@@ -4,9 +4,10 @@
  *
  * Requests verify under a read lock; a reload builds the new key set and
  * revocation set completely, then swaps them in under the write lock, so a
- * request sees the old state or the new one, never a mix. A reload that
- * fails keeps the previous state (and says why): a typo in a key file must
- * not lock every sandbox out, and revocations only ever grow.
+ * request sees the old state or the new one, never a mix. Keys and
+ * revocations reload independently, and the part that fails keeps its
+ * previous state (and says why): a typo in a key file must not lock every
+ * sandbox out, nor hold up a revocation.
  */
 #ifndef GITGATE_AUTHSTATE_H
 #define GITGATE_AUTHSTATE_H
@@ -31,12 +32,17 @@ int authstate_verify(struct authstate *as, struct token_claims **out,
 		     struct gg_err *err);
 
 /* Reload when a file changed since the last load (or always when force).
- * Returns 1 if reloaded, 0 if nothing changed, <0 on failure (old state
- * kept). */
+ * Returns 1 if reloaded, 0 if nothing changed, <0 when the keys or the
+ * revocations (or both) failed to load: err says which; that part keeps
+ * its previous state, the other is reloaded. */
 int authstate_refresh(struct authstate *as, int force, struct gg_err *err);
 
 /* Counts for the start-up / reload log line. */
 size_t authstate_nkeys(struct authstate *as);
 size_t authstate_nrevoked(struct authstate *as);
+/* Lines of the revocation file not understood at the last load (see
+ * revocation.h); the first one's description is copied into first. */
+size_t authstate_revocation_problems(struct authstate *as, char *first,
+				     size_t firstsz);
 
 #endif

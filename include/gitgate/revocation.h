@@ -1,9 +1,16 @@
 /*
  * revocation.h - the set of revoked token ids (jti).
  *
- * File format: one jti per line; blank lines and lines starting with '#'
- * are ignored; surrounding whitespace is trimmed. A missing file is an empty
- * set (nothing revoked yet).
+ * File format: one entry per line, its first whitespace-separated field: a
+ * jti, or a whole token (v4.public.…), which revokes that exact token.
+ * Blank lines, lines starting with '#' and a '#' comment after the entry
+ * are ignored. A missing file is an empty set (nothing revoked yet).
+ *
+ * An operator edits this file by hand, and a revocation must never wait
+ * for a typo to be fixed: a line that is not understood is skipped and
+ * counted as a problem (revocation_problems), every other line still
+ * applies. Text after an entry that is not a comment is a problem too, but
+ * the entry is taken (revoking more is the safe way to misread).
  */
 #ifndef GITGATE_REVOCATION_H
 #define GITGATE_REVOCATION_H
@@ -23,7 +30,14 @@ int revocation_load(struct revocation_set **out, const char *path,
 		    struct gg_err *err);
 void revocation_free(struct revocation_set *set);
 bool revocation_contains(const struct revocation_set *set, const char *jti);
+/* Whether the whole token (len bytes) is listed as such. */
+bool revocation_contains_token(const struct revocation_set *set,
+			       const char *token, size_t len);
 size_t revocation_count(const struct revocation_set *set);
+/* Lines not understood (or not whole) when parsing; *first (may be NULL)
+ * is set to the first one's description ("line 2: ..."), "" if none. */
+size_t revocation_problems(const struct revocation_set *set,
+			   const char **first);
 
 /*
  * Add jtis to the file at path atomically: take an exclusive lock, write

@@ -295,6 +295,41 @@ class ProxyTest(unittest.TestCase):
         self.assertTrue(self.gg.running())
         self.assertEqual(self.gg.proc.pid, pid)
 
+    def test_revocation_file_edited_by_hand(self):
+        # One line the parser does not understand used to stop the whole
+        # file from reloading: every later revocation waited for the fix,
+        # `gitgate revoke` refused too, and a pasted token revoked nothing.
+        g = h.Gitgate(self.up.url, self.up.secret,
+                      root=self.path("proxies", "revoked-by-hand"))
+        self.extra_proxies.append(g)
+        self.all_proxies.append(g)
+        g.start()
+        a, b, c, d = (g.mint(repo="acme/widgets", sub="hand-" + x)
+                      for x in "abcd")
+        path = info_refs("acme/widgets")
+        for tok in (a, b, c, d):
+            self.assertBareAdvert(self.req("GET", path, tok, gg=g))
+        with open(g.revocations, "a") as f:
+            f.write("%s   # leaked in a CI log\n" % g.inspect(a)["jti"])
+            f.write("not\x01a jti\n")
+            f.write(b + "\n")  # the whole token, pasted
+        for tok in (a, b):
+            r = self.poll_status("GET", path, tok, 401, timeout=5.0, gg=g)
+            self.assertEqual(self.assert401(r), "token revoked")
+        self.assertBareAdvert(self.req("GET", path, c, gg=g))
+        self.assertTrue(h.wait_until(
+            lambda: "revocations: 1 line(s) not understood, first line 2: "
+            "jti must be printable ASCII without spaces" in g.stderr_text(),
+            5), g.stderr_text()[-1000:])
+        # the CLI still revokes, and says what it skipped
+        rc, out, err = g.revoke(c, check=False)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("warning: %s: 1 line(s) not understood (skipped by "
+                      "the proxy), first line 2" % g.revocations, err)
+        r = self.poll_status("GET", path, c, 401, timeout=5.0, gg=g)
+        self.assertEqual(self.assert401(r), "token revoked")
+        self.assertBareAdvert(self.req("GET", path, d, gg=g))
+
     def test_repo_not_granted_403(self):
         for path in (info_refs("acme/other"),
                      info_refs("acme/other", "git-receive-pack"),

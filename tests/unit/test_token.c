@@ -446,6 +446,36 @@ START_TEST(test_revoked)
 }
 END_TEST
 
+/* A whole token pasted into the file revokes that token (its jti is
+ * then not needed), and no other. */
+START_TEST(test_revoked_as_whole_token)
+{
+	char *token = sign_raw(GOOD_PAYLOAD, NULL, 0);
+	char *other = sign_raw(" " GOOD_PAYLOAD, NULL, 0); /* same claims */
+	struct revocation_set *set;
+	struct token_claims *c = NULL;
+	struct gg_err err = GG_ERR_INIT;
+	char line[GG_MAX_TOKEN_LEN + 32];
+
+	snprintf(line, sizeof(line), "  %s # leaked\n", token);
+	ck_assert_int_eq(revocation_parse(&set, line, strlen(line), NULL),
+			 GG_OK);
+	ck_assert_int_eq(
+		token_verify(&c, token, strlen(token), &first, NOW, set, &err),
+		GG_EREVOKED);
+	ck_assert_str_eq(err.msg, "revoked");
+	ck_assert_ptr_null(c);
+	/* same jti, another token: not listed */
+	ck_assert_int_eq(token_verify(&c, other, strlen(other), &first, NOW,
+				      set, NULL),
+			 GG_OK);
+	token_claims_free(c);
+	revocation_free(set);
+	free(token);
+	free(other);
+}
+END_TEST
+
 /* ---- malformed payloads ----------------------------------------------- */
 
 #define BASE                                                                   \
@@ -836,6 +866,7 @@ static Suite *token_suite(void)
 	tcase_add_test(tc, test_expiry_boundary);
 	tcase_add_test(tc, test_not_before);
 	tcase_add_test(tc, test_revoked);
+	tcase_add_test(tc, test_revoked_as_whole_token);
 	tcase_add_loop_test(tc, test_malformed_payload, 0,
 			    sizeof(bad_payload) / sizeof(bad_payload[0]));
 	tcase_add_test(tc, test_duplicate_key_message);
