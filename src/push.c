@@ -20,12 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
 struct push {
 	int fd;
 	uint64_t len; /* decoded bytes spooled */
+	uint64_t reserve; /* free bytes to leave on the spool's filesystem */
 
 	bool gzip;
 	bool z_ready;
@@ -115,6 +117,7 @@ int push_new(struct push **out, const char *cache_dir, bool gzip,
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	}
 	p->fd = fd;
+	p->reserve = GG_SPOOL_RESERVE;
 	p->parse_rc = GG_EAGAIN;
 	rp_parser_init(&p->parser);
 	rp_request_init(&p->req);
@@ -168,6 +171,32 @@ static void stream_pack(struct push *p, const unsigned char *data, size_t len)
 		packscan_feed(p->scan, data, len, NULL);
 }
 
+void push_set_spool_reserve(struct push *p, uint64_t bytes)
+{
+	p->reserve = bytes;
+}
+
+/* Before the first bytes and every GG_SPOOL_CHECK_EVERY after: would len
+ * more leave the filesystem below the reserve? */
+static int check_space(struct push *p, size_t len, struct gg_err *err)
+{
+	struct statvfs st;
+	uint64_t avail;
+
+	if (p->len > 0 && p->len / GG_SPOOL_CHECK_EVERY ==
+				  (p->len + len) / GG_SPOOL_CHECK_EVERY)
+		return GG_OK;
+	if (fstatvfs(p->fd, &st) != 0)
+		return gg_err_errno(err, GG_EIO, "spooling push");
+	avail = (uint64_t)st.f_bavail * st.f_frsize;
+	if (avail < p->reserve || avail - p->reserve < len)
+		return gg_err_set(err, GG_ENOSPACE,
+				  "not enough disk space to take the push "
+				  "(cache_dir keeps %llu MiB free)",
+				  (unsigned long long)(p->reserve >> 20));
+	return GG_OK;
+}
+
 /* Write decoded bytes to the spool and let the parser see them while the
  * command section is still incomplete. */
 static int spool_append(struct push *p, const unsigned char *data, size_t len,
@@ -176,9 +205,14 @@ static int spool_append(struct push *p, const unsigned char *data, size_t len,
 	size_t off = 0, used = 0;
 	ssize_t n;
 
+	int ret;
+
 	if (len > GG_MAX_PUSH_BYTES - p->len)
 		return gg_err_set(err, GG_ELIMIT, "push larger than %llu bytes",
 				  (unsigned long long)GG_MAX_PUSH_BYTES);
+	ret = check_space(p, len, err);
+	if (ret)
+		return ret;
 	if (p->parse_rc == GG_EAGAIN) {
 		p->parse_rc = rp_parser_feed(&p->parser, &used, data, len,
 					     &p->parse_err);

@@ -685,6 +685,21 @@ static enum MHD_Result proceed(struct request *req)
 	return MHD_YES;
 }
 
+/* The answer to a push body that could not be taken. */
+static unsigned body_status(int code)
+{
+	switch (code) {
+	case GG_ELIMIT:
+		return MHD_HTTP_CONTENT_TOO_LARGE;
+	case GG_ENOSPACE:
+		return MHD_HTTP_INSUFFICIENT_STORAGE;
+	case GG_EIO:
+		return MHD_HTTP_INTERNAL_SERVER_ERROR;
+	default:
+		return MHD_HTTP_BAD_REQUEST;
+	}
+}
+
 static enum MHD_Result body_chunk(struct request *req, const char *data,
 				  size_t len)
 {
@@ -701,11 +716,7 @@ static enum MHD_Result body_chunk(struct request *req, const char *data,
 	if (push_body(req->push, data, len, &err) != 0) {
 		log_warnx("request %s: %s", req->id, err.msg);
 		req->body_failed = true;
-		req->body_status = err.code == GG_ELIMIT
-					   ? MHD_HTTP_CONTENT_TOO_LARGE
-					   : err.code == GG_EIO
-						     ? MHD_HTTP_INTERNAL_SERVER_ERROR
-						     : MHD_HTTP_BAD_REQUEST;
+		req->body_status = body_status(err.code);
 		snprintf(req->reason, sizeof(req->reason), "%s", err.msg);
 	}
 	return MHD_YES;

@@ -31,7 +31,8 @@ enum gg_code {
 	GG_EREVOKED = -12, /* token jti on the revocation list */
 	GG_ENOKEY = -13,   /* token kid names no configured key */
 	GG_EDENIED = -14,  /* policy refuses */
-	GG_EUPSTREAM = -15 /* upstream failed or refused */
+	GG_EUPSTREAM = -15, /* upstream failed or refused */
+	GG_ENOSPACE = -16  /* disk space kept in reserve would be used */
 };
 
 #define GG_ERR_MSG_MAX 256

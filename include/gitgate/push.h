@@ -53,9 +53,14 @@ int push_set_ctx(struct push *p, const struct push_ctx *ctx,
 		 struct gg_err *err);
 
 /* Append a chunk of the request body. GG_ELIMIT past GG_MAX_PUSH_BYTES,
+ * GG_ENOSPACE when spooling would eat into the disk reserve,
  * GG_EINVAL for a corrupt gzip stream or malformed command section. */
 int push_body(struct push *p, const void *data, size_t len,
 	      struct gg_err *err);
+
+/* Free bytes to keep on the spool's filesystem (GG_SPOOL_RESERVE unless
+ * set; tests set it to provoke GG_ENOSPACE). */
+void push_set_spool_reserve(struct push *p, uint64_t bytes);
 
 /* Decide every command. GG_EINVAL if the request is malformed (err says
  * why: answer 400); otherwise 0, with refusals recorded per command.

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -646,6 +647,52 @@ START_TEST(spool_is_anonymous)
 	ck_assert_uint_eq(push_spool_len(p), 4);
 	push_free(p);
 	push_free(NULL);
+}
+END_TEST
+
+/* Spooling stops short of the disk reserve: a few 2 GiB pushes (a 2 MiB
+ * gzip body can be one) must not fill the disk the audit log is on. */
+START_TEST(spool_keeps_disk_reserve)
+{
+	static char chunk[1 << 20];
+	struct gg_err err = GG_ERR_INIT;
+	struct statvfs st;
+	uint64_t avail;
+	struct push *p;
+	int i, ret = 0;
+
+	p = start(false);
+	push_set_spool_reserve(p, UINT64_MAX / 2);
+	ck_assert_int_eq(push_body(p, "0000", 4, &err), GG_ENOSPACE);
+	ck_assert_str_eq(err.msg, "not enough disk space to take the push "
+				  "(cache_dir keeps 8796093022207 MiB free)");
+	ck_assert_uint_eq(push_spool_len(p), 0);
+	push_free(p);
+	/* checked again every 16 MiB: leave 8 MiB above the reserve */
+	ck_assert_int_eq(statvfs(cache, &st), 0);
+	avail = (uint64_t)st.f_bavail * st.f_frsize;
+	if (avail < ((uint64_t)64 << 20))
+		return; /* too little room to run this half at all */
+	/* a command section, then pack bytes, as the 1 MiB chunks below */
+	snprintf(chunk, sizeof(chunk), "%04x%040d %040d refs/heads/agent/x%c"
+		 "report-status\n0000", 4 + 82 + 18 + 1 + 14, 0, 1, 0);
+	p = start(false);
+	push_set_spool_reserve(p, avail - ((uint64_t)8 << 20));
+	gg_err_init(&err);
+	for (i = 0; i < 64 && ret == 0; i++)
+		ret = push_body(p, chunk, sizeof(chunk), &err);
+	/* at the first check past 8 MiB (at 15 MiB: the 16th would cross
+	 * the boundary), unless others freed space meanwhile */
+	ck_assert_int_eq(ret, GG_ENOSPACE);
+	ck_assert_uint_lt(push_spool_len(p), (uint64_t)64 << 20);
+	ck_assert(push_spool_len(p) % ((uint64_t)16 << 20) ==
+		  (uint64_t)15 << 20 || push_spool_len(p) == 0);
+	push_free(p);
+	p = start(false);
+	push_set_spool_reserve(p, 0);
+	gg_err_init(&err);
+	ck_assert_int_eq(push_body(p, "0000", 4, &err), GG_OK);
+	push_free(p);
 }
 END_TEST
 
@@ -1820,6 +1867,7 @@ static Suite *push_suite(void)
 	tcase_add_loop_test(b, all_allowed_forwards_original, 0,
 			    sizeof(patterns) / sizeof(patterns[0]));
 	tcase_add_test(b, spool_is_anonymous);
+	tcase_add_test(b, spool_keeps_disk_reserve);
 	tcase_add_loop_test(b, probe, 0, 2);
 	tcase_add_test(b, upstream_error_and_unreadable_reply);
 	tcase_add_test(b, forward_write_stops);
