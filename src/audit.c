@@ -51,60 +51,133 @@ struct audit_log {
 
 /* ---- secrets never reach the log ---- */
 
-/* PASETO tokens ("v4.public.", "v4.local.") and PASERK secret or local keys
- * ("k4.secret.", "k4.local.", "-wrap", "-pw" forms), any version digit. */
-static bool has_paseto_marker(const char *s)
+/* Length of a PASETO token ("v4.public.", "v4.local.") or PASERK secret
+ * or local key ("k4.secret.", "k4.local.", "-wrap", "-pw" forms, any
+ * version digit) starting at s, or 0. Even a short or cut-off one counts
+ * (a reason may quote part of a token). */
+static bool is_token_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+}
+
+static size_t paseto_marker_at(const char *s)
 {
 	static const struct {
 		char lead;
 		const char *rest;
 	} marks[] = { { 'v', ".public." }, { 'v', ".local." },
 		      { 'k', ".secret" },  { 'k', ".local" } };
-	size_t i, m;
+	size_t m, n;
 
-	for (i = 0; s[i]; i++) {
-		if (s[i + 1] < '0' || s[i + 1] > '9')
+	if (s[1] < '0' || s[1] > '9')
+		return 0;
+	for (m = 0; m < sizeof(marks) / sizeof(marks[0]); m++) {
+		if (s[0] != marks[m].lead ||
+		    strncmp(s + 2, marks[m].rest, strlen(marks[m].rest)))
 			continue;
-		for (m = 0; m < sizeof(marks) / sizeof(marks[0]); m++)
-			if (s[i] == marks[m].lead &&
-			    !strncmp(s + i + 2, marks[m].rest,
-				     strlen(marks[m].rest)))
-				return true;
+		/* the rest of the token: base64url, '.', '-' */
+		for (n = 2; is_token_char(s[n]); n++)
+			;
+		return n;
 	}
+	return 0;
+}
+
+static bool has_paseto_marker(const char *s)
+{
+	for (; *s; s++)
+		if (paseto_marker_at(s))
+			return true;
 	return false;
 }
 
-static bool looks_secret(const char *s)
+/* Length of a valid UTF-8 sequence at s (1-4), or 0. */
+static size_t utf8_len(const unsigned char *s)
 {
-	return has_paseto_marker(s) || !strncasecmp(s, "Bearer ", 7) ||
-	       !strncasecmp(s, "Basic ", 6);
+	size_t n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	/* overlong forms, surrogates, past U+10FFFF */
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+/*
+ * A copy of s fit for the log: each token or key in it replaced by
+ * AUDIT_REDACTED (the rest kept: a ref named ".../v4.public.x" still says
+ * which branch), and each byte that is not UTF-8 written as "\xNN" (ref
+ * names are bytes; git forbids '\' in them, so this is unambiguous there).
+ * NULL when out of memory.
+ */
+static char *log_safe(const char *s)
+{
+	/* At most 4 bytes out per byte in: "\xNN" for 1, AUDIT_REDACTED
+	 * (10) for a marker of at least 8. */
+	size_t len = strlen(s), cap = len * 4 + 1, i = 0, o = 0, n;
+	char *out = malloc(cap);
+
+	if (!out)
+		return NULL;
+	while (s[i]) {
+		if ((n = paseto_marker_at(s + i)) > 0) {
+			memcpy(out + o, AUDIT_REDACTED, strlen(AUDIT_REDACTED));
+			o += strlen(AUDIT_REDACTED);
+			i += n;
+		} else if ((n = utf8_len((const unsigned char *)s + i)) > 0) {
+			memcpy(out + o, s + i, n);
+			o += n;
+			i += n;
+		} else {
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x",
+					      (unsigned char)s[i]);
+			i++;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static bool is_credential_header(const char *s)
+{
+	return !strncasecmp(s, "Bearer ", 7) || !strncasecmp(s, "Basic ", 6);
 }
 
 /* ---- building a line ---- */
 
-/* A JSON string for s: null when absent, redacted when it looks like a
- * secret. Ref names are bytes, not necessarily UTF-8, which jansson
- * refuses: such a string keeps its ASCII and gets '?' for the rest.
- * NULL only when out of memory. */
+/* A JSON string for s (see log_safe); null when absent. NULL only when
+ * out of memory. */
 static json_t *jstr(const char *s)
 {
 	json_t *v;
 	char *copy;
-	size_t i;
 
 	if (!s)
 		return json_null();
-	if (looks_secret(s))
+	if (is_credential_header(s))
 		return json_string(AUDIT_REDACTED);
-	v = json_string(s);
-	if (v)
-		return v;
-	copy = strdup(s);
+	if (!has_paseto_marker(s)) {
+		v = json_string(s);
+		if (v)
+			return v;
+	}
+	copy = log_safe(s);
 	if (!copy)
 		return NULL;
-	for (i = 0; copy[i]; i++)
-		if ((unsigned char)copy[i] >= 0x80)
-			copy[i] = '?';
 	v = json_string(copy);
 	free(copy);
 	return v;

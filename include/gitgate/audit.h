@@ -25,10 +25,11 @@
  * hash, re-serialises and compares the digest.
  *
  * Never a secret: the record has no field for a token, key or
- * Authorization header, and any string value that looks like one (contains
- * "v<digit>.public." / "v<digit>.local." / "k<digit>.secret" /
- * "k<digit>.local", or starts with "Bearer " / "Basic ") is written as
- * "[redacted]".
+ * Authorization header, and in any string value each run that looks like
+ * one ("v<digit>.public." / "v<digit>.local." / "k<digit>.secret" /
+ * "k<digit>.local" and the token characters after it) is replaced by
+ * "[redacted]", the rest kept; a value starting "Bearer " / "Basic " is
+ * "[redacted]" whole. Bytes that are not UTF-8 are written as "\xNN".
  */
 #ifndef GITGATE_AUDIT_H
 #define GITGATE_AUDIT_H

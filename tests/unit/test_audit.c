@@ -315,9 +315,39 @@ START_TEST(test_redaction)
 	ck_assert_ptr_null(strstr(line, "dXNlcjpwYXNz"));
 	ck_assert_ptr_nonnull(strstr(line, "\"sub\":\"[redacted]\""));
 	ck_assert_ptr_nonnull(strstr(line, "\"result\":\"[redacted]\""));
+	/* only the token is redacted: the rest still says what it was */
+	ck_assert_ptr_nonnull(
+		strstr(line, "\"reason\":\"bad token [redacted]\""));
+	ck_assert_ptr_nonnull(
+		strstr(line, "\"ref\":\"refs/heads/[redacted]\""));
+	ck_assert_ptr_nonnull(strstr(line, "\"request_id\":\"[redacted]\""));
 	/* Ordinary look-alikes stay. */
 	ck_assert_ptr_nonnull(strstr(line, "\"service\":\"git-receive-pack\""));
 	ck_assert_int_eq(audit_line_check(&parsed, line, len - 1, &err), 0);
+	free(line);
+}
+END_TEST
+
+/* A ref named after a token, with bytes that are not UTF-8 around it. */
+START_TEST(test_redaction_keeps_context)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct audit_record rec = known_record();
+	struct audit_ref ref = known_ref;
+	char hash[AUDIT_HASH_HEX + 1], *line = NULL;
+	size_t len;
+
+	ref.ref = "refs/heads/agent/v4.public.eyJhIjoxfQ-_x/\xe9t\xc3\xa9";
+	rec.refs = &ref;
+	rec.reason = "k4.secret.AAAA and v4.local.BBBB.x end";
+	ck_assert_int_eq(audit_line_format(&line, &len, hash, &rec,
+					   AUDIT_GENESIS, &err),
+			 0);
+	ck_assert_ptr_nonnull(strstr(line, "\"ref\":\"refs/heads/agent/"
+					   "[redacted]/\\\\xe9t\\u00E9\""));
+	ck_assert_ptr_nonnull(strstr(line, "\"reason\":\"[redacted] and "
+					   "[redacted] end\""));
+	ck_assert_ptr_null(strstr(line, "eyJhIjoxfQ"));
 	free(line);
 }
 END_TEST
@@ -338,7 +368,10 @@ START_TEST(test_non_utf8_and_controls)
 	ck_assert_int_eq(audit_line_format(&line, &len, hash, &rec,
 					   AUDIT_GENESIS, &err),
 			 0);
-	ck_assert_ptr_nonnull(strstr(line, "\"ref\":\"refs/heads/?\?-x\""));
+	/* bytes that are not UTF-8 are kept, as \xNN (git forbids '\' in ref
+	 * names, so this is unambiguous); \xff and \xfe stay apart */
+	ck_assert_ptr_nonnull(
+		strstr(line, "\"ref\":\"refs/heads/\\\\xff\\\\xfe-x\""));
 	/* ENSURE_ASCII: upper-case hex, DEL left as is. */
 	ck_assert_ptr_nonnull(strstr(line, "\"sub\":\"jos\\u00E9\x7f\""));
 	ck_assert_ptr_nonnull(strstr(line, "\"reason\":\"a\\nb\\u001B[31m\""));
@@ -993,6 +1026,7 @@ static Suite *audit_suite(void)
 	tcase_add_test(fmt, test_format_time);
 	tcase_add_test(fmt, test_format_refuses);
 	tcase_add_test(fmt, test_redaction);
+	tcase_add_test(fmt, test_redaction_keeps_context);
 	tcase_add_test(fmt, test_non_utf8_and_controls);
 	tcase_add_test(fmt, test_line_check);
 	tcase_add_test(fmt, test_line_check_reordered_keys);
