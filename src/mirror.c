@@ -26,19 +26,32 @@ struct mirror {
 	char tmpdir[4096]; /* "" when no pack is attached or being indexed */
 };
 
-int mirror_global_init(struct gg_err *err)
-{
-	if (git_libgit2_init() < 0)
-		return gg_err_set(err, GG_ERR, "libgit2 failed to start");
-	return GG_OK;
-}
-
 /* libgit2's last error, for a message. */
 static const char *git_why(void)
 {
 	const git_error *e = git_error_last();
 
 	return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+int mirror_global_init(struct gg_err *err)
+{
+	const char *file = getenv("SSL_CERT_FILE");
+	const char *dir = getenv("SSL_CERT_DIR");
+
+	if (git_libgit2_init() < 0)
+		return gg_err_set(err, GG_ERR, "libgit2 failed to start");
+	/* The same trust anchors as the relay (see relay.c): libgit2's TLS
+	 * (mbedTLS on Debian) reads neither variable itself. */
+	if (file && !*file)
+		file = NULL;
+	if (dir && !*dir)
+		dir = NULL;
+	if ((file || dir) &&
+	    git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, file, dir) < 0)
+		return gg_err_set(err, GG_ERR, "SSL_CERT_FILE/SSL_CERT_DIR: %s",
+				  git_why());
+	return GG_OK;
 }
 
 /* mkdir -p for the two or three levels we need. */

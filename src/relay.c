@@ -118,10 +118,18 @@ static const char *const kept_headers[] = {
 	"Content-Encoding", "Last-Modified", NULL
 };
 
+/* Trust anchors for a TLS upstream: the system's, unless SSL_CERT_FILE or
+ * SSL_CERT_DIR (OpenSSL's convention) name others. libcurl itself ignores
+ * those variables; gitgate passes them on, and so does the mirror. Read
+ * once, before any thread starts. */
+static const char *ca_file, *ca_dir;
+
 int relay_global_init(struct gg_err *err)
 {
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return gg_err_set(err, GG_ERR, "libcurl failed to start");
+	ca_file = getenv("SSL_CERT_FILE");
+	ca_dir = getenv("SSL_CERT_DIR");
 	return GG_OK;
 }
 
@@ -515,6 +523,10 @@ static int setup_curl(struct relay *r, const struct relay_request *req)
 		return -1;
 	curl_easy_setopt(c, CURLOPT_URL, req->url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (ca_file && *ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, ca_file);
+	if (ca_dir && *ca_dir)
+		curl_easy_setopt(c, CURLOPT_CAPATH, ca_dir);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, r->headers);

@@ -1240,5 +1240,79 @@ class MirrorRedirectTest(unittest.TestCase):
             up.stop()
 
 
+class TlsUpstreamTest(unittest.TestCase):
+    """The real upstream (GitHub) is reached over TLS. Against an HTTPS
+    upstream whose CA gitgate is told to trust (SSL_CERT_FILE), a clone
+    works, and so does a push whose history gitgate must fetch (libgit2's
+    own TLS). With the CA not trusted, gitgate talks to it neither way:
+    502 for the relay, and a push needing history is refused (fail
+    closed), with nothing sent upstream."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="gg-test-tls-")
+        cls.up = h.Upstream(tls=True).start()
+        cls.main = cls.up.create_repo("acme/app", commits=3)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.up.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_trusted_ca_clone_and_push_with_mirror_fetch(self):
+        gg = h.Gitgate(self.up.url, self.up.secret,
+                       env={"SSL_CERT_FILE": self.up.ca_file}).start()
+        try:
+            tok = gg.mint(repo="acme/app", push=["agent/*"])
+            dest = os.path.join(self.tmp, "clone")
+            rc, out, err = h.git("clone", gg.repo_url("acme/app", tok), dest)
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(h.git_out("rev-parse", "HEAD", cwd=dest),
+                             self.main)
+            # agent/x is two commits behind main upstream: the pushed
+            # commit's parent (main) is not in the pack, so judging the
+            # fast-forward needs main's history from upstream
+            base = self.up.rev_parse("acme/app", "main~2")
+            self.up.git_dir("acme/app", "update-ref", "refs/heads/agent/x",
+                            base)
+            new = h.commit_file(dest, "tls.txt", "over TLS\n")
+            rc, out, err = h.git("push", "origin", "HEAD:agent/x", cwd=dest)
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(self.up.rev_parse("acme/app", "agent/x"), new)
+            mirror = os.path.join(gg.cache_dir, "mirrors", "acme", "app.git")
+            rc, _, err = h.git("--git-dir", mirror, "cat-file", "-e",
+                               self.main)
+            self.assertEqual(rc, 0, "mirror lacks main: %s" % err)
+        finally:
+            gg.stop()
+
+    def test_untrusted_ca_refused(self):
+        gg = h.Gitgate(self.up.url, self.up.secret).start()
+        try:
+            before = len(self.up.access_log_lines())
+            tok = gg.mint(repo="acme/app", push=["agent/*"])
+            auth = h.basic_auth("a", tok)
+            r = gg.request("GET", "/acme/app.git/info/refs?service=git-"
+                           "upload-pack", {"Authorization": auth})
+            self.assertEqual(r.status, 502, r)
+            self.assertRegex(r.text.strip(), r"^upstream unreachable: "
+                             r"SSL certificate problem")
+            body = command_section(
+                [("1" * 40, "2" * 40, "refs/heads/agent/x")],
+                "report-status agent=gitgate-test")
+            r = gg.request("POST", "/acme/app.git/git-receive-pack", {
+                "Authorization": auth, "Content-Type": RP_REQUEST}, body)
+            self.assertEqual(r.status, 200, r)
+            lines, _ = report_status(r.body, sideband=False)
+            self.assertEqual(len(lines), 2, lines)
+            self.assertRegex(lines[1], r"^ng refs/heads/agent/x gitgate "
+                             r"could not check history: mirror fetch: .*"
+                             r"(?i:certificate)")
+            self.assertEqual(len(self.up.access_log_lines()), before,
+                             "a request reached the untrusted upstream")
+        finally:
+            gg.stop()
+
+
 if __name__ == "__main__":
     h.run_suite()
