@@ -232,29 +232,13 @@ struct cred_state {
 	int attempts;
 };
 
-/* Length of "scheme://authority" in url (all of it if no path follows). */
-static size_t origin_len(const char *url)
-{
-	const char *p = strstr(url, "://");
-
-	if (!p)
-		return 0;
-	p += 3;
-	return (size_t)(p - url) + strcspn(p, "/?#");
-}
-
-/* Whether a and b name the same scheme, host and port. */
-static bool same_origin(const char *a, const char *b)
-{
-	size_t n = origin_len(a);
-
-	return n > 0 && n == origin_len(b) && !strncasecmp(a, b, n);
-}
-
 /* Answer the upstream's 401 once; a second call means the credential was
- * refused, and retrying would loop. The secret goes only to upstream's own
- * origin: libgit2 refuses redirects to another host, but still follows one
- * to another port of the same host, whose 401 must not get it either. */
+ * refused, and retrying would loop. The secret goes only to the very URL
+ * gitgate fetches: libgit2 refuses redirects to another host but still
+ * follows one on the same host (another port included), and the URL it
+ * then reports is rebuilt from a decoded Location, which can be made to
+ * look like upstream's origin ("http://up:A%2F@up:B/..." reads back as
+ * "http://up:A/@up:B/..."). So any redirect at all gets no credential. */
 static int on_credentials(git_credential **out, const char *url,
 			  const char *username, unsigned int allowed,
 			  void *payload)
@@ -264,9 +248,9 @@ static int on_credentials(git_credential **out, const char *url,
 	(void)username;
 	if (st->attempts++ > 0 || !(allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT))
 		return GIT_EUSER;
-	if (!url || !same_origin(url, st->url)) {
-		git_error_set_str(GIT_ERROR_NET, "upstream redirected to "
-				  "another origin (not followed)");
+	if (!url || strcmp(url, st->url)) {
+		git_error_set_str(GIT_ERROR_NET,
+				  "upstream redirected (not followed)");
 		return GIT_EUSER;
 	}
 	return git_credential_userpass_plaintext_new(out, "x-access-token",
