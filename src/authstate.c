@@ -34,6 +34,7 @@ struct authstate {
 	/* Current state, replaced whole on reload. */
 	struct token_keyset keyset;
 	struct revocation_set *revoked;
+	bool revocations_seen; /* the file existed at some load */
 };
 
 static struct filesig file_signature(const char *path)
@@ -122,6 +123,7 @@ int authstate_new(struct authstate **out, const char *const *key_paths,
 		as->nkeys++;
 	}
 	snapshot_sigs(as->sigs, as);
+	as->revocations_seen = as->sigs[as->nkeys].exists;
 	ret = load_keys(&as->keyset, as, err);
 	if (ret == GG_OK)
 		ret = revocation_load(&as->revoked, as->revocations_path, err);
@@ -188,6 +190,7 @@ int authstate_refresh(struct authstate *as, int force, struct gg_err *err)
 	struct token_keyset keys, old_keys = { NULL, 0 };
 	struct revocation_set *revoked = NULL, *old_revoked = NULL;
 	int kret, rret;
+	bool gone;
 
 	if (!now)
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
@@ -199,9 +202,15 @@ int authstate_refresh(struct authstate *as, int force, struct gg_err *err)
 	/* Remember the new signatures even if loading fails, so a broken
 	 * file is reported once per change rather than every poll. */
 	memcpy(as->sigs, now, (as->nkeys + 1) * sizeof(*now));
+	gone = !now[as->nkeys].exists && as->revocations_seen;
 	free(now);
 	kret = load_keys(&keys, as, &kerr);
-	rret = revocation_load(&revoked, as->revocations_path, &rerr);
+	/* A missing file means "nothing revoked yet" only at start-up: once
+	 * running, a file that disappears (deleted, moved aside) must not
+	 * un-revoke every token. */
+	rret = gone ? gg_err_set(&rerr, GG_ENOTFOUND, "%s: missing",
+				 as->revocations_path)
+		    : revocation_load(&revoked, as->revocations_path, &rerr);
 	pthread_rwlock_wrlock(&as->lock);
 	if (kret == GG_OK) {
 		old_keys = as->keyset;
@@ -210,6 +219,7 @@ int authstate_refresh(struct authstate *as, int force, struct gg_err *err)
 	if (rret == GG_OK) {
 		old_revoked = as->revoked;
 		as->revoked = revoked;
+		as->revocations_seen |= as->sigs[as->nkeys].exists;
 	}
 	pthread_rwlock_unlock(&as->lock);
 	free(old_keys.keys);

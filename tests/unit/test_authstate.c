@@ -156,6 +156,32 @@ START_TEST(test_unreadable_revocations_keep_previous)
 }
 END_TEST
 
+/* Missing at start-up: nothing revoked yet. Gone while running: the
+ * revocations stay (a deleted or moved-aside file must not un-revoke). */
+START_TEST(test_revocation_file_removed_while_running)
+{
+	struct authstate *as;
+	struct gg_err err = GG_ERR_INIT;
+
+	write_text(revpath, "j-a\n");
+	as = state_new();
+	ck_assert_int_eq(verify(as, tok_a), GG_EREVOKED);
+	ck_assert_int_eq(unlink(revpath), 0);
+	ck_assert_int_lt(authstate_refresh(as, 0, &err), 0);
+	ck_assert_msg(strstr(err.msg, "revocations not reloaded (the previous "
+				      "stay): ") && strstr(err.msg, ": missing"),
+		      "%s", err.msg);
+	ck_assert_int_eq(verify(as, tok_a), GG_EREVOKED);
+	ck_assert_uint_eq(authstate_nrevoked(as), 1);
+	/* back, with more: reloaded */
+	write_text(revpath, "j-a\nj-b\n");
+	gg_err_init(&err);
+	ck_assert_int_eq(authstate_refresh(as, 0, &err), 1);
+	ck_assert_int_eq(verify(as, tok_b), GG_EREVOKED);
+	authstate_free(as);
+}
+END_TEST
+
 START_TEST(test_problem_lines_reported_rest_applied)
 {
 	struct authstate *as = state_new();
@@ -193,6 +219,7 @@ static Suite *authstate_suite(void)
 	tcase_add_test(tc, test_revocation_applies_despite_broken_key_file);
 	tcase_add_test(tc, test_unreadable_revocations_keep_previous);
 	tcase_add_test(tc, test_problem_lines_reported_rest_applied);
+	tcase_add_test(tc, test_revocation_file_removed_while_running);
 	suite_add_tcase(s, tc);
 	return s;
 }
