@@ -176,16 +176,15 @@ void push_set_spool_reserve(struct push *p, uint64_t bytes)
 	p->reserve = bytes;
 }
 
-/* Before the first bytes and every GG_SPOOL_CHECK_EVERY after: would len
- * more leave the filesystem below the reserve? */
+/* Would len more bytes leave the filesystem below the reserve? Asked
+ * before every write (one cheap syscall per chunk of at most 256 KiB):
+ * checking only now and then let many concurrent pushes each write a
+ * stretch unchecked, together past the reserve. */
 static int check_space(struct push *p, size_t len, struct gg_err *err)
 {
 	struct statvfs st;
 	uint64_t avail;
 
-	if (p->len > 0 && p->len / GG_SPOOL_CHECK_EVERY ==
-				  (p->len + len) / GG_SPOOL_CHECK_EVERY)
-		return GG_OK;
 	if (fstatvfs(p->fd, &st) != 0)
 		return gg_err_errno(err, GG_EIO, "spooling push");
 	avail = (uint64_t)st.f_bavail * st.f_frsize;

@@ -694,6 +694,7 @@ static unsigned body_status(int code)
 	case GG_ENOSPACE:
 		return MHD_HTTP_INSUFFICIENT_STORAGE;
 	case GG_EIO:
+	case GG_ENOMEM:
 		return MHD_HTTP_INTERNAL_SERVER_ERROR;
 	default:
 		return MHD_HTTP_BAD_REQUEST;
@@ -1194,16 +1195,14 @@ fail:
 static void sweep_connections(struct server *srv)
 {
 	int64_t now = mono_ms();
-	int pressed = 0;
 
-	srv->swept += connwatch_sweep(srv->watch, now, &pressed);
+	srv->swept += connwatch_sweep(srv->watch, now, NULL);
 	if (!srv->swept || now - srv->swept_logged_ms < 5000)
 		return;
 	log_warnx("closed %u connection(s) that sent no complete request "
-		  "within %d s%s",
-		  srv->swept,
-		  (pressed ? GG_HEADER_GRACE_MS : GG_HEADER_DEADLINE_MS) / 1000,
-		  pressed ? " (shortened: too many connections waiting)" : "");
+		  "in time (%d s; %d s while over %d wait)",
+		  srv->swept, GG_HEADER_DEADLINE_MS / 1000,
+		  GG_HEADER_GRACE_MS / 1000, GG_HEADER_PRESSURE);
 	srv->swept = 0;
 	srv->swept_logged_ms = now;
 }
@@ -1217,12 +1216,12 @@ void server_tick(struct server *srv, int force)
 	ret = authstate_refresh(srv->auth, force, &err);
 	if (ret < 0)
 		log_warnx("reload: %s", err.msg);
-	if (ret != 0) {
+	if (ret > 0)
 		log_info("reloaded: %zu key(s), %zu revoked token(s)",
 			 authstate_nkeys(srv->auth),
 			 authstate_nrevoked(srv->auth));
+	if (ret != 0)
 		warn_revocation_problems(srv);
-	}
 	if (!audit_healthy(srv->audit)) {
 		gg_err_init(&err);
 		if (audit_probe(srv->audit, &err) == 0)

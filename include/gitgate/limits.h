@@ -57,11 +57,10 @@
 /* Pushes */
 #define GG_MAX_PUSH_BYTES ((uint64_t)2 << 30) /* decoded body; GitHub's cap */
 /* A push is refused once spooling it would leave less than this free on
- * cache_dir's filesystem (checked every GG_SPOOL_CHECK_EVERY bytes): a few
- * 2 GiB pushes at once (a 2 MiB gzip body can be one) must not fill the
- * disk the audit log is written to. */
+ * cache_dir's filesystem (checked before every write): a few 2 GiB pushes
+ * at once (a 2 MiB gzip body can be one) must not fill the disk the audit
+ * log is written to. */
 #define GG_SPOOL_RESERVE ((uint64_t)256 << 20)
-#define GG_SPOOL_CHECK_EVERY ((uint64_t)16 << 20)
 
 /* Pack scanning (packscan): past these the push falls back to indexing */
 #define GG_MAX_SCAN_ENTRIES (8u * 1024 * 1024) /* objects in a pushed pack */

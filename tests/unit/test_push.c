@@ -668,7 +668,7 @@ START_TEST(spool_keeps_disk_reserve)
 				  "(cache_dir keeps 8796093022207 MiB free)");
 	ck_assert_uint_eq(push_spool_len(p), 0);
 	push_free(p);
-	/* checked again every 16 MiB: leave 8 MiB above the reserve */
+	/* checked before every write: leave 8 MiB above the reserve */
 	ck_assert_int_eq(statvfs(cache, &st), 0);
 	avail = (uint64_t)st.f_bavail * st.f_frsize;
 	if (avail < ((uint64_t)64 << 20))
@@ -681,12 +681,11 @@ START_TEST(spool_keeps_disk_reserve)
 	gg_err_init(&err);
 	for (i = 0; i < 64 && ret == 0; i++)
 		ret = push_body(p, chunk, sizeof(chunk), &err);
-	/* at the first check past 8 MiB (at 15 MiB: the 16th would cross
-	 * the boundary), unless others freed space meanwhile */
+	/* after about 7 MiB (others' writes on the same disk may move it a
+	 * little either way) */
 	ck_assert_int_eq(ret, GG_ENOSPACE);
-	ck_assert_uint_lt(push_spool_len(p), (uint64_t)64 << 20);
-	ck_assert(push_spool_len(p) % ((uint64_t)16 << 20) ==
-		  (uint64_t)15 << 20 || push_spool_len(p) == 0);
+	ck_assert_uint_le(push_spool_len(p), (uint64_t)12 << 20);
+	ck_assert_uint_ge(push_spool_len(p), (uint64_t)2 << 20);
 	push_free(p);
 	p = start(false);
 	push_set_spool_reserve(p, 0);
