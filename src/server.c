@@ -1098,6 +1098,20 @@ static void warn_revocation_problems(struct server *srv)
 			  n, first);
 }
 
+/* Pushes spool under cache_dir: find out now, naming the key, rather than
+ * answer every push 500 (a file, a read-only or missing parent...). */
+static int check_cache_dir(const char *dir, struct gg_err *err)
+{
+	struct gg_err inner = GG_ERR_INIT;
+	struct push *probe = NULL;
+	int ret = push_new(&probe, dir, false, &inner);
+
+	push_free(probe);
+	if (ret)
+		return gg_err_set(err, ret, "cache_dir: %s", inner.msg);
+	return GG_OK;
+}
+
 static int load_state(struct server *srv, const struct config *cfg,
 		      struct gg_err *err)
 {
@@ -1108,6 +1122,9 @@ static int load_state(struct server *srv, const struct config *cfg,
 	if (!srv->upstream_url || !srv->cache_dir)
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	ret = config_load_upstream_secret(&srv->secret, cfg, err);
+	if (ret)
+		return ret;
+	ret = check_cache_dir(srv->cache_dir, err);
 	if (ret)
 		return ret;
 	ret = authstate_new(&srv->auth, (const char *const *)cfg->verify_keys,

@@ -330,6 +330,17 @@ class ProxyTest(unittest.TestCase):
         self.assertEqual(self.assert401(r), "token revoked")
         self.assertBareAdvert(self.req("GET", path, d, gg=g))
 
+    def test_unusable_cache_dir_refused_at_start(self):
+        # It used to start, then answer every push with a bare 500.
+        g = h.Gitgate(self.up.url, self.up.secret,
+                      root=self.path("proxies", "bad-cache"),
+                      extra_config={"cache_dir": "upstream-token"})
+        self.all_proxies.append(g)
+        with self.assertRaises(h.HarnessError):
+            g.start(timeout=5)
+        self.assertRegex(g.stderr_text(), r"gitgate: .*cache_dir: cannot "
+                         r"create .*upstream-token/tmp: Not a directory")
+
     def test_repo_not_granted_403(self):
         for path in (info_refs("acme/other"),
                      info_refs("acme/other", "git-receive-pack"),
