@@ -51,16 +51,17 @@ struct audit_log {
 
 /* ---- secrets never reach the log ---- */
 
-/* Length of a PASETO token ("v4.public.", "v4.local.") or PASERK secret
- * or local key ("k4.secret.", "k4.local.", "-wrap", "-pw" forms, any
- * version digit) starting at s, or 0. Even a short or cut-off one counts
- * (a reason may quote part of a token). */
+/* base64url, and the '.' and '-' of token and key framing. */
 static bool is_token_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	       (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
 }
 
+/* Length of a PASETO token ("v4.public.", "v4.local.") or PASERK secret
+ * or local key ("k4.secret.", "k4.local.", "-wrap", "-pw" forms, any
+ * version digit) starting at s, or 0. Even a short or cut-off one counts
+ * (a reason may quote part of a token). */
 static size_t paseto_marker_at(const char *s)
 {
 	static const struct {
@@ -76,7 +77,7 @@ static size_t paseto_marker_at(const char *s)
 		if (s[0] != marks[m].lead ||
 		    strncmp(s + 2, marks[m].rest, strlen(marks[m].rest)))
 			continue;
-		/* the rest of the token: base64url, '.', '-' */
+		/* the rest of the token */
 		for (n = 2; is_token_char(s[n]); n++)
 			;
 		return n;

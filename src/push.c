@@ -203,7 +203,6 @@ static int spool_append(struct push *p, const unsigned char *data, size_t len,
 {
 	size_t off = 0, used = 0;
 	ssize_t n;
-
 	int ret;
 
 	if (len > GG_MAX_PUSH_BYTES - p->len)

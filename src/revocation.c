@@ -34,20 +34,29 @@ struct revocation_set {
 
 #define TOKEN_PREFIX "v4.public."
 
+/* Printable ASCII without spaces: what a jti, and a token, is made of. */
+static bool printable_word(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] <= ' ' || s[i] > '~')
+			return false;
+	return true;
+}
+
 int revocation_check_jti(const char *jti, struct gg_err *err)
 {
-	size_t len = strnlen(jti, GG_MAX_CLAIM_STR + 1), i;
+	size_t len = strnlen(jti, GG_MAX_CLAIM_STR + 1);
 
 	if (len == 0 || len > GG_MAX_CLAIM_STR)
 		return gg_err_set(err, GG_EINVAL, "jti must be 1-%d characters",
 				  GG_MAX_CLAIM_STR);
 	if (jti[0] == '#')
 		return gg_err_set(err, GG_EINVAL, "jti may not start with '#'");
-	for (i = 0; i < len; i++)
-		if (jti[i] <= ' ' || jti[i] > '~')
-			return gg_err_set(err, GG_EINVAL,
-					  "jti must be printable ASCII without "
-					  "spaces");
+	if (!printable_word(jti, len))
+		return gg_err_set(err, GG_EINVAL,
+				  "jti must be printable ASCII without spaces");
 	return GG_OK;
 }
 
@@ -126,7 +135,6 @@ static void note_problem(struct revocation_set *set, size_t lineno,
 static int check_entry(const char *entry, size_t len, struct gg_err *err)
 {
 	char buf[GG_MAX_CLAIM_STR + 1];
-	size_t i;
 
 	if (len > strlen(TOKEN_PREFIX) &&
 	    !memcmp(entry, TOKEN_PREFIX, strlen(TOKEN_PREFIX))) {
@@ -134,11 +142,9 @@ static int check_entry(const char *entry, size_t len, struct gg_err *err)
 			return gg_err_set(err, GG_EINVAL,
 					  "token longer than %d bytes",
 					  GG_MAX_TOKEN_LEN);
-		for (i = 0; i < len; i++)
-			if (entry[i] <= ' ' || entry[i] > '~')
-				return gg_err_set(err, GG_EINVAL,
-						  "token must be printable "
-						  "ASCII");
+		if (!printable_word(entry, len))
+			return gg_err_set(err, GG_EINVAL,
+					  "token must be printable ASCII");
 		return GG_OK;
 	}
 	if (len > GG_MAX_CLAIM_STR || memchr(entry, '\0', len))

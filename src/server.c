@@ -76,24 +76,27 @@ struct request {
 	uint64_t bytes_out;
 };
 
-static int64_t now_ms(void)
+static int64_t clock_ms(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(clock, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- responses ---------------------------------------------------- */
+/* Wall clock: audit times, token expiry. */
+static int64_t now_ms(void)
+{
+	return clock_ms(CLOCK_REALTIME);
+}
 
 /* For deadlines: immune to the wall clock being set. */
 static int64_t mono_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_ms(CLOCK_MONOTONIC);
 }
+
+/* ---- responses ---------------------------------------------------- */
 
 static enum MHD_Result queue_text(struct MHD_Connection *conn,
 				  unsigned status, const char *text,
