@@ -709,10 +709,10 @@ static int read_last_hash(char out[AUDIT_HASH_HEX + 1], int fd, off_t size,
 		return 0;
 	}
 	if (pread(fd, &c, 1, size - 1) != 1)
-		return gg_err_errno(err, GG_EIO, "audit log %s: read", path);
+		return gg_err_errno(err, GG_EIO, "audit_log %s: read", path);
 	if (c != '\n')
 		return gg_err_set(err, GG_EINVAL,
-				  "audit log %s: last line is truncated (no "
+				  "audit_log %s: last line is truncated (no "
 				  "newline); run 'gitgate audit verify'",
 				  path);
 	ret = find_line_start(&start, fd, size - 1, &why);
@@ -720,7 +720,7 @@ static int read_last_hash(char out[AUDIT_HASH_HEX + 1], int fd, off_t size,
 		ret = hash_of_line_at(out, fd, start, size - 1, &why);
 	if (ret)
 		return gg_err_set(err, ret,
-				  "audit log %s: last line: %s; run 'gitgate "
+				  "audit_log %s: last line: %s; run 'gitgate "
 				  "audit verify'",
 				  path, why.msg);
 	return 0;
@@ -745,9 +745,9 @@ static int open_fd(struct opened *out, const char *path, struct gg_err *err)
 
 	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return gg_err_errno(err, GG_EIO, "audit log %s: open", path);
+		return gg_err_errno(err, GG_EIO, "audit_log %s: open", path);
 	if (fstat(fd, &st) < 0) {
-		gg_err_errno(err, GG_EIO, "audit log %s: stat", path);
+		gg_err_errno(err, GG_EIO, "audit_log %s: stat", path);
 		close(fd);
 		return GG_EIO;
 	}
@@ -771,7 +771,7 @@ static int claim(struct opened *o, const char *path, struct gg_err *err)
 	if (o->regular && flock(o->fd, LOCK_EX | LOCK_NB) < 0 &&
 	    errno == EWOULDBLOCK)
 		return gg_err_set(err, GG_EEXISTS,
-				  "audit log %s: in use by another writer "
+				  "audit_log %s: in use by another writer "
 				  "(one gitgate process per audit log)",
 				  path);
 	return read_last_hash(o->last, o->fd, o->size, path, err);
@@ -844,18 +844,18 @@ static int cut_partial(struct audit_log *log, struct gg_err *err)
 	if (log->partial == 0)
 		return 0;
 	if (fstat(log->fd, &st) < 0)
-		return gg_err_errno(err, GG_EIO, "audit log %s: stat",
+		return gg_err_errno(err, GG_EIO, "audit_log %s: stat",
 				    log->path);
 	/* Only our own bytes are ever cut: if the file holds anything else,
 	 * leave it for the operator. */
 	if (st.st_size != log->size + log->partial)
 		return gg_err_set(err, GG_EIO,
-				  "audit log %s: a partial line is followed by "
+				  "audit_log %s: a partial line is followed by "
 				  "data from another writer; not cutting it",
 				  log->path);
 	if (ftruncate(log->fd, log->size) < 0)
 		return gg_err_errno(err, GG_EIO,
-				    "audit log %s: removing a partial line",
+				    "audit_log %s: removing a partial line",
 				    log->path);
 	log->partial = 0;
 	return 0;
@@ -874,7 +874,7 @@ static int write_line(struct audit_log *log, const char *line, size_t len,
 		if (n <= 0) {
 			if (n == 0)
 				errno = EIO;
-			gg_err_errno(err, GG_EIO, "audit log %s: write",
+			gg_err_errno(err, GG_EIO, "audit_log %s: write",
 				     log->path);
 			if (done > 0 && log->regular) {
 				log->partial = (off_t)done;
@@ -893,7 +893,7 @@ static int sync_log(struct audit_log *log, struct gg_err *err)
 {
 	if (fdatasync(log->fd) == 0 || (!log->regular && errno == EINVAL))
 		return 0;
-	return gg_err_errno(err, GG_EIO, "audit log %s: fsync", log->path);
+	return gg_err_errno(err, GG_EIO, "audit_log %s: fsync", log->path);
 }
 
 int audit_append(struct audit_log *log, const struct audit_record *rec,
@@ -943,13 +943,13 @@ int audit_probe(struct audit_log *log, struct gg_err *err)
 		rc = posix_fallocate(log->fd, log->size, 8 * 1024);
 		if (rc != 0) {
 			errno = rc;
-			ret = gg_err_errno(err, GG_EIO, "audit log %s: probe",
+			ret = gg_err_errno(err, GG_EIO, "audit_log %s: probe",
 					   log->path);
 			goto out;
 		}
 		if (ftruncate(log->fd, log->size) != 0 ||
 		    fdatasync(log->fd) != 0) {
-			ret = gg_err_errno(err, GG_EIO, "audit log %s: probe",
+			ret = gg_err_errno(err, GG_EIO, "audit_log %s: probe",
 					   log->path);
 			goto out;
 		}
@@ -979,7 +979,7 @@ int audit_reopen(struct audit_log *log, struct gg_err *err)
 	ret = claim(&o, log->path, err);
 	if (!ret && o.size > 0 && strcmp(o.last, log->last))
 		ret = gg_err_set(err, GG_EINVAL,
-				 "audit log %s: reopen: the file there ends "
+				 "audit_log %s: reopen: the file there ends "
 				 "with another chain; still writing to the "
 				 "old file",
 				 log->path);

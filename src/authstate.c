@@ -61,10 +61,12 @@ static bool sig_equal(const struct filesig *a, const struct filesig *b)
 	       a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
-/* Load every key into a fresh set. */
+/* Load every key into a fresh set. Messages name the config key, as every
+ * start-up error does. */
 static int load_keys(struct token_keyset *keys, struct authstate *as,
 		     struct gg_err *err)
 {
+	struct gg_err why = GG_ERR_INIT;
 	size_t i;
 	int ret;
 
@@ -74,8 +76,9 @@ static int load_keys(struct token_keyset *keys, struct authstate *as,
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	for (i = 0; i < as->nkeys; i++) {
 		ret = keyfile_load_public(&keys->keys[i], as->key_paths[i],
-					  err);
+					  &why);
 		if (ret) {
+			gg_err_set(err, ret, "verify_key: %s", why.msg);
 			free(keys->keys);
 			keys->keys = NULL;
 			keys->nkeys = 0;
@@ -83,6 +86,17 @@ static int load_keys(struct token_keyset *keys, struct authstate *as,
 		}
 		keys->nkeys++;
 	}
+	return GG_OK;
+}
+
+static int load_revocations(struct revocation_set **out, const char *path,
+			    struct gg_err *err)
+{
+	struct gg_err why = GG_ERR_INIT;
+	int ret = revocation_load(out, path, &why);
+
+	if (ret)
+		return gg_err_set(err, ret, "revocations: %s", why.msg);
 	return GG_OK;
 }
 
@@ -126,7 +140,8 @@ int authstate_new(struct authstate **out, const char *const *key_paths,
 	as->revocations_seen = as->sigs[as->nkeys].exists;
 	ret = load_keys(&as->keyset, as, err);
 	if (ret == GG_OK)
-		ret = revocation_load(&as->revoked, as->revocations_path, err);
+		ret = load_revocations(&as->revoked, as->revocations_path,
+				       err);
 	if (ret) {
 		authstate_free(as);
 		return ret;
@@ -208,9 +223,9 @@ int authstate_refresh(struct authstate *as, int force, struct gg_err *err)
 	/* A missing file means "nothing revoked yet" only at start-up: once
 	 * running, a file that disappears (deleted, moved aside) must not
 	 * un-revoke every token. */
-	rret = gone ? gg_err_set(&rerr, GG_ENOTFOUND, "%s: missing",
+	rret = gone ? gg_err_set(&rerr, GG_ENOTFOUND, "revocations: %s: missing",
 				 as->revocations_path)
-		    : revocation_load(&revoked, as->revocations_path, &rerr);
+		    : load_revocations(&revoked, as->revocations_path, &rerr);
 	pthread_rwlock_wrlock(&as->lock);
 	if (kret == GG_OK) {
 		old_keys = as->keyset;

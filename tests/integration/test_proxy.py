@@ -341,6 +341,32 @@ class ProxyTest(unittest.TestCase):
         self.assertRegex(g.stderr_text(), r"gitgate: .*cache_dir: cannot "
                          r"create .*upstream-token/tmp: Not a directory")
 
+    def test_unusable_files_refused_at_start_naming_the_key(self):
+        # interface.md: unreadable files are refused "with the key's name";
+        # these used to name only the path.
+        cases = [
+            ({"verify_key": "keys/missing.pub"},
+             r"gitgate: serve: verify_key: .*keys/missing\.pub: No such "
+             r"file or directory"),
+            ({"verify_key": ["keys/verify.pub", "keys/signing.key"]},
+             r"gitgate: serve: verify_key: .*keys/signing\.key: not a "
+             r"k4\.public key"),
+            ({"revocations": "keys"},
+             r"gitgate: serve: revocations: .*keys: Is a directory"),
+            ({"audit_log": "no-such-dir/audit.jsonl"},
+             r"gitgate: serve: audit_log .*no-such-dir/audit\.jsonl: open: "
+             r"No such file or directory"),
+        ]
+        for i, (extra, want) in enumerate(cases):
+            with self.subTest(extra=extra):
+                g = h.Gitgate(self.up.url, self.up.secret,
+                              root=self.path("proxies", "bad-file-%d" % i),
+                              extra_config=extra)
+                self.all_proxies.append(g)
+                with self.assertRaises(h.HarnessError):
+                    g.start(timeout=5)
+                self.assertRegex(g.stderr_text(), want)
+
     def test_repo_not_granted_403(self):
         for path in (info_refs("acme/other"),
                      info_refs("acme/other", "git-receive-pack"),
