@@ -35,6 +35,16 @@ int cli_bad_option(const char *usage, const char *cmd, int c, int argc,
 	return cli_usage_error(usage, "%s: unknown option '%s'", cmd, arg);
 }
 
+const char *cli_option_name(const struct option *opts, int c)
+{
+	size_t i;
+
+	for (i = 0; opts && opts[i].name; i++)
+		if (!opts[i].flag && opts[i].val == c)
+			return opts[i].name;
+	return "?";
+}
+
 int cli_fail(const char *what, const char *why)
 {
 	fprintf(stderr, "gitgate: %s: %s\n", what, why);

@@ -109,13 +109,14 @@ static bool view_only(int c)
 	       c == 'f';
 }
 
-static int take_option(struct opts *o, int c, const char *arg)
+static int take_option(struct opts *o, int c, const char *arg,
+		       const char *cmd)
 {
 	switch (c) {
 	case 'c':
 		if (o->config)
-			return cli_usage_error(usage, "audit: --config given "
-						      "twice");
+			return cli_usage_error(usage, "%s: --config: given "
+						      "twice", cmd);
 		o->config = arg;
 		return 0;
 	case 'l':
@@ -124,8 +125,11 @@ static int take_option(struct opts *o, int c, const char *arg)
 	case 's':
 		o->has_since = true;
 		if (cli_parse_duration(&o->since_s, arg) < 0)
-			return cli_usage_error(usage, "audit: --since: bad "
-						      "duration '%s'", arg);
+			return cli_usage_error(usage,
+					       "audit: --since: '%s' is not a "
+					       "duration like 90s, 15m, 1h or "
+					       "7d",
+					       arg);
 		return 0;
 	case 'r':
 		o->repo = arg;
@@ -135,8 +139,8 @@ static int take_option(struct opts *o, int c, const char *arg)
 		return 0;
 	case 'd':
 		if (strcmp(arg, "allow") && strcmp(arg, "deny"))
-			return cli_usage_error(usage, "audit: --decision must "
-						      "be allow or deny");
+			return cli_usage_error(usage, "audit: --decision: "
+						      "must be allow or deny");
 		o->decision = arg;
 		return 0;
 	case 'j':
@@ -150,6 +154,7 @@ static int take_option(struct opts *o, int c, const char *arg)
 
 static int parse_opts(struct opts *o, int argc, char **argv)
 {
+	const char *cmd = o->verify ? "audit verify" : "audit";
 	int c, ret;
 
 	opterr = 0;
@@ -159,21 +164,24 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		if (c == -1)
 			break;
 		if (c == '?' || c == ':')
-			return cli_bad_option(usage, "audit", c, argc, argv);
+			return cli_bad_option(usage, cmd, c, argc, argv);
+		/* Named from the table: argv[optind - 1] is the value
+		 * after "--since 1h", and "--since=1h" as a whole. */
 		if (o->verify && view_only(c))
-			return cli_usage_error(usage, "audit verify: option "
-						      "'%s' is not for verify",
-					       argv[optind - 1]);
-		ret = take_option(o, c, optarg);
+			return cli_usage_error(usage,
+					       "audit verify: --%s: verify "
+					       "takes only --config or --log",
+					       cli_option_name(long_opts, c));
+		ret = take_option(o, c, optarg, cmd);
 		if (ret)
 			return ret;
 	}
 	if (optind < argc)
-		return cli_usage_error(usage, "audit: unexpected argument '%s'",
-				       argv[optind]);
+		return cli_usage_error(usage, "%s: unexpected argument '%s'",
+				       cmd, argv[optind]);
 	if (!o->config == !o->nlogs)
-		return cli_usage_error(usage, "audit: give exactly one of "
-					      "--config FILE or --log FILE");
+		return cli_usage_error(usage, "%s: give exactly one of "
+					      "--config FILE or --log FILE", cmd);
 	return 0;
 }
 

@@ -142,8 +142,8 @@ int cmd_inspect(int argc, char **argv)
 			return cli_bad_option(usage, "inspect", c, argc, argv);
 		if (nkeys == GG_MAX_KEYS)
 			return cli_usage_error(usage,
-					       "inspect: more than %d --key "
-					       "options",
+					       "inspect: --key: at most %d "
+					       "allowed",
 					       GG_MAX_KEYS);
 		keypaths[nkeys++] = optarg;
 	}

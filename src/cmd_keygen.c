@@ -11,8 +11,8 @@
 static const char usage[] =
 	"usage: gitgate keygen --out DIR\n"
 	"\n"
-	"Create a signing key pair in DIR (created with mode 0700 if "
-	"missing):\n"
+	"Create a signing key pair in DIR (DIR and any missing parents are\n"
+	"created with mode 0700; existing directories are left as they are):\n"
 	"  DIR/signing.key  k4.secret PASERK, mode 0600: keep it where tokens\n"
 	"                   are minted (gitgate mint --key)\n"
 	"  DIR/verify.pub   k4.public PASERK, mode 0644: give it to the proxy\n"

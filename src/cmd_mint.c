@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -64,18 +65,35 @@ enum {
 	OPT_SUB,
 };
 
-/* Append a validated --repo / --push value. */
+/* Append a validated --repo / --push value. The same value twice is
+ * refused rather than silently merged: it is most often a copy-paste slip
+ * where a different repository or branch was meant, and the token would
+ * lack the grant the user thinks it has. Repositories compare
+ * case-insensitively, as the proxy matches them. */
 static int add_item(char **items, size_t *n, const char *value,
-		    const char *flag,
+		    const char *flag, bool nocase,
 		    int (*check)(const char *, struct gg_err *))
 {
 	struct gg_err err = GG_ERR_INIT;
+	size_t i;
 
 	if (check(value, &err) != GG_OK)
 		return cli_usage_error(usage, "mint: %s: %s", flag, err.msg);
+	for (i = 0; i < *n; i++) {
+		if (!strcmp(items[i], value))
+			return cli_usage_error(usage,
+					       "mint: %s: '%s' given twice",
+					       flag, value);
+		if (nocase && !strcasecmp(items[i], value))
+			return cli_usage_error(usage,
+					       "mint: %s: '%s' is the same as "
+					       "'%s' (names match "
+					       "case-insensitively)",
+					       flag, value, items[i]);
+	}
 	if (*n >= GG_MAX_CLAIM_ITEMS)
-		return cli_usage_error(usage, "mint: more than %d %s options",
-				       GG_MAX_CLAIM_ITEMS, flag);
+		return cli_usage_error(usage, "mint: %s: at most %d allowed",
+				       flag, GG_MAX_CLAIM_ITEMS);
 	items[(*n)++] = (char *)value;
 	return CLI_OK;
 }
@@ -99,10 +117,10 @@ static int parse_one(struct mint_opts *o, int c, int argc, char **argv)
 		o->key = optarg;
 		return CLI_OK;
 	case OPT_REPO:
-		return add_item(o->repos, &o->nrepos, optarg, "--repo",
+		return add_item(o->repos, &o->nrepos, optarg, "--repo", true,
 				token_check_repo);
 	case OPT_PUSH:
-		return add_item(o->pushes, &o->npushes, optarg, "--push",
+		return add_item(o->pushes, &o->npushes, optarg, "--push", false,
 				token_check_pattern);
 	case OPT_FORCE:
 		o->allow_force = true;

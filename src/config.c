@@ -7,11 +7,13 @@
 #include "gitgate/config.h"
 #include "gitgate/limits.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,39 +78,139 @@ static char *resolve(const char *dir, const char *rel)
 	return out;
 }
 
-/* Parse "host:port", "[v6]:port". */
-static int parse_listen(struct config *cfg, const char *text)
+/* Port digits after HOST: (text), 1..65535, digits only: strtol alone
+ * would accept " 80", "+80" and "0x50". */
+static int parse_port(unsigned short *out, const char *text, struct problems *p)
 {
-	const char *colon, *host = text;
-	size_t hostlen;
-	char *end;
-	long port;
+	char safe[24];
+	long port = 0;
+	size_t i, n = strlen(text);
 
-	if (text[0] == '[') {
-		const char *close = strchr(text, ']');
-		if (!close || close[1] != ':')
-			return -1;
-		host = text + 1;
-		hostlen = (size_t)(close - host);
-		colon = close + 1;
-	} else {
-		colon = strrchr(text, ':');
-		if (!colon || strchr(text, ':') != colon)
-			return -1;
-		hostlen = (size_t)(colon - text);
+	gg_err_sanitize(safe, sizeof(safe), text, n);
+	if (n == 0) {
+		problem(p, "listen: missing port (want HOST:PORT, e.g. "
+			   "127.0.0.1:8080)");
+		return -1;
 	}
-	if (hostlen == 0 || hostlen > 255)
+	for (i = 0; i < n; i++) {
+		if (text[i] < '0' || text[i] > '9') {
+			problem(p, "listen: port '%s' is not a number", safe);
+			return -1;
+		}
+		if (port <= 65535)
+			port = port * 10 + (text[i] - '0');
+	}
+	if (port < 1 || port > 65535) {
+		problem(p, "listen: port %s out of range 1-65535", safe);
 		return -1;
-	/* Digits only: strtol alone would accept " 80" and "+80". */
-	if (colon[1] < '0' || colon[1] > '9')
+	}
+	*out = (unsigned short)port;
+	return 0;
+}
+
+/* An IPv6 literal, with an optional %zone left to getaddrinfo. */
+static bool is_ipv6(const char *text, size_t len)
+{
+	struct in6_addr a6;
+	char addr[INET6_ADDRSTRLEN];
+	size_t n = strcspn(text, "%");
+
+	if (n > len)
+		n = len;
+	if (n >= sizeof(addr))
+		return false;
+	memcpy(addr, text, n);
+	addr[n] = '\0';
+	return inet_pton(AF_INET6, addr, &a6) == 1;
+}
+
+/* "[v6]:port": host and hostlen point into text; rest gets the port
+ * text after "]:". */
+static int split_bracketed(const char **host, size_t *hostlen,
+			   const char **rest, const char *text,
+			   struct problems *p)
+{
+	const char *close = strchr(text, ']');
+	char safe[64];
+
+	if (!close) {
+		problem(p, "listen: missing ']' after the IPv6 address");
 		return -1;
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (errno || *end || port < 1 || port > 65535)
+	}
+	*host = text + 1;
+	*hostlen = (size_t)(close - *host);
+	if (*hostlen == 0) {
+		problem(p, "listen: empty IPv6 address in '[]'");
+		return -1;
+	}
+	if (!is_ipv6(*host, *hostlen)) {
+		gg_err_sanitize(safe, sizeof(safe), *host, *hostlen);
+		problem(p, "listen: '%s' in brackets is not an IPv6 address",
+			safe);
+		return -1;
+	}
+	if (close[1] != ':' && close[1] != '\0') {
+		problem(p, "listen: expected ':PORT' after ']'");
+		return -1;
+	}
+	*rest = close[1] ? close + 2 : close + 1;
+	return 0;
+}
+
+static int split_plain(size_t *hostlen, const char **rest, const char *text,
+		       struct problems *p)
+{
+	const char *colon = strchr(text, ':');
+
+	if (strpbrk(text, "[]")) {
+		problem(p, "listen: '[' and ']' go only around an IPv6 "
+			   "address (e.g. [::1]:8080)");
+		return -1;
+	}
+	if (colon && strchr(colon + 1, ':')) {
+		problem(p, "listen: an IPv6 address needs brackets (e.g. "
+			   "[::1]:8080)");
+		return -1;
+	}
+	/* "8080" alone: the port is there, the host is not. */
+	if (!colon && text[strspn(text, "0123456789")] == '\0') {
+		problem(p, "listen: missing host (want HOST:PORT, e.g. "
+			   "127.0.0.1:8080)");
+		return -1;
+	}
+	*hostlen = colon ? (size_t)(colon - text) : strlen(text);
+	*rest = colon ? colon + 1 : text + strlen(text);
+	return 0;
+}
+
+/* Parse "host:port" or "[v6]:port"; each way to get it wrong has its own
+ * message, collected in p like every other config problem. */
+static int parse_listen(struct config *cfg, const char *text,
+			struct problems *p)
+{
+	const char *host = text, *rest;
+	size_t hostlen;
+	int rc;
+
+	if (text[0] == '[')
+		rc = split_bracketed(&host, &hostlen, &rest, text, p);
+	else
+		rc = split_plain(&hostlen, &rest, text, p);
+	if (rc != 0)
+		return -1;
+	if (hostlen == 0) {
+		problem(p, "listen: missing host (want HOST:PORT, e.g. "
+			   "127.0.0.1:8080)");
+		return -1;
+	}
+	if (hostlen > 255) {
+		problem(p, "listen: host longer than 255 bytes");
+		return -1;
+	}
+	if (parse_port(&cfg->listen_port, rest, p) != 0)
 		return -1;
 	cfg->listen_host = strndup(host, hostlen);
-	cfg->listen_port = (unsigned short)port;
-	return cfg->listen_host ? 0 : -1;
+	return 0; /* NULL host: config_parse reports out of memory */
 }
 
 /* Fetch an optional string member; records a problem for wrong types. */
@@ -152,6 +254,30 @@ static void check_keys(json_t *obj, const char *const *allowed,
 	}
 }
 
+/* Keep path (owned) as entry index of the verify_key array. The same
+ * file twice is refused: in a rotation it usually means the new key's path
+ * was meant, and the old key alone would silently stay in force. Paths are
+ * compared as resolved, so "k.pub" and "/etc/gitgate/k.pub" are the same. */
+static void add_verify_key(struct config *cfg, size_t index, char *path,
+			   struct problems *p)
+{
+	size_t i;
+
+	if (!path) {
+		problem(p, "verify_key[%zu]: out of memory", index);
+		return;
+	}
+	for (i = 0; i < cfg->nverify_keys; i++) {
+		if (!strcmp(cfg->verify_keys[i], path)) {
+			problem(p, "verify_key[%zu]: same file as "
+				   "verify_key[%zu]", index, i);
+			free(path);
+			return;
+		}
+	}
+	cfg->verify_keys[cfg->nverify_keys++] = path;
+}
+
 static void parse_verify_keys(struct config *cfg, json_t *root,
 			      const char *dir, struct problems *p)
 {
@@ -180,8 +306,9 @@ static void parse_verify_keys(struct config *cfg, json_t *root,
 			continue;
 		}
 		if (cfg->verify_keys)
-			cfg->verify_keys[cfg->nverify_keys++] =
-				resolve(dir, json_string_value(item));
+			add_verify_key(cfg, i,
+				       resolve(dir, json_string_value(item)),
+				       p);
 	}
 	json_decref(v);
 }
@@ -251,9 +378,8 @@ static void parse_root(struct config *cfg, json_t *root, const char *dir,
 
 	check_keys(root, keys, "", p);
 	listen = get_string(root, "listen", "listen", 1, p);
-	if (listen && parse_listen(cfg, listen) != 0)
-		problem(p, "listen: must be HOST:PORT (e.g. 127.0.0.1:8080 "
-			   "or [::1]:8080)");
+	if (listen)
+		parse_listen(cfg, listen, p);
 	parse_verify_keys(cfg, root, dir, p);
 	parse_upstream(cfg, root, dir, p);
 	cfg->audit_log = path_key(root, "audit_log", "audit.jsonl", dir, p);
@@ -309,9 +435,9 @@ out:
 	return ret;
 }
 
-/* Read a whole small file (at most max bytes) into a NUL-terminated
- * buffer. */
-/* label names the file in messages ("upstream.token_file: /path"). */
+/* Read a whole small regular file (at most max bytes) into a
+ * NUL-terminated buffer; label names the file in messages
+ * ("upstream.token_file: /path"). */
 static int read_small_file(char **out, size_t *outlen, const char *path,
 			   const char *label, size_t max, int private,
 			   struct gg_err *err)
@@ -322,11 +448,21 @@ static int read_small_file(char **out, size_t *outlen, const char *path,
 	ssize_t n;
 	int fd, ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO would block open() until a writer came; this
+	 * way fstat gets to refuse it. No effect on a regular file. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return gg_err_errno(err, GG_EIO, "%s", label);
-	if (fstat(fd, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) &&
-	    private) {
+	if (fstat(fd, &st) != 0) {
+		ret = gg_err_errno(err, GG_EIO, "%s", label);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = gg_err_set(err, GG_EINVAL, "%s: not a regular file",
+				 label);
+		goto out;
+	}
+	if (private && (st.st_mode & (S_IRWXG | S_IRWXO))) {
 		ret = gg_err_set(err, GG_EINVAL,
 				 "%s: permissions %04o are too open (want "
 				 "0600)",

@@ -49,29 +49,51 @@ static int read_key_text(char *buf, size_t *len, int fd, const char *path,
 	return GG_OK;
 }
 
-/* Open path for reading and check it is a regular file; when secret, also
- * refuse group/other permission bits. */
-static int open_key(int *fd, const char *path, bool secret, struct gg_err *err)
+/* Open path for reading and check it is a regular file. O_NONBLOCK makes
+ * the open itself return at once for a FIFO (which would otherwise wait for
+ * a writer forever) so fstat can refuse it; for a regular file the flag
+ * changes nothing. *mode gets the permission bits for the caller to judge
+ * after it has seen the contents (see check_secret). */
+static int open_key(int *fd, mode_t *mode, const char *path, struct gg_err *err)
 {
 	struct stat st;
 	int rc = GG_OK;
 
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	*fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (*fd < 0)
 		return gg_err_errno(err, GG_EIO, "%s", path);
 	if (fstat(*fd, &st) != 0)
 		rc = gg_err_errno(err, GG_EIO, "%s", path);
 	else if (!S_ISREG(st.st_mode))
 		rc = gg_err_set(err, GG_EINVAL, "%s: not a regular file", path);
-	else if (secret && (st.st_mode & 077))
-		rc = gg_err_set(err, GG_EINVAL,
-				"%s: permissions %04o are too open (want 0600)",
-				path, (unsigned)(st.st_mode & 07777));
 	if (rc != GG_OK) {
 		close(*fd);
 		*fd = -1;
+		return rc;
 	}
+	*mode = st.st_mode & 07777;
+	return GG_OK;
+}
+
+/* open_key + read_key_text; buf as for read_key_text. */
+static int load_text(char *buf, size_t *len, mode_t *mode, const char *path,
+		     struct gg_err *err)
+{
+	int fd, rc;
+
+	rc = open_key(&fd, mode, path, err);
+	if (rc != GG_OK)
+		return rc;
+	rc = read_key_text(buf, len, fd, path, err);
+	close(fd);
 	return rc;
+}
+
+static bool has_prefix(const char *text, size_t len, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return len >= n && !memcmp(text, prefix, n);
 }
 
 void keyfile_secret_free(struct keyfile_secret *key)
@@ -80,6 +102,25 @@ void keyfile_secret_free(struct keyfile_secret *key)
 		return;
 	sodium_free(key->sk); /* wipes, also when read-only */
 	free(key);
+}
+
+/* Passing verify.pub to mint is an easy slip: say so before the
+ * permission rule (verify.pub is 0644 by design) can hide it behind a
+ * "too open" complaint. Then the permission rule: no group/other bits. */
+static int check_secret(const char *text, size_t len, mode_t mode,
+			const char *path, struct gg_err *err)
+{
+	if (has_prefix(text, len, "k4.public."))
+		return gg_err_set(err, GG_EINVAL,
+				  "%s: is a public key (k4.public); a signing "
+				  "key (k4.secret, e.g. signing.key) is needed",
+				  path);
+	if (mode & 077)
+		return gg_err_set(err, GG_EINVAL,
+				  "%s: permissions %04o are too open (want "
+				  "0600)",
+				  path, (unsigned)mode);
+	return GG_OK;
 }
 
 static int decode_secret(struct keyfile_secret *key, const char *text,
@@ -98,15 +139,13 @@ int keyfile_load_secret(struct keyfile_secret **out, const char *path,
 	struct keyfile_secret *key = NULL;
 	char *text = NULL;
 	size_t len;
-	int fd = -1, rc;
+	mode_t mode;
+	int rc;
 
 	*out = NULL;
 	if (sodium_init() < 0)
 		return gg_err_set(err, GG_ERR,
 				  "libsodium failed to initialise");
-	rc = open_key(&fd, path, true, err);
-	if (rc != GG_OK)
-		return rc;
 	text = sodium_malloc(GG_MAX_KEYFILE_LEN + 1);
 	key = calloc(1, sizeof(*key));
 	if (key)
@@ -115,7 +154,9 @@ int keyfile_load_secret(struct keyfile_secret **out, const char *path,
 		rc = gg_err_set(err, GG_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = read_key_text(text, &len, fd, path, err);
+	rc = load_text(text, &len, &mode, path, err);
+	if (rc == GG_OK)
+		rc = check_secret(text, len, mode, path, err);
 	if (rc == GG_OK)
 		rc = decode_secret(key, text, len, path, err);
 	if (rc != GG_OK)
@@ -126,29 +167,40 @@ int keyfile_load_secret(struct keyfile_secret **out, const char *path,
 out:
 	keyfile_secret_free(key);
 	sodium_free(text);
-	close(fd);
 	return rc;
+}
+
+static int decode_public(struct token_key *out, const char *text, size_t len,
+			 const char *path, struct gg_err *err)
+{
+	struct gg_err inner = GG_ERR_INIT;
+
+	/* The symmetric slip: name the kind, never the contents. */
+	if (has_prefix(text, len, "k4.secret."))
+		return gg_err_set(err, GG_EINVAL,
+				  "%s: is a signing key (k4.secret); a public "
+				  "key (k4.public, e.g. verify.pub) is needed",
+				  path);
+	if (paserk_public_decode(out->pk, text, len, &inner) != GG_OK)
+		return gg_err_set(err, GG_EINVAL, "%s: %s", path, inner.msg);
+	return paserk_pid(out->pid, sizeof(out->pid), out->pk, 32, err);
 }
 
 int keyfile_load_public(struct token_key *out, const char *path,
 			struct gg_err *err)
 {
-	struct gg_err inner = GG_ERR_INIT;
 	char text[GG_MAX_KEYFILE_LEN + 1];
-	size_t len;
-	int fd, rc;
+	size_t len = 0;
+	mode_t mode;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = open_key(&fd, path, false, err);
-	if (rc != GG_OK)
-		return rc;
-	rc = read_key_text(text, &len, fd, path, err);
-	close(fd);
-	if (rc != GG_OK)
-		return rc;
-	if (paserk_public_decode(out->pk, text, len, &inner) != GG_OK)
-		return gg_err_set(err, GG_EINVAL, "%s: %s", path, inner.msg);
-	return paserk_pid(out->pid, sizeof(out->pid), out->pk, 32, err);
+	rc = load_text(text, &len, &mode, path, err);
+	if (rc == GG_OK)
+		rc = decode_public(out, text, len, path, err);
+	/* The file may have been a signing key given by mistake. */
+	sodium_memzero(text, sizeof(text));
+	return rc;
 }
 
 /* ---- generate --------------------------------------------------------- */
@@ -166,19 +218,53 @@ static char *join(const char *dir, const char *name)
 	return s;
 }
 
-static int ensure_dir(const char *dir, struct gg_err *err)
+/* One component of ensure_dir. A directory made here gets exactly 0700
+ * (chmod undoes the umask): it holds the signing key. One that exists is
+ * left exactly as it is, never loosened or tightened. */
+static int make_dir(const char *path, struct gg_err *err)
 {
 	struct stat st;
 
-	if (mkdir(dir, 0700) == 0)
-		return GG_OK;
-	if (errno != EEXIST)
-		return gg_err_errno(err, GG_EIO, "%s", dir);
-	if (stat(dir, &st) != 0)
-		return gg_err_errno(err, GG_EIO, "%s", dir);
+	if (stat(path, &st) != 0) {
+		if (errno != ENOENT)
+			return gg_err_errno(err, GG_EIO, "%s", path);
+		if (mkdir(path, 0700) == 0)
+			return chmod(path, 0700) == 0
+				       ? GG_OK
+				       : gg_err_errno(err, GG_EIO, "%s", path);
+		/* Lost a race with someone creating it: judge theirs. */
+		if (errno != EEXIST || stat(path, &st) != 0)
+			return gg_err_errno(err, GG_EIO, "%s", path);
+	}
 	if (!S_ISDIR(st.st_mode))
-		return gg_err_set(err, GG_EINVAL, "%s: not a directory", dir);
+		return gg_err_set(err, GG_EINVAL, "%s: not a directory", path);
 	return GG_OK;
+}
+
+/* "mkdir -p dir": `keygen --out /etc/gitgate/keys` on a fresh host must
+ * not need a separate mkdir step. */
+static int ensure_dir(const char *dir, struct gg_err *err)
+{
+	char *path = strdup(dir), *p, save;
+	int rc = GG_OK;
+
+	if (!path)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	p = path;
+	for (;;) {
+		p += strspn(p, "/");
+		if (*p == '\0')
+			break;
+		p += strcspn(p, "/");
+		save = *p;
+		*p = '\0';
+		rc = make_dir(path, err);
+		*p = save;
+		if (rc != GG_OK)
+			break;
+	}
+	free(path);
+	return rc;
 }
 
 /* Create path exclusively with exactly mode (fchmod undoes the umask). */

@@ -7,6 +7,7 @@
 #ifndef GITGATE_CLI_H
 #define GITGATE_CLI_H
 
+#include <getopt.h>
 #include <stdint.h>
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -31,6 +32,12 @@ int cli_usage_error(const char *usage, const char *fmt, ...)
  * "... option '--key' needs a value" plus usage; returns CLI_USAGE. */
 int cli_bad_option(const char *usage, const char *cmd, int c, int argc,
 		   char **argv);
+
+/* The long name of getopt_long's value c in opts, without the dashes
+ * ("since"), or "?" if none: messages name an option this way rather than
+ * echo argv[optind - 1], which after "--since 1h" is the value. Option
+ * errors read "<cmd>: --<name>: <why>". */
+const char *cli_option_name(const struct option *opts, int c);
 
 /* Print "gitgate: <what>: <why>" to stderr; returns CLI_FAIL. */
 int cli_fail(const char *what, const char *why);

@@ -16,8 +16,11 @@ struct keyfile_secret {
 	char pid[64];      /* k4.pid of the matching public key */
 };
 
-/* Refuses a file readable or writable by group/others:
- * "<path>: permissions 0644 are too open (want 0600)". */
+/* Both loaders refuse anything but a regular file ("<path>: not a regular
+ * file") without blocking on a FIFO, and name a key of the other kind
+ * ("<path>: is a public key (k4.public); ..."), never its contents.
+ * The secret loader also refuses a file readable or writable by
+ * group/others: "<path>: permissions 0644 are too open (want 0600)". */
 int keyfile_load_secret(struct keyfile_secret **out, const char *path,
 			struct gg_err *err);
 void keyfile_secret_free(struct keyfile_secret *key);
@@ -27,7 +30,9 @@ int keyfile_load_public(struct token_key *out, const char *path,
 			struct gg_err *err);
 
 /* Generate a key pair into dir: signing.key (0600, O_EXCL) and verify.pub
- * (0644, O_EXCL). Refuses to overwrite either ("… exists"). */
+ * (0644, O_EXCL). Refuses to overwrite either ("… exists"). dir and any
+ * missing parents are created with mode 0700; existing ones are left
+ * alone. */
 int keyfile_generate(const char *dir, struct gg_err *err);
 
 #endif

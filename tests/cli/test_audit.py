@@ -329,6 +329,34 @@ class TestUsage(Tmp):
         self.usage_error("verify", "--log", log, "--json")
         self.usage_error("verify", "--log", log, "--repo", "a/b")
 
+    def first_line(self, *args):
+        rc, out, err = run("audit", *args)
+        self.assertEqual((rc, out), (2, ""), err)
+        return err.split("\n")[0]
+
+    def test_option_errors_name_the_option(self):
+        # "--since X" after verify used to be reported as "option 'X'".
+        log = self.write("a", [])
+        for since in (["--since", "1h"], ["--since=1h"], ["--since", "X"]):
+            self.assertEqual(self.first_line("verify", "--log", log, *since),
+                             "gitgate: audit verify: --since: verify takes "
+                             "only --config or --log")
+        self.assertEqual(self.first_line("verify", "--log", log, "--repo",
+                                         "a/b"),
+                         "gitgate: audit verify: --repo: verify takes only "
+                         "--config or --log")
+        self.assertEqual(self.first_line("--log", log, "--since", "X"),
+                         "gitgate: audit: --since: 'X' is not a duration "
+                         "like 90s, 15m, 1h or 7d")
+        self.assertEqual(self.first_line("--log", log, "--decision", "maybe"),
+                         "gitgate: audit: --decision: must be allow or deny")
+        self.assertEqual(self.first_line("--config", log, "--config", log),
+                         "gitgate: audit: --config: given twice")
+        self.assertEqual(self.first_line("verify", "--bogus"),
+                         "gitgate: audit verify: unknown option '--bogus'")
+        self.assertEqual(self.first_line("verify", "--log", log, "stray"),
+                         "gitgate: audit verify: unexpected argument 'stray'")
+
 
 class TestView(Tmp):
     def setUp(self):

@@ -130,6 +130,25 @@ START_TEST(test_fail_and_usage_output)
 }
 END_TEST
 
+START_TEST(test_option_name)
+{
+	static int flag;
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "since", required_argument, NULL, 's' },
+		{ "verbose", no_argument, &flag, 's' }, /* sets flag: no val */
+		{ "ttl", required_argument, NULL, 260 },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	ck_assert_str_eq(cli_option_name(opts, 's'), "since");
+	ck_assert_str_eq(cli_option_name(opts, 'c'), "config");
+	ck_assert_str_eq(cli_option_name(opts, 260), "ttl");
+	ck_assert_str_eq(cli_option_name(opts, 'x'), "?");
+	ck_assert_str_eq(cli_option_name(NULL, 's'), "?");
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
 	Suite *s = suite_create("cli");
@@ -142,6 +161,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_duration_null);
 	tcase_add_test(tc, test_wants_help);
 	tcase_add_test(tc, test_fail_and_usage_output);
+	tcase_add_test(tc, test_option_name);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -188,7 +188,7 @@ START_TEST(test_secret_bad_contents)
 	char want[256], big[GG_MAX_KEYFILE_LEN + 2];
 
 	ck_assert_int_eq(mkdir(keydir, 0700), 0);
-	put(spath, "k4.public.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo8\n",
+	put(spath, "k4.local.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo8\n",
 	    0600);
 	ck_assert_int_eq(keyfile_load_secret(&sec, spath, &err), GG_EINVAL);
 	snprintf(want, sizeof(want), "%s: not a k4.secret key", spath);
@@ -241,9 +241,10 @@ START_TEST(test_public_bad_contents)
 	struct gg_err err = GG_ERR_INIT;
 	char want[256];
 
-	ck_assert_int_eq(keyfile_generate(keydir, NULL), GG_OK);
-	ck_assert_int_eq(keyfile_load_public(&pub, spath, &err), GG_EINVAL);
-	snprintf(want, sizeof(want), "%s: not a k4.public key", spath);
+	ck_assert_int_eq(mkdir(keydir, 0700), 0);
+	put(ppath, "k4.secret-ish\n", 0644);
+	ck_assert_int_eq(keyfile_load_public(&pub, ppath, &err), GG_EINVAL);
+	snprintf(want, sizeof(want), "%s: not a k4.public key", ppath);
 	ck_assert_str_eq(err.msg, want);
 	put(ppath, "k4.public.AAAA\n", 0644);
 	gg_err_init(&err);
@@ -251,6 +252,118 @@ START_TEST(test_public_bad_contents)
 	snprintf(want, sizeof(want), "%s: k4.public key has the wrong length",
 		 ppath);
 	ck_assert_str_eq(err.msg, want);
+}
+END_TEST
+
+/* keygen --out /etc/gitgate/keys on a fresh host: parents are made too,
+ * each 0700 whatever the umask; a parent that exists keeps its mode. */
+START_TEST(test_generate_creates_parents)
+{
+	mode_t old = umask(_i ? 0277 : 022);
+	struct gg_err err = GG_ERR_INIT;
+	char a[96], ab[128], deep[160], sp[200];
+
+	snprintf(a, sizeof(a), "%s/a", dir);
+	snprintf(ab, sizeof(ab), "%s/a/b", dir);
+	snprintf(deep, sizeof(deep), "%s/a/b//keys/", dir);
+	snprintf(sp, sizeof(sp), "%s/a/b/keys/signing.key", dir);
+	ck_assert_int_eq(chmod(dir, 0751), 0);
+	ck_assert_int_eq(keyfile_generate(deep, &err), GG_OK);
+	umask(old);
+	ck_assert_str_eq(err.msg, "");
+	ck_assert_uint_eq(mode_of(dir), 0751);
+	ck_assert_uint_eq(mode_of(a), 0700);
+	ck_assert_uint_eq(mode_of(ab), 0700);
+	ck_assert_uint_eq(mode_of(sp), 0600);
+	ck_assert(!strncmp(slurp(sp), "k4.secret.", 10));
+	/* Everything exists now: still no overwrite. */
+	ck_assert_int_eq(keyfile_generate(deep, &err), GG_EEXISTS);
+}
+END_TEST
+
+START_TEST(test_generate_parent_not_a_dir)
+{
+	struct gg_err err = GG_ERR_INIT;
+	char file[96], below[128], want[256];
+
+	snprintf(file, sizeof(file), "%s/file", dir);
+	snprintf(below, sizeof(below), "%s/file/keys", dir);
+	put(file, "", 0644);
+	ck_assert_int_eq(keyfile_generate(below, &err), GG_EINVAL);
+	snprintf(want, sizeof(want), "%s: not a directory", file);
+	ck_assert_str_eq(err.msg, want);
+}
+END_TEST
+
+/* A FIFO would block open() until a writer appears: refused at once. */
+START_TEST(test_load_fifo_refused)
+{
+	struct keyfile_secret *sec = (struct keyfile_secret *)1;
+	struct token_key pub;
+	struct gg_err err = GG_ERR_INIT;
+	char fifo[96], want[256];
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	snprintf(want, sizeof(want), "%s: not a regular file", fifo);
+	alarm(3); /* a regression hangs: fail fast instead */
+	ck_assert_int_eq(keyfile_load_secret(&sec, fifo, &err), GG_EINVAL);
+	ck_assert_ptr_null(sec);
+	ck_assert_str_eq(err.msg, want);
+	gg_err_init(&err);
+	ck_assert_int_eq(keyfile_load_public(&pub, fifo, &err), GG_EINVAL);
+	ck_assert_str_eq(err.msg, want);
+	gg_err_init(&err);
+	ck_assert_int_eq(keyfile_load_public(&pub, "/dev/null", &err),
+			 GG_EINVAL);
+	ck_assert_str_eq(err.msg, "/dev/null: not a regular file");
+	alarm(0);
+}
+END_TEST
+
+/* verify.pub passed where signing.key belongs: say what it is, whatever
+ * its mode (0644 is verify.pub's normal mode, not the problem). */
+START_TEST(test_secret_given_public_key)
+{
+	static const mode_t modes[] = {0644, 0600};
+	struct keyfile_secret *sec;
+	struct gg_err err;
+	char want[256];
+	size_t i;
+
+	ck_assert_int_eq(keyfile_generate(keydir, NULL), GG_OK);
+	snprintf(want, sizeof(want),
+		 "%s: is a public key (k4.public); a signing key (k4.secret, "
+		 "e.g. signing.key) is needed",
+		 ppath);
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		ck_assert_int_eq(chmod(ppath, modes[i]), 0);
+		gg_err_init(&err);
+		ck_assert_int_eq(keyfile_load_secret(&sec, ppath, &err),
+				 GG_EINVAL);
+		ck_assert_ptr_null(sec);
+		ck_assert_str_eq(err.msg, want);
+	}
+}
+END_TEST
+
+/* signing.key passed where verify.pub belongs: named, never echoed. */
+START_TEST(test_public_given_secret_key)
+{
+	struct token_key pub;
+	struct gg_err err = GG_ERR_INIT;
+	char want[256], body[16];
+
+	ck_assert_int_eq(keyfile_generate(keydir, NULL), GG_OK);
+	memcpy(body, slurp(spath) + 10, 8);
+	body[8] = '\0';
+	ck_assert_int_eq(keyfile_load_public(&pub, spath, &err), GG_EINVAL);
+	snprintf(want, sizeof(want),
+		 "%s: is a signing key (k4.secret); a public key (k4.public, "
+		 "e.g. verify.pub) is needed",
+		 spath);
+	ck_assert_str_eq(err.msg, want);
+	ck_assert_ptr_null(strstr(err.msg, body));
 }
 END_TEST
 
@@ -270,6 +383,11 @@ static Suite *keyfile_suite(void)
 	tcase_add_test(tc, test_secret_bad_contents);
 	tcase_add_test(tc, test_secret_vector_crlf);
 	tcase_add_test(tc, test_public_bad_contents);
+	tcase_add_loop_test(tc, test_generate_creates_parents, 0, 2);
+	tcase_add_test(tc, test_generate_parent_not_a_dir);
+	tcase_add_test(tc, test_load_fifo_refused);
+	tcase_add_test(tc, test_secret_given_public_key);
+	tcase_add_test(tc, test_public_given_secret_key);
 	suite_add_tcase(s, tc);
 	return s;
 }
