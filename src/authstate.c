@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+
+/* See keep_previous. */
+#define AUTHSTATE_SETTLE_MS 1000
 
 /* What a file looked like when last loaded; any change triggers a reload.
  * Renames (how `gitgate revoke` writes) change the inode. */
@@ -34,7 +38,14 @@ struct authstate {
 	/* Current state, replaced whole on reload. */
 	struct token_keyset keyset;
 	struct revocation_set *revoked;
+	size_t revocations_kept; /* of those, earlier ones the file lacks */
 	bool revocations_seen; /* the file existed at some load */
+
+	/* A clean file that drops revocations, waiting to settle (see
+	 * keep_previous); only the refreshing thread touches these. */
+	bool shrink_pending;
+	struct filesig shrink_sig;
+	int64_t shrink_since; /* monotonic ms */
 };
 
 static struct filesig file_signature(const char *path)
@@ -97,6 +108,61 @@ static int load_revocations(struct revocation_set **out, const char *path,
 
 	if (ret)
 		return gg_err_set(err, ret, "revocations: %s", why.msg);
+	return GG_OK;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Has the file that would drop revocations stayed as it is long enough? */
+static bool settled(struct authstate *as, const struct filesig *sig)
+{
+	if (!as->shrink_pending || !sig_equal(&as->shrink_sig, sig))
+		return false;
+	return mono_ms() - as->shrink_since >= AUTHSTATE_SETTLE_MS;
+}
+
+/*
+ * The previous list is kept as well (merged into fresh) in two cases:
+ *   - the file has problems: an edit may have broken the very line that
+ *     revoked a token, so until the file is clean again nothing goes;
+ *   - the file would drop revocations but changed less than
+ *     AUTHSTATE_SETTLE_MS ago: an editor that saves in place (truncate,
+ *     then write) shows a poll an empty or half-written file for a moment,
+ *     which must not un-revoke anything even for 200 ms. A deliberate
+ *     un-revoke takes effect once the file has stayed the same that long
+ *     (authstate_refresh keeps polling while one is pending).
+ * *kept is how many entries only the previous list had.
+ */
+static int keep_previous(struct authstate *as, struct revocation_set *fresh,
+			 const struct filesig *sig, size_t *kept,
+			 struct gg_err *err)
+{
+	size_t before = revocation_count(fresh);
+	bool clean = revocation_problems(fresh, NULL) == 0;
+	int ret;
+
+	*kept = 0;
+	if (clean && settled(as, sig)) {
+		as->shrink_pending = false;
+		return GG_OK;
+	}
+	pthread_rwlock_rdlock(&as->lock);
+	ret = revocation_merge(fresh, as->revoked, err);
+	pthread_rwlock_unlock(&as->lock);
+	if (ret)
+		return gg_err_set(err, ret, "revocations: out of memory");
+	*kept = revocation_count(fresh) - before;
+	as->shrink_pending = clean && *kept > 0;
+	if (as->shrink_pending && !sig_equal(&as->shrink_sig, sig)) {
+		as->shrink_sig = *sig;
+		as->shrink_since = mono_ms();
+	}
 	return GG_OK;
 }
 
@@ -205,12 +271,14 @@ int authstate_refresh(struct authstate *as, int force, struct gg_err *err)
 	struct token_keyset keys, old_keys = { NULL, 0 };
 	struct revocation_set *revoked = NULL, *old_revoked = NULL;
 	int kret, rret;
+	size_t kept = 0;
 	bool gone;
 
 	if (!now)
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	snapshot_sigs(now, as);
-	if (!force && !changed(as, now)) {
+	if (!force && !changed(as, now) &&
+	    !(as->shrink_pending && settled(as, &now[as->nkeys]))) {
 		free(now);
 		return 0;
 	}
@@ -226,6 +294,13 @@ int authstate_refresh(struct authstate *as, int force, struct gg_err *err)
 	rret = gone ? gg_err_set(&rerr, GG_ENOTFOUND, "revocations: %s: missing",
 				 as->revocations_path)
 		    : load_revocations(&revoked, as->revocations_path, &rerr);
+	if (rret == GG_OK)
+		rret = keep_previous(as, revoked, &as->sigs[as->nkeys], &kept,
+				     &rerr);
+	if (rret != GG_OK) {
+		revocation_free(revoked);
+		revoked = NULL;
+	}
 	pthread_rwlock_wrlock(&as->lock);
 	if (kret == GG_OK) {
 		old_keys = as->keyset;
@@ -234,6 +309,7 @@ int authstate_refresh(struct authstate *as, int force, struct gg_err *err)
 	if (rret == GG_OK) {
 		old_revoked = as->revoked;
 		as->revoked = revoked;
+		as->revocations_kept = kept;
 		as->revocations_seen |= as->sigs[as->nkeys].exists;
 	}
 	pthread_rwlock_unlock(&as->lock);
@@ -281,7 +357,11 @@ size_t authstate_revocation_problems(struct authstate *as, char *first,
 
 	pthread_rwlock_rdlock(&as->lock);
 	n = revocation_problems(as->revoked, &text);
-	if (first && firstsz)
+	if (first && firstsz && as->revocations_kept)
+		snprintf(first, firstsz, "%s; until the file has none, %zu "
+			 "earlier revocation(s) it no longer lists stay",
+			 text, as->revocations_kept);
+	else if (first && firstsz)
 		snprintf(first, firstsz, "%s", text);
 	pthread_rwlock_unlock(&as->lock);
 	return n;

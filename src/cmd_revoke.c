@@ -10,11 +10,15 @@
 #include "gitgate/revocation.h"
 #include "gitgate/token.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char usage[] =
 	"usage: gitgate revoke --config FILE TOKEN-OR-JTI...\n"
@@ -44,25 +48,57 @@ static void items_release(struct items *it)
 	free(it->jtis);
 }
 
+/* The config as JSON, or NULL after saying why, in the words `serve`
+ * uses ("PATH: No such file or directory", "PATH:LINE:COL: ..."). */
+static json_t *load_config(const char *config)
+{
+	json_error_t jerr;
+	struct stat st;
+	json_t *root;
+	int fd;
+
+	/* O_NONBLOCK: a FIFO must be refused, not waited on. */
+	fd = open(config, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		fprintf(stderr, "gitgate: revoke: %s: %s\n", config,
+			strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "gitgate: revoke: %s: %s\n", config,
+			S_ISDIR(st.st_mode) ? strerror(EISDIR)
+					    : "not a regular file");
+		close(fd);
+		return NULL;
+	}
+	root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
+	close(fd);
+	if (!root)
+		fprintf(stderr, "gitgate: revoke: %s:%d:%d: %s\n", config,
+			jerr.line, jerr.column, jerr.text);
+	else if (!json_is_object(root)) {
+		fprintf(stderr, "gitgate: revoke: %s: must be a JSON object\n",
+			config);
+		json_decref(root);
+		root = NULL;
+	}
+	return root;
+}
+
 /* The revocations path of the config: its "revocations" key (default
  * revoked.txt), relative to the config file's directory. Just this one
  * key; the full validation is config_load's job in `serve`. */
 static int revocations_path(char **out, const char *config)
 {
 	const char *rel = DEFAULT_REVOCATIONS, *slash;
-	json_error_t jerr;
 	json_t *root, *v;
 	size_t dirlen;
 
-	root = json_load_file(config, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root) {
-		fprintf(stderr, "gitgate: revoke: %s: line %d: %s\n", config,
-			jerr.line, jerr.text);
+	root = load_config(config);
+	if (!root)
 		return CLI_FAIL;
-	}
 	v = json_object_get(root, "revocations");
-	if (!json_is_object(root) ||
-	    (v && (!json_is_string(v) || !*json_string_value(v)))) {
+	if (v && (!json_is_string(v) || !*json_string_value(v))) {
 		json_decref(root);
 		fprintf(stderr,
 			"gitgate: revoke: %s: revocations: must be a "
@@ -160,27 +196,24 @@ static int add_stdin(struct items *it)
 	return rc;
 }
 
-/* The file may hold hand-written lines the proxy skips: say so (the
- * revocation just made applies either way). */
-static void warn_problems(const char *path)
+/* The file may hold hand-written lines that are not as documented: say
+ * so (the revocation just made applies either way). */
+static void warn_problems(const char *path, const struct revocation_set *set)
 {
-	struct revocation_set *set = NULL;
 	const char *first;
-	size_t n;
+	size_t n = revocation_problems(set, &first);
 
-	if (revocation_load(&set, path, NULL) != GG_OK)
-		return;
-	n = revocation_problems(set, &first);
 	if (n)
-		fprintf(stderr, "gitgate: revoke: warning: %s: %zu line(s) "
-			"not understood (skipped by the proxy), first %s\n",
+		fprintf(stderr, "gitgate: revoke: warning: %s: %zu line(s) to "
+			"fix (until then a running proxy also keeps every "
+			"revocation it had), first %s\n",
 			path, n, first);
-	revocation_free(set);
 }
 
-static int revoke(const char *config, char **args, int nargs)
+static int revoke_all(const char *config, char **args, int nargs)
 {
 	struct gg_err err = GG_ERR_INIT;
+	struct revocation_set *written = NULL;
 	struct items it = {NULL, 0, 0};
 	char *path = NULL;
 	int i, rc = CLI_OK;
@@ -196,13 +229,14 @@ static int revoke(const char *config, char **args, int nargs)
 	if (rc == CLI_OK)
 		rc = revocations_path(&path, config);
 	if (rc == CLI_OK &&
-	    revocation_append(path, (const char *const *)it.jtis, it.n, &err) !=
-		    GG_OK)
+	    revocation_append(&written, path, (const char *const *)it.jtis,
+			      it.n, &err) != GG_OK)
 		rc = cli_fail("revoke", err.msg);
 	for (i = 0; rc == CLI_OK && (size_t)i < it.n; i++)
 		printf("revoked %s\n", it.jtis[i]);
 	if (rc == CLI_OK)
-		warn_problems(path);
+		warn_problems(path, written);
+	revocation_free(written);
 	free(path);
 	items_release(&it);
 	return rc;
@@ -235,5 +269,5 @@ int cmd_revoke(int argc, char **argv)
 		return cli_usage_error(usage, "revoke: missing --config FILE");
 	if (optind >= argc)
 		return cli_usage_error(usage, "revoke: missing TOKEN-OR-JTI");
-	return revoke(config, argv + optind, argc - optind);
+	return revoke_all(config, argv + optind, argc - optind);
 }

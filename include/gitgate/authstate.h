@@ -7,7 +7,8 @@
  * request sees the old state or the new one, never a mix. Keys and
  * revocations reload independently, and the part that fails keeps its
  * previous state (and says why): a typo in a key file must not lock every
- * sandbox out, nor hold up a revocation.
+ * sandbox out, nor hold up a revocation. A revocation file with problems
+ * loads, but adds to the previous list instead of replacing it.
  */
 #ifndef GITGATE_AUTHSTATE_H
 #define GITGATE_AUTHSTATE_H
@@ -40,8 +41,10 @@ int authstate_refresh(struct authstate *as, int force, struct gg_err *err);
 /* Counts for the start-up / reload log line. */
 size_t authstate_nkeys(struct authstate *as);
 size_t authstate_nrevoked(struct authstate *as);
-/* Lines of the revocation file not understood at the last load (see
- * revocation.h); the first one's description is copied into first. */
+/* Lines of the revocation file not understood (or only guessed at) at the
+ * last load (see revocation.h); the first one's description is copied
+ * into first. While there are any, a reload keeps the previous list as
+ * well, and first then ends with how many revocations are kept so. */
 size_t authstate_revocation_problems(struct authstate *as, char *first,
 				     size_t firstsz);
 

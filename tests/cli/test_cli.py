@@ -145,6 +145,37 @@ class TestKeygen(Base):
                         "overwrite)" % self.pk)
         self.assertFalse(os.path.exists(self.sk))
 
+    def test_creates_missing_parents(self):
+        # The README's `keygen --out /etc/gitgate/keys` on a fresh host:
+        # no separate mkdir -p. Made directories are 0700 whatever the
+        # umask; an existing one keeps its mode.
+        os.chmod(self.tmp, 0o755)
+        deep = os.path.join(self.tmp, "etc", "gitgate", "keys")
+        old = os.umask(0o022)
+        try:
+            rc, out, err = run("keygen", "--out", deep)
+        finally:
+            os.umask(old)
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(out, "wrote %s/signing.key and %s/verify.pub\n"
+                         % (deep, deep))
+        for d in ("etc", "etc/gitgate", "etc/gitgate/keys"):
+            self.assertEqual(stat.S_IMODE(os.stat(os.path.join(
+                self.tmp, d)).st_mode), 0o700, d)
+        self.assertEqual(stat.S_IMODE(os.stat(self.tmp).st_mode), 0o755)
+        sk = os.path.join(deep, "signing.key")
+        self.assertEqual(stat.S_IMODE(os.stat(sk).st_mode), 0o600)
+        self.assertFail(run("keygen", "--out", deep),
+                        "gitgate: keygen: %s exists (refusing to "
+                        "overwrite)" % sk)
+
+    def test_parent_is_a_file(self):
+        blocker = os.path.join(self.tmp, "file")
+        with open(blocker, "w") as f:
+            f.write("x\n")
+        self.assertFail(run("keygen", "--out", os.path.join(blocker, "k")),
+                        "gitgate: keygen: %s: not a directory" % blocker)
+
     def test_usage_errors(self):
         self.assertUsage("keygen", run("keygen"),
                          "gitgate: keygen: missing --out DIR")
@@ -265,6 +296,15 @@ class TestMintInspect(Base):
             (["--key", sk, "--frobnicate"],
              "gitgate: mint: unknown option '--frobnicate'"),
             (["-k", sk], "gitgate: mint: unknown option '-k'"),
+            # the same grant twice is a slip, not a wish: refused
+            (["--key", sk, "--repo", "a/b", "--repo", "a/b"],
+             "gitgate: mint: --repo: 'a/b' given twice"),
+            (["--key", sk, "--repo", "acme/app", "--repo", "Acme/App"],
+             "gitgate: mint: --repo: 'Acme/App' is the same as 'acme/app' "
+             "(names match case-insensitively)"),
+            (["--key", sk, "--repo", "a/b", "--push", "agent/*", "--push",
+              "main", "--push", "agent/*"],
+             "gitgate: mint: --push: 'agent/*' given twice"),
         ]
         for args, first in cases:
             self.assertUsage("mint", run("mint", *args), first)
@@ -284,14 +324,37 @@ class TestMintInspect(Base):
         self.assertFail(run("mint", "--key", missing, "--repo", "a/b"),
                         "gitgate: mint: %s: No such file or directory"
                         % missing)
+        # verify.pub by mistake: say so, not "permissions too open"
         self.assertFail(run("mint", "--key", self.pk, "--repo", "a/b"),
-                        "gitgate: mint: %s: permissions 0644 are too open "
-                        "(want 0600)" % self.pk)
+                        "gitgate: mint: %s: is a public key (k4.public); a "
+                        "signing key (k4.secret, e.g. signing.key) is "
+                        "needed" % self.pk)
         wrong = os.path.join(self.tmp, "wrong.key")
         shutil.copy(self.pk, wrong)
         os.chmod(wrong, 0o600)
         self.assertFail(run("mint", "--key", wrong, "--repo", "a/b"),
+                        "gitgate: mint: %s: is a public key (k4.public); a "
+                        "signing key (k4.secret, e.g. signing.key) is "
+                        "needed" % wrong)
+        with open(wrong, "w") as f:
+            f.write("hello\n")
+        self.assertFail(run("mint", "--key", wrong, "--repo", "a/b"),
                         "gitgate: mint: %s: not a k4.secret key" % wrong)
+        self.assertFail(run("mint", "--key", self.keys, "--repo", "a/b"),
+                        "gitgate: mint: %s: not a regular file" % self.keys)
+
+    def test_key_fifo_refused_without_blocking(self):
+        fifo = os.path.join(self.tmp, "fifo")
+        os.mkfifo(fifo, 0o600)
+        for args, what in ((["mint", "--key", fifo, "--repo", "a/b"],
+                            "mint"),
+                           (["inspect", "--key", fifo, "v4.public.x"],
+                            "inspect")):
+            p = subprocess.run([GITGATE] + args, capture_output=True,
+                               text=True, timeout=10)
+            self.assertEqual((p.returncode, p.stdout, p.stderr),
+                             (1, "", "gitgate: %s: %s: not a regular "
+                              "file\n" % (what, fifo)))
 
     def test_inspect_without_key_warns(self):
         token = self.mint("--repo", "a/b")
@@ -369,8 +432,14 @@ class TestMintInspect(Base):
         self.assertFail(run("inspect", "--key", missing, token),
                         "gitgate: inspect: %s: No such file or directory"
                         % missing)
-        self.assertFail(run("inspect", "--key", self.sk, token),
-                        "gitgate: inspect: %s: not a k4.public key" % self.sk)
+        result = run("inspect", "--key", self.sk, token)
+        self.assertFail(result,
+                        "gitgate: inspect: %s: is a signing key (k4.secret); "
+                        "a public key (k4.public, e.g. verify.pub) is needed"
+                        % self.sk)
+        with open(self.sk) as f:
+            secret = f.read().strip()
+        self.assertNotIn(secret[10:20], result[2])
 
     def test_inspect_usage_errors(self):
         token = self.mint("--repo", "a/b")
@@ -463,10 +532,24 @@ class TestRevoke(Base):
                                                      "revoked.txt")))
 
     def test_config_errors(self):
+        # A missing config used to say "line -1: unable to open ...": the
+        # same words as `serve` now, naming the file.
         missing = os.path.join(self.tmp, "none.json")
-        rc, out, err = run("revoke", "--config", missing, "j1")
-        self.assertEqual((rc, out), (1, ""))
-        self.assertTrue(err.startswith("gitgate: revoke: %s: " % missing))
+        self.assertFail(run("revoke", "--config", missing, "j1"),
+                        "gitgate: revoke: %s: No such file or directory"
+                        % missing)
+        self.assertFail(run("revoke", "--config", self.tmp, "j1"),
+                        "gitgate: revoke: %s: Is a directory" % self.tmp)
+        self.write_config(None, '{"revocations" "x"}')
+        self.assertFail(run("revoke", "--config", self.config, "j1"),
+                        "gitgate: revoke: %s:1:18: ':' expected near '\"x\"'"
+                        % self.config)
+        self.write_config(None, '["revocations"]')
+        self.assertFail(run("revoke", "--config", self.config, "j1"),
+                        "gitgate: revoke: %s: must be a JSON object"
+                        % self.config)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp,
+                                                     "revoked.txt")))
         self.write_config(None, '{"revocations": 7}')
         self.assertFail(run("revoke", "--config", self.config, "j1"),
                         "gitgate: revoke: %s: revocations: must be a "
@@ -475,6 +558,23 @@ class TestRevoke(Base):
         rc, out, err = run("revoke", "--config", self.config, "j1")
         self.assertEqual(rc, 1)
         self.assertIn("duplicate", err)
+
+    def test_hand_edited_lines_warned_and_written_exactly(self):
+        # "abc#note" revokes "abc" too, but `revoke abc` still writes it
+        # (the file must say what was revoked once that line is fixed),
+        # and the warning comes from the file as written, not a re-read.
+        with open(os.path.join(self.tmp, "revoked.txt"), "w") as f:
+            f.write("abc#note\nok\nBearer v4.public.x\n")
+        rc, out, err = run("revoke", "--config", self.config, "abc", "ok")
+        self.assertEqual((rc, out), (0, "revoked abc\nrevoked ok\n"))
+        self.assertEqual(
+            err, "gitgate: revoke: warning: %s: 2 line(s) to fix (until "
+            "then a running proxy also keeps every revocation it had), "
+            "first line 1: '#' inside an entry: revoked both as written "
+            "and the part before '#' (a comment needs a space before "
+            "'#')\n" % os.path.join(self.tmp, "revoked.txt"))
+        self.assertEqual(self.read("revoked.txt"),
+                         "abc#note\nok\nBearer v4.public.x\nabc\n")
 
     def test_usage_errors(self):
         self.assertUsage("revoke", run("revoke", "j1"),

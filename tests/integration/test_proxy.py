@@ -311,7 +311,7 @@ class ProxyTest(unittest.TestCase):
             self.assertBareAdvert(self.req("GET", path, tok, gg=g))
         with open(g.revocations, "a") as f:
             f.write("%s   # leaked in a CI log\n" % g.inspect(a)["jti"])
-            f.write("not\x01a jti\n")
+            f.write("not\x01a-jti\n")
             f.write(b + "\n")  # the whole token, pasted
         for tok in (a, b):
             r = self.poll_status("GET", path, tok, 401, timeout=5.0, gg=g)
@@ -324,11 +324,64 @@ class ProxyTest(unittest.TestCase):
         # the CLI still revokes, and says what it skipped
         rc, out, err = g.revoke(c, check=False)
         self.assertEqual(rc, 0, err)
-        self.assertIn("warning: %s: 1 line(s) not understood (skipped by "
-                      "the proxy), first line 2" % g.revocations, err)
+        self.assertIn("warning: %s: 1 line(s) to fix (until then a running "
+                      "proxy also keeps every revocation it had), first "
+                      "line 2: jti must be printable ASCII without spaces"
+                      % g.revocations, err)
         r = self.poll_status("GET", path, c, 401, timeout=5.0, gg=g)
         self.assertEqual(self.assert401(r), "token revoked")
         self.assertBareAdvert(self.req("GET", path, d, gg=g))
+
+    def test_revocation_hand_edits_fail_closed(self):
+        # Hand-written lines that used to revoke nothing useful: a '#'
+        # without its space, a comma-separated list, a pasted
+        # Authorization header value. And an edit that breaks a line must
+        # not un-revoke what it revoked, until the file is clean again.
+        g = h.Gitgate(self.up.url, self.up.secret,
+                      root=self.path("proxies", "revoked-fail-closed"))
+        self.extra_proxies.append(g)
+        self.all_proxies.append(g)
+        g.start()
+        a, b, c, d, e = (g.mint(repo="acme/widgets", sub="closed-" + x)
+                         for x in "abcde")
+        jti = dict((t, g.inspect(t)["jti"]) for t in (a, b, c))
+        path = info_refs("acme/widgets")
+        for tok in (a, b, c, d, e):
+            self.assertBareAdvert(self.req("GET", path, tok, gg=g))
+
+        def write(text):  # atomically, as an editor saving would
+            with open(g.revocations + ".tmp", "w") as f:
+                f.write(text)
+            os.replace(g.revocations + ".tmp", g.revocations)
+
+        write("%s#leaked\n%s,%s\nBearer %s\n" % (jti[a], jti[b], jti[c], d))
+        for tok in (a, b, c, d):
+            r = self.poll_status("GET", path, tok, 401, timeout=5.0, gg=g)
+            self.assertEqual(self.assert401(r), "token revoked")
+        self.assertBareAdvert(self.req("GET", path, e, gg=g))
+        self.assertTrue(h.wait_until(
+            lambda: "revocations: 3 line(s) not understood, first line 1: "
+            "'#' inside an entry: revoked both as written and the part "
+            "before '#' (a comment needs a space before '#')"
+            in g.stderr_text(), 5), g.stderr_text()[-1000:])
+        # every line broken: what they revoked stays (logged)
+        write("oops\x01\n")
+        self.assertTrue(h.wait_until(
+            lambda: "revocations: 1 line(s) not understood, first line 1: "
+            "jti must be printable ASCII without spaces; until the file has "
+            "none, 6 earlier revocation(s) it no longer lists stay"
+            in g.stderr_text(), 5), g.stderr_text()[-1000:])
+        for tok in (a, b, c, d):
+            self.assertEqual(self.assert401(self.req("GET", path, tok,
+                                                     gg=g)),
+                             "token revoked")
+        # a clean file is taken as it is: un-revoking works
+        write("%s  # still leaked\n" % jti[a])
+        for tok in (b, c, d):
+            self.assertBareAdvert(self.poll_status("GET", path, tok, 200,
+                                                   timeout=5.0, gg=g))
+        self.assertEqual(self.assert401(self.req("GET", path, a, gg=g)),
+                         "token revoked")
 
     def test_unusable_cache_dir_refused_at_start(self):
         # It used to start, then answer every push with a bare 500.

@@ -209,6 +209,99 @@ START_TEST(test_problem_lines_reported_rest_applied)
 }
 END_TEST
 
+/* An edit that breaks the line revoking a token must not un-revoke it:
+ * while the file has problems, the previous list stays as well. */
+START_TEST(test_problem_file_keeps_previous_list)
+{
+	struct authstate *as;
+	struct gg_err err = GG_ERR_INIT;
+	char first[256];
+
+	write_text(revpath, "j-a\nj-b\n");
+	as = state_new();
+	ck_assert_int_eq(verify(as, tok_b), GG_EREVOKED);
+	/* j-b's line broken (a non-printable byte typed into it) */
+	write_text(revpath, "j-a\nj\x01b\nj-c\n");
+	ck_assert_int_eq(authstate_refresh(as, 1, &err), 1);
+	ck_assert_int_eq(verify(as, tok_a), GG_EREVOKED);
+	ck_assert_int_eq(verify(as, tok_b), GG_EREVOKED);
+	ck_assert_uint_eq(authstate_nrevoked(as), 3);
+	ck_assert_uint_eq(authstate_revocation_problems(as, first,
+							sizeof(first)),
+			  1);
+	ck_assert_str_eq(first, "line 2: jti must be printable ASCII without "
+				"spaces; until the file has none, 1 earlier "
+				"revocation(s) it no longer lists stay");
+	/* a second edit with problems: still everything ever listed */
+	write_text(revpath, "j-c x\x01\n");
+	ck_assert_int_eq(authstate_refresh(as, 1, &err), 1);
+	ck_assert_int_eq(verify(as, tok_a), GG_EREVOKED);
+	ck_assert_int_eq(verify(as, tok_b), GG_EREVOKED);
+	ck_assert_uint_eq(authstate_nrevoked(as), 3);
+	ck_assert_uint_eq(authstate_revocation_problems(as, first,
+							sizeof(first)),
+			  1);
+	ck_assert_str_eq(first, "line 1: several fields: each is revoked (a "
+				"comment starts with '#'); until the file has "
+				"none, 2 earlier revocation(s) it no longer "
+				"lists stay");
+	/* a clean file is taken as it is once it has settled (1 s): a
+	 * deliberate un-revoke works */
+	write_text(revpath, "j-c\n");
+	ck_assert_int_eq(authstate_refresh(as, 1, &err), 1);
+	ck_assert_int_eq(verify(as, tok_a), GG_EREVOKED);
+	usleep(1100 * 1000);
+	ck_assert_int_eq(authstate_refresh(as, 0, &err), 1);
+	ck_assert_int_eq(verify(as, tok_a), GG_OK);
+	ck_assert_int_eq(verify(as, tok_b), GG_OK);
+	ck_assert_uint_eq(authstate_nrevoked(as), 1);
+	ck_assert_uint_eq(authstate_revocation_problems(as, first,
+							sizeof(first)),
+			  0);
+	ck_assert_str_eq(first, "");
+	authstate_free(as);
+}
+END_TEST
+
+/* An editor that saves in place truncates the file, then writes it: a
+ * poll in between sees an empty (or half-written) file, which must not
+ * un-revoke anything, even for one poll. Only a file that stays without
+ * an entry for AUTHSTATE_SETTLE_MS (1 s) un-revokes it. */
+START_TEST(test_in_place_save_never_unrevokes)
+{
+	struct authstate *as;
+	struct gg_err err = GG_ERR_INIT;
+
+	write_text(revpath, "j-a\nj-b\n");
+	as = state_new();
+	write_text(revpath, ""); /* truncated: the poll lands here */
+	ck_assert_int_eq(authstate_refresh(as, 0, &err), 1);
+	ck_assert_int_eq(verify(as, tok_a), GG_EREVOKED);
+	ck_assert_int_eq(verify(as, tok_b), GG_EREVOKED);
+	usleep(300 * 1000);
+	/* nothing changed, not settled yet: no reload */
+	ck_assert_int_eq(authstate_refresh(as, 0, &err), 0);
+	write_text(revpath, "j-a\nj-b\nj-c\n"); /* the write lands */
+	ck_assert_int_eq(authstate_refresh(as, 0, &err), 1);
+	ck_assert_uint_eq(authstate_nrevoked(as), 3);
+	usleep(1100 * 1000);
+	/* the file grew: nothing was pending, nothing reloads */
+	ck_assert_int_eq(authstate_refresh(as, 0, &err), 0);
+	ck_assert_int_eq(verify(as, tok_a), GG_EREVOKED);
+	/* a real un-revoke: j-a removed, and the file stays so */
+	write_text(revpath, "j-b\nj-c\n");
+	ck_assert_int_eq(authstate_refresh(as, 0, &err), 1);
+	ck_assert_int_eq(verify(as, tok_a), GG_EREVOKED);
+	usleep(1100 * 1000);
+	ck_assert_int_eq(authstate_refresh(as, 0, &err), 1);
+	ck_assert_int_eq(verify(as, tok_a), GG_OK);
+	ck_assert_int_eq(verify(as, tok_b), GG_EREVOKED);
+	ck_assert_uint_eq(authstate_nrevoked(as), 2);
+	ck_assert_int_eq(authstate_refresh(as, 0, &err), 0);
+	authstate_free(as);
+}
+END_TEST
+
 static Suite *authstate_suite(void)
 {
 	Suite *s = suite_create("authstate");
@@ -220,6 +313,8 @@ static Suite *authstate_suite(void)
 	tcase_add_test(tc, test_unreadable_revocations_keep_previous);
 	tcase_add_test(tc, test_problem_lines_reported_rest_applied);
 	tcase_add_test(tc, test_revocation_file_removed_while_running);
+	tcase_add_test(tc, test_problem_file_keeps_previous_list);
+	tcase_add_test(tc, test_in_place_save_never_unrevokes);
 	suite_add_tcase(s, tc);
 	return s;
 }
