@@ -7,8 +7,13 @@
  * has seen is on disk. A failed write leaves no partial line behind when
  * the file can be cut back to its last complete line; a crash mid-write
  * can, and audit_open then refuses to start until the operator looks.
+ * Disk room for lines written at the end of a streamed answer is allocated
+ * before it starts (audit_reserve), so a full disk is found while the
+ * client can still get a clean refusal. Before each line the path is
+ * checked (one stat), so a file deleted or renamed away gets no more lines.
  */
 #include "gitgate/audit.h"
+#include "gitgate/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +33,15 @@
 #define CANON_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII)
 #define TIME_MAX 48
 #define READ_CHUNK (64 * 1024)
+/* Allocated ahead of the lines at once, so that most appends need no
+ * fallocate call. */
+#define ROOM_CHUNK (16 * 1024)
+/* Room the health probe asks for. */
+#define PROBE_ROOM (8 * 1024)
+/* What a reserved line may still grow by: four numbers at their widest
+ * and a reason of up to GG_ERR_MSG_MAX - 1 bytes, each escaped to at most
+ * six ("\u00XX"). */
+#define RESERVE_SLACK (4 * 24 + 6 * GG_ERR_MSG_MAX)
 
 /* Fields every line carries (besides prev and hash, checked apart). */
 static const char *const required_fields[] = {
@@ -36,13 +50,41 @@ static const char *const required_fields[] = {
 	"status",  "bytes_in",	 "bytes_out", "duration_ms",
 };
 
+/* The file at the path that a follow could not take over, and why: not
+ * tried again (a reopen reads the file's tail) until it changes. */
+struct refusal {
+	bool set;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec ctime;
+	struct gg_err err;
+};
+
+/*
+ * Invariants (under lock): size counts the complete lines we wrote; while
+ * prealloc holds, blocks are allocated up to alloc_end, which ensure_room
+ * keeps >= size + claimed, so the lines audit_reserve promised cannot fail
+ * for want of space (a truncation or reopen loses that room; the next
+ * ensure_room finds it again if the disk has it).
+ */
 struct audit_log {
 	pthread_mutex_t lock;
 	char *path;
 	int fd;
 	bool regular; /* size tracking, truncation and fsync errors apply */
+	dev_t dev;    /* the open file: does path still name it? */
+	ino_t ino;
 	off_t size;   /* bytes of complete lines (regular files) */
 	off_t partial; /* bytes of a failed line after size: cut before writing */
+	bool prealloc; /* fallocate(FALLOC_FL_KEEP_SIZE) works on this file */
+	off_t alloc_end;
+	size_t claimed; /* bytes reserved and not yet appended */
+	/* A reservation found no room: a short line that still fits does not
+	 * make the log healthy again, only a probe or reservation that finds
+	 * room does (else /healthz would flap with every refusal). */
+	bool starved;
+	struct refusal refused;
 	/* Read without the lock (every request checks it) while a writer may
 	 * hold the lock across fdatasync; written under the lock. */
 	_Atomic bool healthy;
@@ -789,6 +831,19 @@ static int open_log(struct opened *out, const char *path, struct gg_err *err)
 	return ret;
 }
 
+/* Write from here on to the file o describes (claimed, chain checked). */
+static void use_file(struct audit_log *log, const struct opened *o)
+{
+	log->fd = o->fd;
+	log->regular = o->regular;
+	log->dev = o->dev;
+	log->ino = o->ino;
+	log->size = o->size;
+	log->partial = 0;
+	log->prealloc = o->regular;
+	log->alloc_end = o->size;
+}
+
 int audit_open(struct audit_log **out, const char *path, struct gg_err *err)
 {
 	struct audit_log *log;
@@ -811,19 +866,122 @@ int audit_open(struct audit_log **out, const char *path, struct gg_err *err)
 		return ret;
 	}
 	pthread_mutex_init(&log->lock, NULL);
-	log->fd = o.fd;
-	log->regular = o.regular;
-	log->size = o.size;
+	use_file(log, &o);
 	log->healthy = true;
 	memcpy(log->last, o.last, sizeof(o.last));
 	*out = log;
 	return 0;
 }
 
+/* ---- room for the next lines ---- */
+
+static int alloc_range(int fd, off_t from, off_t len)
+{
+	int rc;
+
+	do
+		rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, from, len);
+	while (rc != 0 && errno == EINTR);
+	return rc;
+}
+
+/*
+ * Have blocks allocated for the promised lines plus extra bytes, so those
+ * writes cannot fail with ENOSPC: a full disk is found before a client is
+ * answered, not after. FALLOC_FL_KEEP_SIZE leaves the file's size alone,
+ * so readers see nothing. A file system that cannot preallocate makes no
+ * promise: prealloc is dropped and writes take their chances, as on a
+ * pipe.
+ */
+static int ensure_room(struct audit_log *log, size_t extra,
+		       struct gg_err *err)
+{
+	off_t from = log->alloc_end > log->size ? log->alloc_end : log->size;
+	off_t want = log->size + (off_t)log->claimed + (off_t)extra;
+	off_t end = want + ROOM_CHUNK;
+	int rc;
+
+	if (!log->regular || !log->prealloc || want <= from)
+		return 0;
+	/* A chunk ahead saves a call per line; on a nearly full disk, only
+	 * what is needed. */
+	rc = alloc_range(log->fd, from, end - from);
+	if (rc != 0 && errno == ENOSPC) {
+		end = want;
+		rc = alloc_range(log->fd, from, end - from);
+	}
+	if (rc == 0) {
+		log->alloc_end = end;
+		return 0;
+	}
+	if (errno == EOPNOTSUPP || errno == ENOSYS) {
+		log->prealloc = false;
+		return 0;
+	}
+	return gg_err_errno(err, GG_EIO, "audit_log %s: no room for the "
+			    "next lines", log->path);
+}
+
+/* Give back blocks allocated past the last line, unless the file holds
+ * more than we wrote. Truncating to the current size frees them on ext4
+ * and tmpfs; if it fails, they merely stay allocated. */
+static void trim_room(struct audit_log *log)
+{
+	struct stat st;
+
+	if (!log->regular || log->alloc_end <= log->size)
+		return;
+	if (fstat(log->fd, &st) == 0 && st.st_size == log->size &&
+	    ftruncate(log->fd, log->size) == 0)
+		log->alloc_end = log->size;
+}
+
+static void unclaim(struct audit_log *log, size_t bytes)
+{
+	log->claimed -= bytes < log->claimed ? bytes : log->claimed;
+}
+
+int audit_reserve(struct audit_log *log, size_t *reserved,
+		  const struct audit_record *rec, struct gg_err *err)
+{
+	char hash[AUDIT_HASH_HEX + 1];
+	struct audit_record shape = *rec;
+	char *line = NULL;
+	size_t len = 0;
+	int ret;
+
+	*reserved = 0;
+	shape.reason = NULL; /* RESERVE_SLACK covers any */
+	ret = audit_line_format(&line, &len, hash, &shape, AUDIT_GENESIS, err);
+	free(line);
+	if (ret)
+		return ret;
+	len += RESERVE_SLACK;
+	pthread_mutex_lock(&log->lock);
+	ret = ensure_room(log, len, err);
+	log->starved = ret != 0;
+	if (ret) {
+		log->healthy = false;
+	} else {
+		log->claimed += len;
+		*reserved = len;
+	}
+	pthread_mutex_unlock(&log->lock);
+	return ret;
+}
+
+void audit_unreserve(struct audit_log *log, size_t reserved)
+{
+	pthread_mutex_lock(&log->lock);
+	unclaim(log, reserved);
+	pthread_mutex_unlock(&log->lock);
+}
+
 void audit_close(struct audit_log *log)
 {
 	if (!log)
 		return;
+	trim_room(log);
 	close(log->fd);
 	pthread_mutex_destroy(&log->lock);
 	free(log->path);
@@ -858,8 +1016,140 @@ static int cut_partial(struct audit_log *log, struct gg_err *err)
 				    "audit_log %s: removing a partial line",
 				    log->path);
 	log->partial = 0;
+	log->alloc_end = log->size; /* the truncation freed the room */
 	return 0;
 }
+
+/* ---- following the path ---- */
+
+/* Open the path again. The new file's first prev is the last hash written
+ * to the old one; a file already there must end with that same hash. */
+static int reopen_locked(struct audit_log *log, struct gg_err *err)
+{
+	struct opened o;
+	int ret;
+
+	ret = open_fd(&o, log->path, err);
+	if (ret)
+		return ret;
+	if (o.dev == log->dev && o.ino == log->ino) {
+		close(o.fd); /* not rotated: keep writing where we are */
+		log->healthy = true;
+		return 0;
+	}
+	ret = claim(&o, log->path, err);
+	if (!ret && o.size > 0 && strcmp(o.last, log->last))
+		ret = gg_err_set(err, GG_EINVAL,
+				 "audit_log %s: reopen: the file there ends "
+				 "with another chain; still writing to the "
+				 "old file",
+				 log->path);
+	if (ret) {
+		close(o.fd);
+		return ret;
+	}
+	trim_room(log);
+	close(log->fd);
+	use_file(log, &o);
+	log->refused.set = false;
+	log->starved = false;
+	/* Requests in flight were promised room in the old file: find it in
+	 * the new one now if we can (their append tries again anyway). */
+	ensure_room(log, 0, NULL);
+	log->healthy = true;
+	return 0;
+}
+
+static bool is_refused(const struct refusal *r, const struct stat *st)
+{
+	return r->set && r->dev == st->st_dev && r->ino == st->st_ino &&
+	       r->size == st->st_size &&
+	       r->ctime.tv_sec == st->st_ctim.tv_sec &&
+	       r->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+static void remember_refusal(struct refusal *r, const struct stat *st,
+			     const struct gg_err *why)
+{
+	r->set = true;
+	r->dev = st->st_dev;
+	r->ino = st->st_ino;
+	r->size = st->st_size;
+	r->ctime = st->st_ctim;
+	r->err = *why;
+}
+
+/* For the operator: what became of the file being written. */
+static const char *moved_how(struct audit_log *log, bool path_exists)
+{
+	struct stat st;
+
+	if (path_exists)
+		return "names another file now";
+	if (fstat(log->fd, &st) == 0 && st.st_nlink == 0)
+		return "was deleted";
+	return "was renamed away";
+}
+
+/*
+ * The path no longer names the open file (deleted, or renamed away and
+ * maybe replaced): reopen it, as on SIGHUP, and say why on stderr. 1 when
+ * it did, 0 when nothing changed (one stat(2)). A device or pipe is never
+ * followed: its name may resolve to another object each time
+ * (/dev/stderr) and it has no rotation. A file the reopen refused is not
+ * tried again until it changes.
+ */
+static int follow_locked(struct audit_log *log, struct gg_err *err)
+{
+	struct gg_err why = GG_ERR_INIT;
+	const char *why_moved;
+	struct stat st;
+	bool exists;
+	int ret;
+
+	if (!log->regular)
+		return 0;
+	exists = stat(log->path, &st) == 0;
+	if (!exists && errno != ENOENT)
+		return 0; /* cannot tell (EACCES...): leave things be */
+	if (exists && st.st_dev == log->dev && st.st_ino == log->ino)
+		return 0;
+	if (exists && is_refused(&log->refused, &st))
+		return gg_err_set(err, log->refused.err.code, "%s",
+				  log->refused.err.msg);
+	why_moved = moved_how(log, exists);
+	ret = reopen_locked(log, &why);
+	if (ret) {
+		if (exists)
+			remember_refusal(&log->refused, &st, &why);
+		return gg_err_set(err, ret, "%s", why.msg);
+	}
+	log_info("audit_log %s %s: reopened it (the chain continues there)",
+		 log->path, why_moved);
+	return 1;
+}
+
+int audit_follow(struct audit_log *log, struct gg_err *err)
+{
+	int ret;
+
+	pthread_mutex_lock(&log->lock);
+	ret = follow_locked(log, err);
+	pthread_mutex_unlock(&log->lock);
+	return ret;
+}
+
+int audit_reopen(struct audit_log *log, struct gg_err *err)
+{
+	int ret;
+
+	pthread_mutex_lock(&log->lock);
+	ret = reopen_locked(log, err);
+	pthread_mutex_unlock(&log->lock);
+	return ret;
+}
+
+/* ---- appending ---- */
 
 static int write_line(struct audit_log *log, const char *line, size_t len,
 		      struct gg_err *err)
@@ -896,8 +1186,9 @@ static int sync_log(struct audit_log *log, struct gg_err *err)
 	return gg_err_errno(err, GG_EIO, "audit_log %s: fsync", log->path);
 }
 
-int audit_append(struct audit_log *log, const struct audit_record *rec,
-		 struct gg_err *err)
+int audit_append_reserved(struct audit_log *log,
+			  const struct audit_record *rec, size_t reserved,
+			  struct gg_err *err)
 {
 	char hash[AUDIT_HASH_HEX + 1];
 	char *line = NULL;
@@ -905,10 +1196,16 @@ int audit_append(struct audit_log *log, const struct audit_record *rec,
 	int ret;
 
 	pthread_mutex_lock(&log->lock);
+	unclaim(log, reserved); /* this line uses it, or fails */
 	ret = audit_line_format(&line, &len, hash, rec, log->last, err);
 	if (ret)
 		goto out;
+	/* No line goes to a file that lost its name. A refused follow keeps
+	 * the old file: audit_follow reports it. */
+	follow_locked(log, NULL);
 	ret = cut_partial(log, err);
+	if (!ret)
+		ret = ensure_room(log, len, err);
 	if (!ret)
 		ret = write_line(log, line, len, err);
 	if (ret) {
@@ -920,79 +1217,61 @@ int audit_append(struct audit_log *log, const struct audit_record *rec,
 	memcpy(log->last, hash, sizeof(hash));
 	log->size += (off_t)len;
 	ret = sync_log(log, err);
-	log->healthy = ret == 0;
+	log->healthy = ret == 0 && !log->starved;
 out:
 	pthread_mutex_unlock(&log->lock);
 	free(line);
 	return ret;
 }
 
+int audit_append(struct audit_log *log, const struct audit_record *rec,
+		 struct gg_err *err)
+{
+	return audit_append_reserved(log, rec, 0, err);
+}
+
+/* Can the log take lines again? Grow the file, give the space back, then
+ * set room aside again for the lines promised: ENOSPC, EDQUOT, EFBIG and
+ * EIO show up here without a record being written. */
+static int probe_room(struct audit_log *log, struct gg_err *err)
+{
+	int rc;
+
+	if (!log->regular)
+		return 0;
+	rc = posix_fallocate(log->fd, log->size, PROBE_ROOM);
+	if (rc != 0) {
+		errno = rc;
+		return gg_err_errno(err, GG_EIO, "audit_log %s: probe",
+				    log->path);
+	}
+	if (ftruncate(log->fd, log->size) != 0)
+		return gg_err_errno(err, GG_EIO, "audit_log %s: probe",
+				    log->path);
+	log->alloc_end = log->size; /* the truncation freed the room */
+	rc = ensure_room(log, 0, err);
+	if (rc)
+		return rc;
+	if (fdatasync(log->fd) != 0)
+		return gg_err_errno(err, GG_EIO, "audit_log %s: probe",
+				    log->path);
+	return 0;
+}
+
 int audit_probe(struct audit_log *log, struct gg_err *err)
 {
-	int ret = 0, rc;
+	int ret = 0;
 
 	pthread_mutex_lock(&log->lock);
 	if (log->healthy)
 		goto out;
 	ret = cut_partial(log, err);
-	if (ret)
-		goto out;
-	if (log->regular) {
-		/* Space for the next lines, then give it back: ENOSPC and
-		 * EIO show up here without a record being written. */
-		rc = posix_fallocate(log->fd, log->size, 8 * 1024);
-		if (rc != 0) {
-			errno = rc;
-			ret = gg_err_errno(err, GG_EIO, "audit_log %s: probe",
-					   log->path);
-			goto out;
-		}
-		if (ftruncate(log->fd, log->size) != 0 ||
-		    fdatasync(log->fd) != 0) {
-			ret = gg_err_errno(err, GG_EIO, "audit_log %s: probe",
-					   log->path);
-			goto out;
-		}
-	}
-	log->healthy = true;
-out:
-	pthread_mutex_unlock(&log->lock);
-	return ret;
-}
-
-int audit_reopen(struct audit_log *log, struct gg_err *err)
-{
-	struct stat cur;
-	struct opened o;
-	int ret;
-
-	pthread_mutex_lock(&log->lock);
-	ret = open_fd(&o, log->path, err);
-	if (ret)
-		goto out;
-	if (fstat(log->fd, &cur) == 0 && cur.st_dev == o.dev &&
-	    cur.st_ino == o.ino) {
-		close(o.fd); /* not rotated: keep writing where we are */
+	if (!ret)
+		ret = probe_room(log, err);
+	if (!ret) {
+		log->starved = false;
 		log->healthy = true;
-		goto out;
 	}
-	ret = claim(&o, log->path, err);
-	if (!ret && o.size > 0 && strcmp(o.last, log->last))
-		ret = gg_err_set(err, GG_EINVAL,
-				 "audit_log %s: reopen: the file there ends "
-				 "with another chain; still writing to the "
-				 "old file",
-				 log->path);
-	if (ret) {
-		close(o.fd);
-		goto out;
-	}
-	close(log->fd);
-	log->fd = o.fd;
-	log->regular = o.regular;
-	log->size = o.size;
-	log->partial = 0;
-	log->healthy = true;
 out:
 	pthread_mutex_unlock(&log->lock);
 	return ret;

@@ -148,6 +148,9 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* An audit log past a file size limit must fail its write (and so
+	 * the request, closed), not kill the proxy. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	ret = server_new(&srv, cfg, &err);
 	if (ret != 0) {

@@ -47,6 +47,7 @@ struct server {
 	struct connwatch *watch; /* header deadlines */
 	unsigned swept;          /* connections shut down, not yet logged */
 	int64_t swept_logged_ms;
+	char follow_warned[GG_ERR_MSG_MAX]; /* last audit_follow refusal */
 	struct MHD_Daemon *daemon;
 	int listen_fd;
 	unsigned in_flight; /* requests between first callback and completion */
@@ -54,6 +55,16 @@ struct server {
 };
 
 enum req_state { REQ_NEW, REQ_STREAM_BODY, REQ_SPOOL_BODY, REQ_ANSWERED };
+
+/* Bytes at the end of a relayed response kept from the client until its
+ * audit line is on disk: at least the flush-pkt that ends every git
+ * response (or the pack's checksum), and a gzip body's 8-byte trailer with
+ * some deflate data before it. Without them git cannot take a cut-off
+ * transfer for a complete one; curl's complaint about a missing last
+ * chunk alone is not enough (a v2 clone then exits 0: measured). Small,
+ * so that keepalive packets during a long, quiet pack computation still
+ * reach the client. */
+#define HOLDBACK 16
 
 struct request {
 	struct server *srv;
@@ -69,6 +80,11 @@ struct request {
 	bool body_failed;  /* upstream gave up mid-body: discard the rest */
 	unsigned body_status; /* for a push body that could not be taken */
 	bool audited;
+	bool audit_failed; /* its line could not be written */
+	size_t reserved;   /* audit log room set aside for its line */
+	bool relay_eof;    /* upstream's answer has all been read */
+	size_t held;       /* bytes of tail not yet passed on */
+	char tail[HOLDBACK];
 	int status;        /* HTTP status sent to the client */
 	const char *decision;
 	char reason[GG_ERR_MSG_MAX];
@@ -98,9 +114,9 @@ static int64_t mono_ms(void)
 
 /* ---- responses ---------------------------------------------------- */
 
-static enum MHD_Result queue_text(struct MHD_Connection *conn,
-				  unsigned status, const char *text,
-				  bool challenge)
+/* Every answer names its request (X-Request-Id), as the audit line does. */
+static enum MHD_Result queue_text(struct request *req, unsigned status,
+				  const char *text, bool challenge)
 {
 	char body[GG_ERR_MSG_MAX + 2];
 	struct MHD_Response *resp;
@@ -117,53 +133,95 @@ static enum MHD_Result queue_text(struct MHD_Connection *conn,
 	MHD_add_response_header(resp, "Content-Type",
 				"text/plain; charset=utf-8");
 	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	MHD_add_response_header(resp, "X-Request-Id", req->id);
 	if (challenge)
 		MHD_add_response_header(resp, "WWW-Authenticate",
 					"Basic realm=\"gitgate\"");
-	ret = MHD_queue_response(conn, status, resp);
+	ret = MHD_queue_response(req->conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
 }
 
 /* ---- audit -------------------------------------------------------- */
 
+static void fill_record(struct audit_record *rec, const struct request *req,
+			const struct audit_ref *refs, size_t nrefs)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->time_ms = req->start_ms;
+	rec->request_id = req->id;
+	rec->sub = req->claims ? req->claims->sub : NULL;
+	rec->jti = req->claims ? req->claims->jti : NULL;
+	rec->repo = req->route.repo[0] ? req->route.repo : NULL;
+	rec->service = route_service_name(req->route.service);
+	rec->client = req->client;
+	rec->decision = req->decision ? req->decision : "deny";
+	rec->reason = req->reason;
+	rec->refs = refs;
+	rec->nrefs = nrefs;
+	rec->status = req->status;
+	rec->bytes_in = req->bytes_in;
+	rec->bytes_out = req->bytes_out;
+	rec->duration_ms = now_ms() - req->start_ms;
+}
+
+static void warn_audit(const struct gg_err *err)
+{
+	log_warnx("audit log: %s (refusing requests until it can be "
+		  "written)", err->msg);
+}
+
 static void audit_request(struct request *req, const struct audit_ref *refs,
 			  size_t nrefs)
 {
 	struct audit_record rec;
 	struct gg_err err = GG_ERR_INIT;
+	size_t reserved = req->reserved;
 
 	if (req->audited || !req->srv->audit)
 		return;
 	req->audited = true;
-	memset(&rec, 0, sizeof(rec));
-	rec.time_ms = req->start_ms;
-	rec.request_id = req->id;
-	rec.sub = req->claims ? req->claims->sub : NULL;
-	rec.jti = req->claims ? req->claims->jti : NULL;
-	rec.repo = req->route.repo[0] ? req->route.repo : NULL;
-	rec.service = route_service_name(req->route.service);
-	rec.client = req->client;
-	rec.decision = req->decision ? req->decision : "deny";
-	rec.reason = req->reason;
-	rec.refs = refs;
-	rec.nrefs = nrefs;
-	rec.status = req->status;
-	rec.bytes_in = req->bytes_in;
-	rec.bytes_out = req->bytes_out;
-	rec.duration_ms = now_ms() - req->start_ms;
-	if (audit_append(req->srv->audit, &rec, &err) != 0)
-		log_warnx("audit log: %s (refusing requests until it can "
-			  "be written)", err.msg);
+	req->reserved = 0; /* used up by the append, whatever it gives */
+	fill_record(&rec, req, refs, nrefs);
+	if (audit_append_reserved(req->srv->audit, &rec, reserved, &err) !=
+	    0) {
+		req->audit_failed = true;
+		warn_audit(&err);
+	}
+}
+
+/* An allowed request may stream its answer before its line is written
+ * (see read_relay): set room aside for the line first, so a full disk is
+ * a clean 503 now rather than a transfer broken off at its end. */
+static int reserve_record(struct request *req)
+{
+	struct audit_record rec;
+	struct gg_err err = GG_ERR_INIT;
+	int ret;
+
+	if (!req->srv->audit)
+		return 0;
+	fill_record(&rec, req, NULL, 0);
+	ret = audit_reserve(req->srv->audit, &req->reserved, &rec, &err);
+	if (ret)
+		warn_audit(&err);
+	return ret;
 }
 
 /* Answer with a refusal, audited first (fail closed: if the audit line
- * cannot be written the client gets 503 instead). */
+ * cannot be written the client gets 503 instead). While the log is
+ * unhealthy the answer is 503 whatever the refusal, and the line, if it
+ * can be written, says so. */
 static enum MHD_Result deny(struct request *req, unsigned status,
 			    const char *reason)
 {
-	bool challenge = status == MHD_HTTP_UNAUTHORIZED;
+	bool challenge;
 
+	if (req->srv->audit && !audit_healthy(req->srv->audit)) {
+		status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		reason = "audit log unavailable";
+	}
+	challenge = status == MHD_HTTP_UNAUTHORIZED;
 	req->state = REQ_ANSWERED;
 	req->status = (int)status;
 	req->decision = "deny";
@@ -174,41 +232,93 @@ static enum MHD_Result deny(struct request *req, unsigned status,
 		req->reason[n] = '\0';
 	}
 	audit_request(req, NULL, 0);
-	if (req->srv->audit && !audit_healthy(req->srv->audit))
-		return queue_text(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+	if (req->audit_failed)
+		return queue_text(req, MHD_HTTP_SERVICE_UNAVAILABLE,
 				  "audit log unavailable", false);
-	return queue_text(req->conn, status, reason, challenge);
+	return queue_text(req, status, reason, challenge);
 }
 
 /* ---- relaying ----------------------------------------------------- */
 
+/* Read the next part of upstream's answer into buf (room max) behind the
+ * held tail, and hold the new last HOLDBACK bytes back: returns how many
+ * bytes of buf to pass on (0: all still held, or the end of upstream's
+ * answer, which sets relay_eof), or relay_read's error. The tail goes in
+ * front and upstream's bytes straight after it, so each read costs two
+ * HOLDBACK copies, never a move of the block (this is the fetch path). */
+static ssize_t read_holding_back(struct request *req, char *buf, size_t max)
+{
+	char small[3 * HOLDBACK];
+	char *dst = buf;
+	size_t room = max, total;
+	ssize_t n;
+
+	/* libmicrohttpd may offer a sliver of its buffer: read so little that
+	 * what is passed on fits into it. */
+	if (max < 2 * HOLDBACK) {
+		dst = small;
+		room = max + HOLDBACK;
+	}
+	memcpy(dst, req->tail, req->held);
+	n = relay_read(req->relay, dst + req->held, room - req->held);
+	req->relay_eof = n == 0;
+	if (n <= 0)
+		return n;
+	total = req->held + (size_t)n;
+	if (total <= HOLDBACK) {
+		memcpy(req->tail, dst, total);
+		req->held = total;
+		return 0;
+	}
+	memcpy(req->tail, dst + total - HOLDBACK, HOLDBACK);
+	req->held = HOLDBACK;
+	if (dst == small)
+		memcpy(buf, small, total - HOLDBACK);
+	return (ssize_t)(total - HOLDBACK);
+}
+
 /*
  * Response body of a relayed request. At the end of the stream the audit
- * line (with the final byte count) is written and synced BEFORE the final
- * chunk goes out: a client only sees a complete, successful transfer once
- * its record is on disk. If the record cannot be written, the response is
- * broken off instead, and git reports the fetch as failed (fail closed).
+ * line (with the final byte count) is written and synced BEFORE the last
+ * HOLDBACK bytes go out: a client only sees a complete, successful
+ * transfer once its record is on disk. If the record cannot be written
+ * (room for it was reserved before the answer began, so that takes an
+ * I/O error, or a log on a device or pipe), the response is broken off
+ * without those bytes, and git reports the fetch as failed (fail closed).
  */
 static ssize_t read_relay(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct request *req = cls;
-	ssize_t n = relay_read(req->relay, buf, max);
+	size_t send;
+	ssize_t n;
 
 	(void)pos;
-	if (n < 0) {
-		/* Only upstream ends a read with an error: a client that left
-		 * is seen in on_completed, after the last read. */
-		snprintf(req->reason, sizeof(req->reason),
-			 "upstream failed mid-transfer");
-		return MHD_CONTENT_READER_END_WITH_ERROR;
+	while (!req->relay_eof) {
+		n = read_holding_back(req, buf, max);
+		if (n < 0) {
+			/* Only upstream ends a read with an error: a client
+			 * that left is seen in on_completed, after the last
+			 * read. */
+			snprintf(req->reason, sizeof(req->reason),
+				 "upstream failed mid-transfer");
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+		if (n > 0)
+			return n;
 	}
-	if (n > 0)
-		return n;
-	req->bytes_out = relay_bytes_down(req->relay);
-	audit_request(req, NULL, 0);
-	if (req->srv->audit && !audit_healthy(req->srv->audit))
+	if (!req->audited) {
+		req->bytes_out = relay_bytes_down(req->relay);
+		audit_request(req, NULL, 0);
+	}
+	if (req->audit_failed)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
-	return MHD_CONTENT_READER_END_OF_STREAM;
+	if (req->held == 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	send = req->held < max ? req->held : max;
+	memcpy(buf, req->tail, send);
+	memmove(req->tail, req->tail + send, req->held - send);
+	req->held -= send;
+	return (ssize_t)send;
 }
 
 /* Client headers forwarded upstream. Authorization never is: upstream gets
@@ -595,10 +705,10 @@ static enum MHD_Result begin(struct request *req, const char *url,
 		/* Every request is refused while the audit log cannot be
 		 * written: the health check must say so. */
 		if (req->srv->audit && !audit_healthy(req->srv->audit))
-			return queue_text(req->conn,
+			return queue_text(req,
 					  MHD_HTTP_SERVICE_UNAVAILABLE,
 					  "audit log unavailable", false);
-		return queue_text(req->conn, MHD_HTTP_OK, "ok", false);
+		return queue_text(req, MHD_HTTP_OK, "ok", false);
 	}
 	for (i = 0; single_headers[i]; i++)
 		if (header_count(req->conn, single_headers[i]) > 1)
@@ -614,7 +724,8 @@ static enum MHD_Result begin(struct request *req, const char *url,
 		return MHD_YES;
 	if (authorise(req) != MHD_YES || req->state == REQ_ANSWERED)
 		return MHD_YES;
-	if (req->srv->audit && !audit_healthy(req->srv->audit))
+	if ((req->srv->audit && !audit_healthy(req->srv->audit)) ||
+	    reserve_record(req) != 0)
 		return deny(req, MHD_HTTP_SERVICE_UNAVAILABLE,
 			    "audit log unavailable");
 	return MHD_YES;
@@ -857,9 +968,9 @@ static enum MHD_Result answer_push(struct request *req)
 		 summary ? summary : upstream_error ? upstream_error : "");
 	req->bytes_out = body_len;
 	audit_request(req, refs, nrefs);
-	if (req->srv->audit && !audit_healthy(req->srv->audit)) {
+	if (req->audit_failed) {
 		free(body);
-		return queue_text(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+		return queue_text(req, MHD_HTTP_SERVICE_UNAVAILABLE,
 				  "audit log unavailable", false);
 	}
 	return queue_push_result(req, body, body_len);
@@ -1023,6 +1134,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 			req->decision = "deny";
 	}
 	audit_request(req, NULL, 0);
+	if (req->reserved) /* audited before it reserved: give it back */
+		audit_unreserve(srv->audit, req->reserved);
 	relay_free(req->relay);
 	push_free(req->push);
 	token_claims_free(req->claims);
@@ -1227,6 +1340,20 @@ static void sweep_connections(struct server *srv)
 	srv->swept_logged_ms = now;
 }
 
+/* The audit log file was deleted or renamed away without a SIGHUP: carry
+ * on in a new file at the path (audit_follow says so). A refusal is
+ * logged once, not every tick. */
+static void follow_audit_log(struct server *srv)
+{
+	struct gg_err err = GG_ERR_INIT;
+	int ret = audit_follow(srv->audit, &err);
+
+	if (ret < 0 && strcmp(err.msg, srv->follow_warned))
+		log_warnx("audit log: %s", err.msg);
+	snprintf(srv->follow_warned, sizeof(srv->follow_warned), "%s",
+		 ret < 0 ? err.msg : "");
+}
+
 void server_tick(struct server *srv, int force)
 {
 	struct gg_err err = GG_ERR_INIT;
@@ -1242,17 +1369,18 @@ void server_tick(struct server *srv, int force)
 			 authstate_nrevoked(srv->auth));
 	if (ret != 0)
 		warn_revocation_problems(srv);
-	if (!audit_healthy(srv->audit)) {
-		gg_err_init(&err);
-		if (audit_probe(srv->audit, &err) == 0)
-			log_info("audit log writable again");
-	}
 	if (force) {
 		gg_err_init(&err);
 		if (audit_reopen(srv->audit, &err) != 0)
 			log_warnx("audit log reopen failed: %s", err.msg);
 		else
 			log_info("audit log reopened");
+	}
+	follow_audit_log(srv);
+	if (!audit_healthy(srv->audit)) {
+		gg_err_init(&err);
+		if (audit_probe(srv->audit, &err) == 0)
+			log_info("audit log writable again");
 	}
 }
 

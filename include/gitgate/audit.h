@@ -92,9 +92,34 @@ void audit_close(struct audit_log *log);
  * succeeds) if the write or fsync fails; the message names the file and
  * errno. A write that fails part-way has its partial line cut off before
  * the next append, so the file only ever holds complete lines we wrote. A
- * failed fsync leaves the (written) line in the chain. */
+ * failed fsync leaves the (written) line in the chain. Before writing, the
+ * path is followed like audit_follow does, so no line goes to a file that
+ * was deleted or renamed away. The line never takes room promised to
+ * reserved lines: when the disk has no more, it fails instead. */
 int audit_append(struct audit_log *log, const struct audit_record *rec,
 		 struct gg_err *err);
+
+/*
+ * Room for a line written after the client has seen most of its answer
+ * (a streamed fetch is audited when it ends, with its byte count). rec is
+ * the record as known now: its counters, status and duration may still
+ * change, and its reason become any string of fewer than GG_ERR_MSG_MAX
+ * bytes. On a regular file the room is allocated now (fallocate, the size
+ * unchanged), so a full disk fails here (GG_EIO, "no room for the next
+ * lines: No space left on device", the log turning unhealthy as after a
+ * failed append), before the client is answered; the line cannot then
+ * fail for want of space (it still can for an I/O error). A device, a
+ * pipe or a file system without fallocate cannot promise: this then
+ * succeeds. *reserved receives the bytes set aside: pass them to
+ * audit_append_reserved, which uses them up whether it succeeds or not,
+ * or give them back with audit_unreserve.
+ */
+int audit_reserve(struct audit_log *log, size_t *reserved,
+		  const struct audit_record *rec, struct gg_err *err);
+int audit_append_reserved(struct audit_log *log,
+			  const struct audit_record *rec, size_t reserved,
+			  struct gg_err *err);
+void audit_unreserve(struct audit_log *log, size_t reserved);
 
 /* false after a failed write until a later one succeeds: the proxy answers
  * 503 while the log is unhealthy (fail closed). */
@@ -115,6 +140,18 @@ int audit_probe(struct audit_log *log, struct gg_err *err);
  * stays in use. A successful reopen clears the unhealthy state: the next
  * append tells whether the new file is writable. */
 int audit_reopen(struct audit_log *log, struct gg_err *err);
+
+/* Reopen as audit_reopen does when the path no longer names the open file
+ * (deleted, or renamed away and maybe replaced: rotation without SIGHUP),
+ * logging one line on stderr that says why. Costs one stat(2) when
+ * nothing changed; a device or pipe (/dev/stderr, /dev/full) is never
+ * followed. Meant to be called periodically (the proxy does every 200 ms)
+ * for a log with no traffic; audit_append follows the path itself before
+ * each line. Returns 1 when it reopened, 0 when nothing changed, negative
+ * when the file at the path was refused (see audit_reopen) or could not be
+ * opened: the old file stays in use, and a refused file is not tried again
+ * until it changes (the same error is returned meanwhile). */
+int audit_follow(struct audit_log *log, struct gg_err *err);
 
 /*
  * Pure line functions (no I/O), shared by the writer, `gitgate audit

@@ -154,6 +154,31 @@ static int verify(const char *path, struct audit_chain *chain,
 	return audit_verify_file(chain, path, err);
 }
 
+/* Append n records through log; 0 or the first failure. */
+static int append_n(struct audit_log *log, int n)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct audit_record rec = known_record();
+	int i, ret;
+
+	for (i = 0; i < n; i++) {
+		ret = audit_append(log, &rec, &err);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* The hash a file's chain ends with. */
+static void last_hash(char out[AUDIT_HASH_HEX + 1], const char *path)
+{
+	struct gg_err err;
+	struct audit_chain chain;
+
+	ck_assert_msg(verify(path, &chain, &err) == 0, "%s", err.msg);
+	memcpy(out, chain.last, AUDIT_HASH_HEX + 1);
+}
+
 static void expect_fail(const char *path, const char *msg)
 {
 	struct gg_err err;
@@ -805,9 +830,8 @@ START_TEST(test_writer_rotation)
 	ck_assert_int_eq(audit_open(&log, tpath("a"), &err), 0);
 	ck_assert_int_eq(audit_append(log, &rec, &err), 0);
 	ck_assert_int_eq(audit_append(log, &rec, &err), 0);
+	ck_assert_int_eq(append_n(log, 1), 0);
 	ck_assert_int_eq(rename(tpath("a"), tpath("a.1")), 0);
-	/* Before the reopen, appends still go to the renamed file. */
-	ck_assert_int_eq(audit_append(log, &rec, &err), 0);
 	ck_assert_int_eq(audit_reopen(log, &err), 0);
 	ck_assert_int_eq(audit_append(log, &rec, &err), 0);
 	ck_assert_int_eq(audit_append(log, &rec, &err), 0);
@@ -943,6 +967,190 @@ START_TEST(test_writer_partial_write_cut)
 }
 END_TEST
 
+/* ---- following the path (rotation or deletion without SIGHUP) ---- */
+
+/* Deleted while open: the next line goes to a new file at the path,
+ * continuing the chain, and audit_follow says what happened, once. */
+START_TEST(test_follow_deleted)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct audit_log *log = NULL;
+	struct audit_chain chain;
+	char old_last[AUDIT_HASH_HEX + 1];
+
+	setup_dir();
+	ck_assert_int_eq(audit_open(&log, tpath("a"), &err), 0);
+	ck_assert_int_eq(append_n(log, 2), 0);
+	last_hash(old_last, tpath("a"));
+	ck_assert_int_eq(unlink(tpath("a")), 0);
+	ck_assert_int_eq(append_n(log, 1), 0);
+	/* the append followed the path already */
+	ck_assert_int_eq(audit_follow(log, &err), 0);
+	ck_assert_int_eq(append_n(log, 1), 0);
+	audit_close(log);
+	ck_assert_msg(verify(tpath("a"), &chain, &err) == 0, "%s", err.msg);
+	ck_assert_uint_eq(chain.records, 2); /* none lost, none twice */
+	ck_assert(chain.continued);
+	ck_assert_str_eq(chain.first_prev, old_last);
+	teardown_dir();
+}
+END_TEST
+
+/* Renamed away, no line since: the periodic check makes the new file. */
+START_TEST(test_follow_renamed)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct audit_log *log = NULL;
+	struct audit_chain chain;
+	struct stat st;
+
+	setup_dir();
+	ck_assert_int_eq(audit_open(&log, tpath("a"), &err), 0);
+	ck_assert_int_eq(append_n(log, 2), 0);
+	ck_assert_int_eq(audit_follow(log, &err), 0);
+	ck_assert_int_eq(rename(tpath("a"), tpath("a.1")), 0);
+	ck_assert_int_eq(audit_follow(log, &err), 1);
+	ck_assert_int_eq(stat(tpath("a"), &st), 0);
+	ck_assert_int_eq(st.st_size, 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	ck_assert_int_eq(append_n(log, 3), 0);
+	audit_close(log);
+	audit_chain_init(&chain);
+	ck_assert_int_eq(audit_verify_file(&chain, tpath("a.1"), &err), 0);
+	ck_assert_int_eq(audit_verify_file(&chain, tpath("a"), &err), 0);
+	ck_assert_uint_eq(chain.records, 5);
+	ck_assert(!chain.continued);
+	teardown_dir();
+}
+END_TEST
+
+/* A file with another chain at the path is refused, like on SIGHUP: lines
+ * keep going to the old file. Once that file changes (emptied), it is
+ * taken over. */
+START_TEST(test_follow_refused)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct audit_log *log = NULL;
+	struct audit_chain chain;
+
+	setup_dir();
+	ck_assert_int_eq(audit_open(&log, tpath("a"), &err), 0);
+	ck_assert_int_eq(append_n(log, 1), 0);
+	ck_assert_int_eq(rename(tpath("a"), tpath("a.1")), 0);
+	write_records(tpath("a"), 2);
+	ck_assert_int_eq(audit_follow(log, &err),
+			 GG_EINVAL);
+	ck_assert_msg(strstr(err.msg, "another chain"), "%s", err.msg);
+	gg_err_init(&err);
+	ck_assert_int_eq(audit_follow(log, &err),
+			 GG_EINVAL); /* remembered, same message */
+	ck_assert_msg(strstr(err.msg, "another chain"), "%s", err.msg);
+	ck_assert_int_eq(append_n(log, 1), 0);
+	ck_assert_int_eq(verify(tpath("a.1"), &chain, &err), 0);
+	ck_assert_uint_eq(chain.records, 2);
+	ck_assert_int_eq(truncate(tpath("a"), 0), 0);
+	gg_err_init(&err);
+	ck_assert_int_eq(audit_follow(log, &err), 1);
+	ck_assert_int_eq(append_n(log, 1), 0);
+	audit_close(log);
+	audit_chain_init(&chain);
+	ck_assert_int_eq(audit_verify_file(&chain, tpath("a.1"), &err), 0);
+	ck_assert_int_eq(audit_verify_file(&chain, tpath("a"), &err), 0);
+	ck_assert_uint_eq(chain.records, 3);
+	teardown_dir();
+}
+END_TEST
+
+/* Devices and pipes have no rotation: never "reopened". */
+START_TEST(test_follow_not_devices)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct audit_log *log = NULL;
+	int i;
+
+	ck_assert_int_eq(audit_open(&log, "/dev/null", &err), 0);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(append_n(log, 1), 0);
+		ck_assert_int_eq(audit_follow(log, &err),
+				 0);
+	}
+	audit_close(log);
+}
+END_TEST
+
+/* ---- room reserved for lines written at the end of a transfer ---- */
+
+START_TEST(test_reserve_allocates)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct audit_record rec = known_record();
+	struct audit_log *log = NULL;
+	struct audit_chain chain;
+	struct stat before, st;
+	size_t reserved = 0;
+	char reason[GG_ERR_MSG_MAX];
+	bool prealloc;
+
+	setup_dir();
+	rec.refs = NULL;
+	rec.nrefs = 0;
+	ck_assert_int_eq(audit_open(&log, tpath("a"), &err), 0);
+	ck_assert_int_eq(append_n(log, 1), 0);
+	ck_assert_int_eq(stat(tpath("a"), &before), 0);
+	ck_assert_int_eq(audit_reserve(log, &reserved, &rec, &err), 0);
+	ck_assert_int_eq(stat(tpath("a"), &st), 0);
+	ck_assert_int_eq(st.st_size, before.st_size); /* readers see nothing */
+	/* Blocks past the end: the file system can preallocate (ext4, XFS,
+	 * tmpfs...), and then the room is there. */
+	prealloc = (off_t)st.st_blocks * 512 > (st.st_size + 4095) / 4096 * 4096;
+	if (prealloc)
+		ck_assert_int_ge((off_t)st.st_blocks * 512,
+				 st.st_size + (off_t)reserved);
+	/* The line fits whatever its counters and reason became: the worst
+	 * reason is all control bytes, six bytes each once escaped. */
+	memset(reason, 0x01, sizeof(reason) - 1);
+	reason[sizeof(reason) - 1] = '\0';
+	rec.reason = reason;
+	rec.bytes_in = rec.bytes_out = UINT64_MAX;
+	rec.duration_ms = INT64_MIN;
+	rec.status = INT32_MIN;
+	ck_assert_int_eq(audit_append_reserved(log, &rec, reserved, &err), 0);
+	ck_assert_int_eq(stat(tpath("a"), &st), 0);
+	ck_assert_int_le(st.st_size - before.st_size, (off_t)reserved);
+	ck_assert_int_eq(audit_reserve(log, &reserved, &rec, &err), 0);
+	audit_unreserve(log, reserved);
+	audit_close(log);
+	ck_assert_int_eq(stat(tpath("a"), &st), 0);
+	/* closing gives the room back */
+	if (prealloc)
+		ck_assert_int_lt((off_t)st.st_blocks * 512,
+				 st.st_size + (off_t)reserved);
+	ck_assert_msg(verify(tpath("a"), &chain, &err) == 0, "%s", err.msg);
+	ck_assert_uint_eq(chain.records, 2);
+	teardown_dir();
+}
+END_TEST
+
+/* A device cannot promise: the reservation succeeds, the write fails. */
+START_TEST(test_reserve_dev_full)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct audit_record rec = known_record();
+	struct audit_log *log = NULL;
+	size_t reserved = 0;
+
+	if (access("/dev/full", W_OK) != 0)
+		return;
+	ck_assert_int_eq(audit_open(&log, "/dev/full", &err), 0);
+	ck_assert_int_eq(audit_reserve(log, &reserved, &rec, &err), 0);
+	ck_assert_uint_gt(reserved, 0);
+	ck_assert_int_eq(audit_append_reserved(log, &rec, reserved, &err),
+			 GG_EIO);
+	ck_assert(!audit_healthy(log));
+	audit_close(log);
+}
+END_TEST
+
 /* ---- reader ---- */
 
 START_TEST(test_reader_incremental)
@@ -1054,6 +1262,12 @@ static Suite *audit_suite(void)
 	tcase_add_test(writer, test_writer_one_writer_per_file);
 	tcase_add_test(writer, test_writer_dev_full);
 	tcase_add_test(writer, test_writer_partial_write_cut);
+	tcase_add_test(writer, test_follow_deleted);
+	tcase_add_test(writer, test_follow_renamed);
+	tcase_add_test(writer, test_follow_refused);
+	tcase_add_test(writer, test_follow_not_devices);
+	tcase_add_test(writer, test_reserve_allocates);
+	tcase_add_test(writer, test_reserve_dev_full);
 	tcase_set_timeout(writer, 120);
 	suite_add_tcase(s, writer);
 
