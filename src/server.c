@@ -16,6 +16,7 @@
 #include "gitgate/log.h"
 #include "gitgate/mirror.h"
 #include "gitgate/push.h"
+#include "gitgate/quota.h"
 #include "gitgate/relay.h"
 #include "gitgate/route.h"
 #include "gitgate/token.h"
@@ -45,6 +46,7 @@ struct server {
 	struct audit_log *audit;
 	struct relay_shared *shared;
 	struct connwatch *watch; /* header deadlines */
+	struct quota *per_token; /* requests in flight per jti */
 	unsigned swept;          /* connections shut down, not yet logged */
 	int64_t swept_logged_ms;
 	char follow_warned[GG_ERR_MSG_MAX]; /* last audit_follow refusal */
@@ -80,6 +82,7 @@ struct request {
 	bool body_failed;  /* upstream gave up mid-body: discard the rest */
 	unsigned body_status; /* for a push body that could not be taken */
 	bool audited;
+	bool quota_taken;  /* counted in srv->per_token under its jti */
 	bool audit_failed; /* its line could not be written */
 	size_t reserved;   /* audit log room set aside for its line */
 	bool relay_eof;    /* upstream's answer has all been read */
@@ -612,6 +615,21 @@ static enum MHD_Result authorise(struct request *req)
 	return MHD_YES;
 }
 
+/* One token may hold only so many requests at once (quota.h): past that,
+ * refuse at once rather than let it take every connection slot. */
+static enum MHD_Result take_quota(struct request *req)
+{
+	struct gg_err err = GG_ERR_INIT;
+	int ret = quota_take(req->srv->per_token, req->claims->jti, &err);
+
+	if (ret == GG_ELIMIT)
+		return deny(req, MHD_HTTP_TOO_MANY_REQUESTS, err.msg);
+	if (ret != GG_OK)
+		return deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
+	req->quota_taken = true;
+	return MHD_YES;
+}
+
 /* ---- request phases ------------------------------------------------ */
 
 static int set_push_ctx(struct request *req, struct gg_err *err);
@@ -723,6 +741,8 @@ static enum MHD_Result begin(struct request *req, const char *url,
 	if (authenticate(req) != MHD_YES || req->state == REQ_ANSWERED)
 		return MHD_YES;
 	if (authorise(req) != MHD_YES || req->state == REQ_ANSWERED)
+		return MHD_YES;
+	if (take_quota(req) != MHD_YES || req->state == REQ_ANSWERED)
 		return MHD_YES;
 	if ((req->srv->audit && !audit_healthy(req->srv->audit)) ||
 	    reserve_record(req) != 0)
@@ -1136,6 +1156,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	audit_request(req, NULL, 0);
 	if (req->reserved) /* audited before it reserved: give it back */
 		audit_unreserve(srv->audit, req->reserved);
+	if (req->quota_taken)
+		quota_give(srv->per_token, req->claims->jti);
 	relay_free(req->relay);
 	push_free(req->push);
 	token_claims_free(req->claims);
@@ -1280,6 +1302,9 @@ int server_new(struct server **out, const struct config *cfg,
 	pthread_mutex_init(&srv->lock, NULL);
 	srv->listen_fd = -1;
 	ret = load_state(srv, cfg, err);
+	if (ret)
+		goto fail;
+	ret = quota_new(&srv->per_token, GG_MAX_REQUESTS_PER_TOKEN, err);
 	if (ret)
 		goto fail;
 	ret = connwatch_new(&srv->watch, &watch_limits, err);
@@ -1431,6 +1456,7 @@ void server_free(struct server *srv)
 	free(srv->upstream_url);
 	free(srv->cache_dir);
 	connwatch_free(srv->watch); /* after the daemon: no connection left */
+	quota_free(srv->per_token);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }

@@ -23,6 +23,9 @@
 #define GG_RELAY_BUF (512 * 1024)     /* per-direction relay buffer */
 #define GG_MAX_CONNECTIONS 1024       /* client connections at once */
 #define GG_CONN_IDLE_S 120            /* no byte either way for this long */
+/* Requests one token may have in flight at once (quota.h): an eighth of the
+ * connections, far above what one sandbox's git runs in parallel. */
+#define GG_MAX_REQUESTS_PER_TOKEN (GG_MAX_CONNECTIONS / 8)
 /* A connection waiting for a request must complete its headers within
  * this; while more than GG_HEADER_PRESSURE wait at once, within the grace
  * (see connwatch.h: slowloris). */

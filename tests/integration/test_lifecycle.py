@@ -151,9 +151,12 @@ class Lifecycle(unittest.TestCase):
                        "secret").start()
         clients = []
         try:
-            tok = gg.mint(repo="acme/hung")
-            auth = h.basic_auth("x", tok).encode()
-            for _ in range(300):
+            # three tokens: one may hold only 128 requests at once
+            auths = [h.basic_auth("x", gg.mint(repo="acme/hung",
+                                               sub="hung-%d" % i)).encode()
+                     for i in range(3)]
+            for n in range(300):
+                auth = auths[n % 3]
                 s = socket.create_connection(("127.0.0.1", gg.port), 10)
                 s.sendall(b"GET /acme/hung.git/info/refs?service=git-upload-"
                           b"pack HTTP/1.1\r\nHost: g\r\nAuthorization: " +
@@ -183,6 +186,67 @@ class Lifecycle(unittest.TestCase):
                 s.close()
             gg.stop()
             hung.close()
+
+    def test_one_token_holds_at_most_128_requests(self):
+        """A token holder paces its own request bodies: without a bound,
+        one sandbox trickling push bodies could hold every connection slot
+        and lock all other tokens out. The 129th request in flight with one
+        token is refused at once with 429; other tokens are unaffected, and
+        the budget comes back as requests end."""
+        gg = h.Gitgate(self.up.url, self.up.secret).start()
+        hog = gg.mint(repo="acme/small", push=["agent/*"], sub="hog")
+        other = gg.mint(repo="acme/small", sub="bystander")
+        refs = "/acme/small.git/info/refs?service=git-upload-pack"
+        held = []
+
+        def trickler(tok):
+            s = socket.create_connection(("127.0.0.1", gg.port), 10)
+            s.sendall(b"POST /acme/small.git/git-receive-pack HTTP/1.1\r\n"
+                      b"Host: g\r\nAuthorization: " +
+                      h.basic_auth("x", tok).encode() +
+                      b"\r\nContent-Type: application/x-git-receive-pack-"
+                      b"request\r\nContent-Length: 1000\r\n\r\n0")
+            return s
+
+        try:
+            for _ in range(128):
+                held.append(trickler(hog))
+            time.sleep(0.5)  # all 128 are past their headers
+            r = h.http_request(gg.port, "GET", refs, headers={
+                "Authorization": h.basic_auth("x", hog)})
+            self.assertEqual(r.status, 429, r)
+            self.assertEqual(r.headers.get("content-type"),
+                             "text/plain; charset=utf-8")
+            self.assertEqual(r.body, b"too many requests in flight with "
+                             b"this token (limit 128)\n")
+            r = h.http_request(gg.port, "GET", refs, headers={
+                "Authorization": h.basic_auth("x", other)})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(h.http_request(gg.port, "GET", "/healthz")
+                             .status, 200)
+            # one trickler hangs up: the hog may start one more (until
+            # gitgate has seen the hang-up, it is still refused)
+            held.pop().close()
+            answers = []
+            ok = lambda: answers.append(h.http_request(
+                gg.port, "GET", refs, headers={
+                    "Authorization": h.basic_auth("x", hog)}).status) or \
+                answers[-1] == 200
+            self.assertTrue(h.wait_until(ok, 5), "budget not returned")
+            self.assertEqual(set(answers[:-1]), {429} if answers[:-1]
+                             else set(), answers)
+            refused = [r for r in self.audit_records(gg)
+                       if r["status"] == 429]
+            self.assertEqual(len(refused), answers.count(429) + 1, refused)
+            for rec in refused:
+                self.assertEqual(rec["decision"], "deny")
+                self.assertEqual(rec["sub"], "hog")
+                self.assertEqual(rec["reason"], "too many requests in "
+                                 "flight with this token (limit 128)")
+        finally:
+            for s in held:
+                s.close()
+            gg.stop()
 
     @staticmethod
     def watch_until_closed(socks, timeout, trickle=None):
