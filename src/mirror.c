@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <git2.h>
 #include <git2/sys/odb_backend.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,9 +257,162 @@ static int on_credentials(git_credential **out, const char *url,
 						     st->secret);
 }
 
+/*
+ * The mirror keeps upstream's objects, not its ref names: one ref per
+ * distinct tip object, refs/gg/<hex>, which libgit2 offers as "haves" in
+ * the next negotiation, so fetches stay incremental. Copying the branch
+ * and tag names (as a mirroring refspec does) broke the mirror for good,
+ * and with it every history check on the repository, when upstream
+ * replaced a branch agent/df by agent/df/sub (the stale ref blocks the new
+ * one's path; libgit2 prunes only after updating) or had a ref longer than
+ * libgit2's 1024 bytes.
+ * Hex names can do neither.
+ */
+#define MIRROR_TIP_PREFIX "refs/gg/"
+
+struct name_list {
+	char **v;
+	size_t n, cap;
+};
+
+static int names_add(struct name_list *l, const char *name)
+{
+	char **grown;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		grown = realloc(l->v, l->cap * sizeof(*grown));
+		if (!grown)
+			return -1;
+		l->v = grown;
+	}
+	l->v[l->n] = strdup(name);
+	if (!l->v[l->n])
+		return -1;
+	l->n++;
+	return 0;
+}
+
+static void names_free(struct name_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void names_sort_unique(struct name_list *l)
+{
+	size_t i, j = 0;
+
+	if (l->n == 0)
+		return;
+	qsort(l->v, l->n, sizeof(*l->v), cmp_name);
+	for (i = 1; i < l->n; i++) {
+		if (strcmp(l->v[i], l->v[j]))
+			l->v[++j] = l->v[i];
+		else
+			free(l->v[i]);
+	}
+	l->n = j + 1;
+}
+
+static bool names_has(const struct name_list *l, const char *name)
+{
+	return l->n && bsearch(&name, l->v, l->n, sizeof(*l->v), cmp_name);
+}
+
+/* refs/gg/<hex> for every branch and tag upstream advertised whose object
+ * the fetch brought (or the mirror had). */
+static int wanted_tips(struct name_list *out, git_repository *repo,
+		       git_remote *remote)
+{
+	char name[sizeof(MIRROR_TIP_PREFIX) + GIT_OID_HEXSZ];
+	const git_remote_head **heads;
+	git_odb *odb = NULL;
+	size_t i, n;
+	int ret = 0;
+
+	if (git_remote_ls(&heads, &n, remote) < 0 ||
+	    git_repository_odb(&odb, repo) < 0)
+		return -1;
+	for (i = 0; ret == 0 && i < n; i++) {
+		const char *ref = heads[i]->name;
+		size_t len = strlen(ref);
+
+		if (strncmp(ref, "refs/heads/", 11) &&
+		    strncmp(ref, "refs/tags/", 10))
+			continue;
+		if (len >= 3 && !strcmp(ref + len - 3, "^{}"))
+			continue; /* a peeled tag: the tag object reaches it */
+		if (!git_odb_exists(odb, &heads[i]->oid))
+			continue;
+		memcpy(name, MIRROR_TIP_PREFIX, strlen(MIRROR_TIP_PREFIX));
+		git_oid_tostr(name + strlen(MIRROR_TIP_PREFIX),
+			      GIT_OID_HEXSZ + 1, &heads[i]->oid);
+		ret = names_add(out, name);
+	}
+	git_odb_free(odb);
+	names_sort_unique(out);
+	return ret;
+}
+
+static int list_ref(const char *name, void *payload)
+{
+	return names_add(payload, name) ? GIT_EUSER : 0;
+}
+
+/* Make the mirror's refs exactly the wanted tips: refs from before (tips
+ * upstream no longer has, and the branch and tag names older versions
+ * copied) go, so nothing stale lingers as a "have". */
+static int sync_tips(git_repository *repo, git_remote *remote,
+		     struct gg_err *err)
+{
+	struct name_list want = { 0 }, have = { 0 };
+	git_reference *ref = NULL;
+	git_oid oid;
+	size_t i;
+	int ret = GG_OK;
+
+	if (wanted_tips(&want, repo, remote) < 0 ||
+	    git_reference_foreach_name(repo, list_ref, &have) < 0) {
+		ret = gg_err_set(err, GG_ERR, "mirror refs: %s", git_why());
+		goto out;
+	}
+	names_sort_unique(&have);
+	for (i = 0; ret == GG_OK && i < want.n; i++) {
+		if (names_has(&have, want.v[i]))
+			continue;
+		git_oid_fromstr(&oid, want.v[i] + strlen(MIRROR_TIP_PREFIX));
+		if (git_reference_create(&ref, repo, want.v[i], &oid, 1,
+					 NULL) < 0)
+			ret = gg_err_set(err, GG_ERR, "mirror refs: %s",
+					 git_why());
+		git_reference_free(ref);
+		ref = NULL;
+	}
+	for (i = 0; ret == GG_OK && i < have.n; i++)
+		if (!names_has(&want, have.v[i]) &&
+		    git_reference_remove(repo, have.v[i]) < 0)
+			ret = gg_err_set(err, GG_ERR, "mirror refs: %s",
+					 git_why());
+out:
+	names_free(&want);
+	names_free(&have);
+	return ret;
+}
+
 int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 		 struct gg_err *err)
 {
+	/* What to download; nothing is written under these names (see
+	 * sync_tips). */
 	static char *specs[] = { "+refs/heads/*:refs/heads/*",
 				 "+refs/tags/*:refs/tags/*" };
 	git_strarray refspecs = { specs, 2 };
@@ -288,7 +442,6 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 	 * another host. (libgit2 follows one on the first request unless
 	 * told not to.) */
 	opts.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
-	opts.prune = GIT_FETCH_PRUNE;
 	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
 	/* Skipping the insteadOf and default-refspec config lookups also
 	 * avoids libgit2 1.5.1's regex path, which leaks pcre2 match data on
@@ -297,8 +450,10 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 	copts.repository = clean;
 	copts.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF |
 		      GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	/* Download only: upstream's ref list stays readable after the
+	 * transfer (git_remote_ls), and sync_tips records it. */
 	if (git_remote_create_with_opts(&remote, url, &copts) < 0 ||
-	    git_remote_fetch(remote, &refspecs, &opts, NULL) < 0) {
+	    git_remote_download(remote, &refspecs, &opts) < 0) {
 		ret = gg_err_set(err, GG_EUPSTREAM,
 				 st.attempts > 1
 					 ? "mirror fetch: upstream rejected "
@@ -306,6 +461,8 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 					 : "mirror fetch: %s",
 				 git_why());
 	}
+	if (ret == GG_OK)
+		ret = sync_tips(clean, remote, err);
 	git_remote_free(remote);
 	git_repository_free(clean);
 	close(lock); /* releases the flock */

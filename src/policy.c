@@ -317,5 +317,13 @@ int policy_decide(const struct policy_rules *rules, const char *refname,
 	if (action == POLICY_DELETE && !rules->allow_delete)
 		return gg_err_set(err, GG_EDENIED,
 				  "deletion not allowed by token");
+	/* Deleting one stays allowed: it is how such a ref is got rid of. */
+	if (action != POLICY_DELETE &&
+	    strnlen(refname, GG_MAX_NEW_REFNAME + 1) > GG_MAX_NEW_REFNAME)
+		return gg_err_set(err, GG_EDENIED,
+				  "ref name longer than %d bytes not allowed "
+				  "(gitgate could no longer check the "
+				  "repository's history)",
+				  GG_MAX_NEW_REFNAME);
 	return 0;
 }

@@ -38,6 +38,10 @@
 #define GG_MAX_PKT_DATA (GG_MAX_PKT_LEN - 4)
 #define GG_MAX_PUSH_COMMANDS 10000    /* ref updates in one push */
 #define GG_MAX_REFNAME 4096
+/* A push may not create or move a ref with a longer name: libgit2 cannot
+ * list a repository that has one (GIT_REFNAME_MAX), so one such ref upstream
+ * would stop every history check on the repository. */
+#define GG_MAX_NEW_REFNAME 1023
 #define GG_MAX_PUSH_OPTIONS 1000
 #define GG_MAX_REPORT_LEN (4 * 1024 * 1024) /* upstream receive-pack reply */
 

@@ -579,6 +579,56 @@ class PushTest(unittest.TestCase):
 
     # 8. stale mirror: fetch before classifying; thin pack bases
 
+    def test_08_mirror_survives_upstream_ref_churn(self):
+        """The mirror keeps upstream's objects under hex names (refs/gg/).
+        When it kept upstream's branch names, upstream replacing agent/df by
+        agent/df/sub broke every later mirror fetch (the stale ref blocked
+        the new one's path), and with it every history check on the
+        repository, for every token."""
+        text = big_text("churn")
+        repo, main = self.new_repo("churn", files={"big.txt": text})
+        self.up.git_dir(repo, "update-ref", "refs/heads/agent/df", main)
+        self.up.git_dir(repo, "update-ref", "refs/heads/agent/dst", main)
+        tok = self.mint(repo)
+        w = self.clone(repo, tok, "churn")
+        # A fast-forward to a commit only upstream had: the pack is empty,
+        # so the mirror is fetched to check the history.
+        u1 = self.upstream_commit(repo, "main", {
+            "big.txt": edit_line(text, 10, "upstream one")}, "upstream 1")
+        h.git("fetch", "-q", "origin", cwd=w, check=True)
+        res = self.push(w, "origin", "%s:refs/heads/agent/dst" % u1)
+        self.assertOk(res)
+        self.assertTrue(self.in_mirror(repo, u1))
+        # upstream replaces agent/df by agent/df/sub, and moves on
+        self.up.git_dir(repo, "update-ref", "-d", "refs/heads/agent/df")
+        self.up.git_dir(repo, "update-ref", "refs/heads/agent/df/sub", main)
+        u2 = self.upstream_commit(repo, "main", {
+            "big.txt": edit_line(edit_line(text, 10, "upstream one"), 20,
+                                 "upstream two")}, "upstream 2")
+        h.git("fetch", "-q", "--prune", "origin", cwd=w, check=True)
+        res = self.push(w, "origin", "%s:refs/heads/agent/dst" % u2)
+        self.assertOk(res)
+        self.assertEqual(self.up.rev_parse(repo, "agent/dst"), u2)
+        mirror = self.mirror_path(repo)
+        refs = h.git_out("--git-dir=" + mirror, "for-each-ref",
+                         "--format=%(refname)").split()
+        self.assertTrue(refs and all(r.startswith("refs/gg/") for r in refs),
+                        refs)
+        # still incremental (the hex refs are the negotiation's "haves"):
+        # that fetch's pack is u2 and its few new objects, not the history
+        packs = sorted(glob.glob(os.path.join(mirror, "objects", "pack",
+                                              "*.idx")), key=os.path.getmtime)
+        counts = []
+        for idx in packs:
+            with open(idx, "rb") as f:
+                counts.append(len(subprocess.run(
+                    ["git", "show-index"], stdin=f, capture_output=True,
+                    check=True).stdout.splitlines()))
+        self.assertEqual(len(counts), 2, counts)
+        self.assertLessEqual(counts[1], 4, counts)
+        self.assertGreater(counts[0], 6, counts)
+
+
     def test_08a_thin_pack_on_stale_mirror(self):
         text = big_text("thin")
         repo, main = self.new_repo("thin", files={"big.txt": text})

@@ -332,6 +332,43 @@ START_TEST(decide_allows)
 }
 END_TEST
 
+/* Longer names than libgit2 can list may be deleted, not created or
+ * moved: one upstream would stop every history check on the repository. */
+START_TEST(decide_ref_name_length)
+{
+	static const char *const all[] = {"agent/**"};
+	char ref[GG_MAX_NEW_REFNAME + 2];
+	struct gg_err err;
+	size_t n;
+
+	n = (size_t)snprintf(ref, sizeof(ref), "refs/heads/agent/");
+	memset(ref + n, 'y', sizeof(ref) - 1 - n);
+	ref[GG_MAX_NEW_REFNAME] = '\0'; /* exactly the limit */
+	ck_assert_int_eq(decide(all, 1, true, true, true, ref, POLICY_CREATE,
+				&err),
+			 0);
+	ref[GG_MAX_NEW_REFNAME] = 'y'; /* one byte over */
+	ref[GG_MAX_NEW_REFNAME + 1] = '\0';
+	ck_assert_int_eq(decide(all, 1, true, true, true, ref, POLICY_CREATE,
+				&err),
+			 GG_EDENIED);
+	ck_assert_str_eq(err.msg, "ref name longer than 1023 bytes not allowed "
+				  "(gitgate could no longer check the "
+				  "repository's history)");
+	ck_assert_int_eq(decide(all, 1, true, true, true, ref, POLICY_FORCE,
+				&err),
+			 GG_EDENIED);
+	ck_assert_int_eq(decide(all, 1, true, true, true, ref, POLICY_DELETE,
+				&err),
+			 0);
+	/* the token's own rules still come first */
+	ck_assert_int_eq(decide(all, 1, true, true, false, ref, POLICY_DELETE,
+				&err),
+			 GG_EDENIED);
+	ck_assert_str_eq(err.msg, "deletion not allowed by token");
+}
+END_TEST
+
 /* A pattern of n copies of c. */
 static char *pattern_of(size_t n, char c)
 {
@@ -454,6 +491,7 @@ static Suite *policy_suite(void)
 	tcase_add_test(d, action_names);
 	tcase_add_test(d, decide_reasons);
 	tcase_add_test(d, decide_allows);
+	tcase_add_test(d, decide_ref_name_length);
 	tcase_add_test(d, decide_reason_truncation);
 	tcase_add_test(d, decide_reason_many_patterns);
 	tcase_add_test(d, reasons_avoid_git_reserved_strings);
