@@ -402,8 +402,8 @@ class ProxyTest(unittest.TestCase):
              r"gitgate: serve: verify_key: .*keys/missing\.pub: No such "
              r"file or directory"),
             ({"verify_key": ["keys/verify.pub", "keys/signing.key"]},
-             r"gitgate: serve: verify_key: .*keys/signing\.key: not a "
-             r"k4\.public key"),
+             r"gitgate: serve: verify_key: .*keys/signing\.key: is a "
+             r"signing key \(k4\.secret\); a public key"),
             ({"revocations": "keys"},
              r"gitgate: serve: revocations: .*keys: Is a directory"),
             ({"audit_log": "no-such-dir/audit.jsonl"},
