@@ -787,3 +787,84 @@ int rp_serialize(struct pkt_buf *out, const struct rp_request *req,
 		rc = write_options(out, req, err);
 	return rc;
 }
+
+/* ---- ref advertisement ---- */
+
+/* Packets before the first ref line: the service line, its flush, and
+ * protocol v1's "version 1". A few more are tolerated. */
+#define RP_ADVERT_MAX_PKTS 8
+
+/* Is the capability token t[0..n) one gitgate must not advertise? */
+static bool advert_cap_dropped(const char *t, size_t n)
+{
+	return (n == 9 || (n > 9 && t[9] == '=')) &&
+	       memcmp(t, "push-cert", 9) == 0;
+}
+
+/* The first ref line's payload p[0..n) (no LF) with push-cert dropped from
+ * the capabilities after its NUL, as one packet, plus its LF if it had
+ * one. */
+static int advert_write_caps(struct pkt_buf *out, bool *sha256,
+			     const unsigned char *p, size_t n, bool lf,
+			     struct gg_err *err)
+{
+	const unsigned char *nul = memchr(p, '\0', n);
+	unsigned char line[GG_MAX_PKT_DATA];
+	size_t pos = (size_t)(nul - p) + 1, len = pos, t;
+
+	memcpy(line, p, pos);
+	while (pos < n) {
+		t = pos;
+		while (t < n && p[t] != ' ')
+			t++;
+		if (t - pos == 20 &&
+		    !memcmp(p + pos, "object-format=sha256", 20))
+			*sha256 = true;
+		if (t > pos && !advert_cap_dropped((const char *)p + pos,
+						   t - pos)) {
+			if (len > (size_t)(nul - p) + 1)
+				line[len++] = ' ';
+			memcpy(line + len, p + pos, t - pos);
+			len += t - pos;
+		}
+		pos = t + 1;
+	}
+	if (lf)
+		line[len++] = '\n';
+	return pkt_write(out, line, len, err);
+}
+
+int rp_advert_rewrite(struct pkt_buf *out, size_t *consumed, bool *sha256,
+		      const void *buf, size_t len, struct gg_err *err)
+{
+	const unsigned char *b = buf;
+	struct pkt pkt;
+	size_t off = 0, used, n;
+	int i, ret;
+
+	*consumed = 0;
+	*sha256 = false;
+	for (i = 0; i < RP_ADVERT_MAX_PKTS; i++) {
+		ret = pkt_read(&pkt, &used, b + off, len - off, 0, err);
+		if (ret)
+			return ret; /* GG_EAGAIN: wait for more */
+		if (i == 0 && (pkt.type != PKT_DATA || pkt.len < 10 ||
+			       memcmp(pkt.data, "# service=", 10)))
+			return gg_err_set(err, GG_EINVAL,
+					  "not a ref advertisement");
+		if (pkt.type == PKT_DATA && memchr(pkt.data, '\0', pkt.len)) {
+			n = pkt.len;
+			ret = pkt_buf_add(out, b, off, err);
+			if (ret == GG_OK)
+				ret = advert_write_caps(out, sha256, pkt.data,
+						n - (pkt.data[n - 1] == '\n'),
+						pkt.data[n - 1] == '\n', err);
+			if (ret == GG_OK)
+				*consumed = off + used;
+			return ret;
+		}
+		off += used;
+	}
+	return gg_err_set(err, GG_EINVAL, "no capabilities in the first %d "
+			  "packets", RP_ADVERT_MAX_PKTS);
+}

@@ -15,8 +15,10 @@
 #include "gitgate/limits.h"
 #include "gitgate/log.h"
 #include "gitgate/mirror.h"
+#include "gitgate/pktline.h"
 #include "gitgate/push.h"
 #include "gitgate/quota.h"
+#include "gitgate/receivepack.h"
 #include "gitgate/relay.h"
 #include "gitgate/route.h"
 #include "gitgate/token.h"
@@ -88,6 +90,8 @@ struct request {
 	bool relay_eof;    /* upstream's answer has all been read */
 	size_t held;       /* bytes of tail not yet passed on */
 	char tail[HOLDBACK];
+	unsigned char *prefix; /* response bytes read ahead (see peek_advert) */
+	size_t prefix_len, prefix_off;
 	int status;        /* HTTP status sent to the client */
 	const char *decision;
 	char reason[GG_ERR_MSG_MAX];
@@ -243,6 +247,20 @@ static enum MHD_Result deny(struct request *req, unsigned status,
 
 /* ---- relaying ----------------------------------------------------- */
 
+/* Upstream's answer: the bytes read ahead first, then the relay. */
+static ssize_t read_body(struct request *req, char *dst, size_t room)
+{
+	size_t n = req->prefix_len - req->prefix_off;
+
+	if (n == 0)
+		return relay_read(req->relay, dst, room);
+	if (n > room)
+		n = room;
+	memcpy(dst, req->prefix + req->prefix_off, n);
+	req->prefix_off += n;
+	return (ssize_t)n;
+}
+
 /* Read the next part of upstream's answer into buf (room max) behind the
  * held tail, and hold the new last HOLDBACK bytes back: returns how many
  * bytes of buf to pass on (0: all still held, or the end of upstream's
@@ -263,7 +281,7 @@ static ssize_t read_holding_back(struct request *req, char *buf, size_t max)
 		room = max + HOLDBACK;
 	}
 	memcpy(dst, req->tail, req->held);
-	n = relay_read(req->relay, dst + req->held, room - req->held);
+	n = read_body(req, dst + req->held, room - req->held);
 	req->relay_eof = n == 0;
 	if (n <= 0)
 		return n;
@@ -452,6 +470,69 @@ static const char *upstream_refusal(long status, unsigned *client_status)
 }
 
 /* Wait for upstream's answer and queue the streamed response. */
+/* Most bytes read ahead for the first ref line of an advertisement: it
+ * fits one packet, and the service line and flush come before it. */
+#define ADVERT_PEEK_MAX (GG_MAX_PKT_LEN + 1024)
+
+static bool has_header(const struct relay_response *meta, const char *name)
+{
+	size_t i, n = strlen(name);
+
+	for (i = 0; i < meta->nheaders; i++)
+		if (!strncasecmp(meta->headers[i], name, n) &&
+		    meta->headers[i][n] == ':')
+			return true;
+	return false;
+}
+
+/* Read upstream's receive-pack advertisement up to its first ref line into
+ * req->prefix, with push-cert dropped (rp_advert_rewrite). Anything not
+ * recognised passes on as read. Returns 0, 1 for a SHA-256 repository
+ * (refused: gitgate's push checks read SHA-1 packs only), or -1 when
+ * upstream failed (err says why). */
+static int peek_advert(struct request *req, struct gg_err *err)
+{
+	unsigned char *buf = malloc(ADVERT_PEEK_MAX);
+	struct gg_err why = GG_ERR_INIT;
+	struct pkt_buf out;
+	size_t len = 0, used;
+	bool sha256 = false;
+	ssize_t n;
+	int ret = GG_EAGAIN;
+
+	if (!buf) {
+		gg_err_set(err, GG_ENOMEM, "out of memory");
+		return -1;
+	}
+	pkt_buf_init(&out, 2 * ADVERT_PEEK_MAX);
+	while (ret == GG_EAGAIN && len < ADVERT_PEEK_MAX) {
+		n = relay_read(req->relay, (char *)buf + len,
+			       ADVERT_PEEK_MAX - len);
+		if (n < 0) {
+			free(buf);
+			pkt_buf_release(&out);
+			gg_err_set(err, GG_EUPSTREAM,
+				   "upstream failed mid-transfer");
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		gg_err_init(&why);
+		ret = rp_advert_rewrite(&out, &used, &sha256, buf, len, &why);
+	}
+	if (ret == GG_OK && !sha256 &&
+	    pkt_buf_add(&out, buf + used, len - used, &why) == GG_OK) {
+		free(buf);
+		req->prefix = pkt_buf_detach(&out, &req->prefix_len);
+		return 0;
+	}
+	pkt_buf_release(&out);
+	req->prefix = buf; /* as upstream sent it */
+	req->prefix_len = len;
+	return ret == GG_OK && sha256 ? 1 : 0;
+}
+
 static enum MHD_Result answer_from_relay(struct request *req)
 {
 	struct relay_response meta;
@@ -475,6 +556,20 @@ static enum MHD_Result answer_from_relay(struct request *req)
 		log_warnx("request %s: %s: %s", req->id, req->route.repo, why);
 		relay_abort(req->relay);
 		return deny(req, status, meta.status == 404 ? refusal : why);
+	}
+	if (req->route.kind == ROUTE_INFO_REFS &&
+	    req->route.service == ROUTE_SVC_RECEIVE && meta.status == 200 &&
+	    !has_header(&meta, "Content-Encoding")) {
+		int peek = peek_advert(req, &err);
+
+		if (peek != 0)
+			relay_abort(req->relay);
+		if (peek < 0)
+			return deny(req, MHD_HTTP_BAD_GATEWAY, err.msg);
+		if (peek > 0)
+			return deny(req, MHD_HTTP_FORBIDDEN,
+				    "pushing to a SHA-256 repository is not "
+				    "supported by gitgate");
 	}
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
 						 256 * 1024, read_relay, req,
@@ -1159,6 +1254,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	if (req->quota_taken)
 		quota_give(srv->per_token, req->claims->jti);
 	relay_free(req->relay);
+	free(req->prefix);
 	push_free(req->push);
 	token_claims_free(req->claims);
 	sodium_memzero(req, sizeof(*req));

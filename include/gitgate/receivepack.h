@@ -169,4 +169,23 @@ bool rp_pack_expected(const struct rp_request *req, const bool *keep);
 int rp_serialize(struct pkt_buf *out, const struct rp_request *req,
 		 const bool *keep, const char *caps, struct gg_err *err);
 
+/*
+ * The start of upstream's receive-pack ref advertisement (the body of
+ * info/refs?service=git-receive-pack): "# service=git-receive-pack", a
+ * flush, maybe "version 1", then the first ref line, whose capability list
+ * follows a NUL. gitgate refuses signed pushes, so it must not advertise
+ * push-cert: git would then sign (--signed=if-asked) and the push fail.
+ *
+ * rp_advert_rewrite reads buf[0..len) up to and including that first ref
+ * line and appends to out the same packets with every "push-cert=..."
+ * capability removed; *consumed is how many bytes of buf they replace
+ * (what follows passes on unchanged). *sha256 tells whether the
+ * capabilities say object-format=sha256.
+ * GG_EAGAIN: the first ref line is not complete in buf yet.
+ * GG_EINVAL: not such an advertisement (or no ref line among its first
+ * packets): pass the body on as it is.
+ */
+int rp_advert_rewrite(struct pkt_buf *out, size_t *consumed, bool *sha256,
+		      const void *buf, size_t len, struct gg_err *err);
+
 #endif

@@ -933,6 +933,60 @@ class PushTest(unittest.TestCase):
 
     # 12. refused pushes leave nothing behind
 
+    def test_11c_signed_push_not_advertised(self):
+        """gitgate refuses signed pushes, so it drops upstream's push-cert
+        capability from the advertisement: --signed=if-asked then pushes
+        unsigned (it used to fail with a bare HTTP 400), and --signed=yes
+        fails inside git with git's own message."""
+        repo, main = self.new_repo("signed")
+        self.up.git_dir(repo, "config", "receive.certNonceSeed", "seed")
+        tok = self.mint(repo)
+        w = self.clone(repo, tok, "signed")
+        c1 = h.commit_file(w, "s.txt", "signed?\n")
+        res = self.push(w, "--signed=yes", "origin", "HEAD:agent/s")
+        self.assertNotEqual(res[0], 0, self.describe(res))
+        self.assertIn("the receiving end does not support --signed push",
+                      res[2])
+        self.assertIsNone(self.up.rev_parse(repo, "agent/s"))
+        res = self.push(w, "--signed=if-asked", "origin", "HEAD:agent/s")
+        self.assertOk(res)
+        self.assertEqual(self.up.rev_parse(repo, "agent/s"), c1)
+        # upstream does advertise it; gitgate's advertisement does not
+        path = "/%s.git/info/refs?service=git-receive-pack" % repo
+        direct = h.http_request(self.up.port, "GET", path, headers={
+            "Authorization": h.basic_auth(h.UPSTREAM_USER, self.up.secret)})
+        proxied = h.http_request(self.gg.port, "GET", path, headers={
+            "Authorization": h.basic_auth("x", tok)})
+        self.assertEqual((direct.status, proxied.status), (200, 200))
+        self.assertIn(b" push-cert=", direct.body)
+        self.assertNotIn(b"push-cert", proxied.body)
+        self.assertEqual(direct.body.replace(b" push-cert=", b" ").count(
+            b"report-status"), proxied.body.count(b"report-status"))
+
+    def test_11d_sha256_push_refused_clearly(self):
+        """gitgate's push checks read SHA-1 packs only. A push to a SHA-256
+        repository used to get a bare HTTP 400 after the whole pack was
+        sent; now git shows why at the start, and fetching still works."""
+        repo = "acme/sha256"
+        path = self.up.repo_path(repo)
+        h.git("init", "-q", "--bare", "--object-format=sha256", "-b",
+              "main", path, check=True, home=self.up.home)
+        self.up.git_dir(repo, "config", "http.receivepack", "true")
+        seed = self.path("client", "sha256-seed")
+        h.git("init", "-q", "--object-format=sha256", "-b", "main", seed,
+              check=True)
+        c0 = h.commit_file(seed, "a.txt", "sha256\n")
+        h.git("push", "-q", path, "main", cwd=seed, check=True)
+        tok = self.mint(repo)
+        w = self.clone(repo, tok, "sha256")
+        self.assertEqual(self.head_of(w), c0)
+        h.commit_file(w, "b.txt", "more\n")
+        res = self.push(w, "origin", "HEAD:agent/x")
+        self.assertNotEqual(res[0], 0, self.describe(res))
+        self.assertIn("remote: pushing to a SHA-256 repository is not "
+                      "supported by gitgate", res[2])
+        self.assertIsNone(self.up.rev_parse(repo, "agent/x"))
+
     def test_12_refused_objects_never_enter_mirror(self):
         repo = "acme/app"
         main = self.up.create_repo(repo, commits=2)

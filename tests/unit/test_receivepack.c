@@ -914,6 +914,162 @@ START_TEST(real_git_details)
 }
 END_TEST
 
+/* ---- ref advertisement ---- */
+
+#define OID1 "1111111111111111111111111111111111111111"
+
+/* An advertisement: service line, flush, [version 1], the first ref line
+ * with caps (and its LF), one more ref line, flush. */
+static void advert(struct pkt_buf *b, bool v1, const char *ref,
+		   const char *caps)
+{
+	char buf[1024];
+
+	line(b, "# service=git-receive-pack\n");
+	flush(b);
+	if (v1)
+		line(b, "version 1\n");
+	snprintf(buf, sizeof(buf), "%s\n", caps);
+	first(b, ref, buf);
+	line(b, OID1 " refs/heads/other\n");
+	flush(b);
+}
+
+/* Rewrite b's advertisement; returns the rewritten start + the rest. */
+static char *rewrite(const struct pkt_buf *b, bool *sha256, size_t *outlen)
+{
+	struct pkt_buf out;
+	struct gg_err err = GG_ERR_INIT;
+	size_t used;
+	char *s;
+
+	pkt_buf_init(&out, 1 << 20);
+	ck_assert_msg(rp_advert_rewrite(&out, &used, sha256, b->data, b->len,
+					&err) == GG_OK, "%s", err.msg);
+	ck_assert_int_eq(pkt_buf_add(&out, b->data + used, b->len - used,
+				     NULL), 0);
+	*outlen = out.len;
+	s = malloc(out.len + 1);
+	ck_assert_ptr_nonnull(s);
+	memcpy(s, out.data, out.len);
+	s[out.len] = '\0'; /* for the str asserts: NULs end it early */
+	pkt_buf_release(&out);
+	return s;
+}
+
+START_TEST(advert_drops_push_cert)
+{
+	struct pkt_buf in, want;
+	bool sha256 = true;
+	size_t n;
+	char *got;
+
+	pkt_buf_init(&in, 1 << 20);
+	pkt_buf_init(&want, 1 << 20);
+	advert(&in, false, OID1 " refs/heads/main",
+	       "report-status delete-refs push-cert=1700000000-abcdef "
+	       "atomic push-certified push-cert agent=git/2.39.5");
+	advert(&want, false, OID1 " refs/heads/main",
+	       "report-status delete-refs atomic push-certified "
+	       "agent=git/2.39.5");
+	got = rewrite(&in, &sha256, &n);
+	ck_assert(!sha256);
+	ck_assert_uint_eq(n, want.len);
+	ck_assert_mem_eq(got, want.data, n);
+	free(got);
+	pkt_buf_release(&in);
+	pkt_buf_release(&want);
+}
+END_TEST
+
+/* Protocol v1's version line, an empty repository's capabilities^{}
+ * line, a SHA-256 repository: the same rewrite, and sha256 is told. */
+START_TEST(advert_v1_empty_sha256)
+{
+	static const char zero64[] = "00000000000000000000000000000000"
+				     "00000000000000000000000000000000";
+	struct pkt_buf in, want;
+	char ref[128];
+	bool sha256 = false;
+	size_t n;
+	char *got;
+
+	snprintf(ref, sizeof(ref), "%s capabilities^{}", zero64);
+	pkt_buf_init(&in, 1 << 20);
+	pkt_buf_init(&want, 1 << 20);
+	advert(&in, true, ref, "push-cert=x object-format=sha256 atomic");
+	advert(&want, true, ref, "object-format=sha256 atomic");
+	got = rewrite(&in, &sha256, &n);
+	ck_assert(sha256);
+	ck_assert_uint_eq(n, want.len);
+	ck_assert_mem_eq(got, want.data, n);
+	free(got);
+	pkt_buf_release(&in);
+	pkt_buf_release(&want);
+}
+END_TEST
+
+/* Every cut short of the first ref line's end asks for more; from there
+ * on the rest is not needed. */
+START_TEST(advert_needs_the_whole_first_line)
+{
+	struct pkt_buf in, out;
+	struct gg_err err;
+	size_t used, cut, end;
+	bool sha256;
+	int ret;
+
+	pkt_buf_init(&in, 1 << 20);
+	advert(&in, false, OID1 " refs/heads/main", "push-cert=n atomic");
+	end = in.len - strlen("0032" OID1 " refs/heads/other\n") - 4;
+	for (cut = 0; cut <= in.len; cut++) {
+		pkt_buf_init(&out, 1 << 20);
+		gg_err_init(&err);
+		ret = rp_advert_rewrite(&out, &used, &sha256, in.data, cut,
+					&err);
+		if (cut < end) {
+			ck_assert_int_eq(ret, GG_EAGAIN);
+		} else {
+			ck_assert_msg(ret == GG_OK, "%zu: %s", cut, err.msg);
+			ck_assert_uint_eq(used, end);
+		}
+		pkt_buf_release(&out);
+	}
+	pkt_buf_release(&in);
+}
+END_TEST
+
+START_TEST(advert_not_recognised)
+{
+	static const char *const bodies[] = {
+		"0008NAK\n",                   /* not a service line */
+		"zzzz# service=x\n",           /* not a packet */
+		"0000",                         /* flush first */
+		/* no NUL in the first 8 packets */
+		"001f# service=git-receive-pack\n00000006a\n0006a\n"
+		"0006a\n0006a\n0006a\n0006a\n0006a\n0006a\n",
+	};
+	struct pkt_buf out;
+	struct gg_err err;
+	size_t i, used;
+	bool sha256;
+
+	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		pkt_buf_init(&out, 1 << 20);
+		gg_err_init(&err);
+		ck_assert_int_eq(rp_advert_rewrite(&out, &used, &sha256,
+						   bodies[i],
+						   strlen(bodies[i]), &err),
+				 GG_EINVAL);
+		ck_assert_uint_eq(out.len, 0);
+		if (i == 3)
+			ck_assert_str_eq(err.msg, "no capabilities in the "
+						  "first 8 packets");
+		pkt_buf_release(&out);
+	}
+}
+END_TEST
+
 static Suite *receivepack_suite(void)
 {
 	Suite *s = suite_create("receivepack");
@@ -950,6 +1106,10 @@ static Suite *receivepack_suite(void)
 	tcase_add_loop_test(g, real_git_requests, 0,
 			    sizeof(fixtures) / sizeof(fixtures[0]));
 	tcase_add_test(g, real_git_details);
+	tcase_add_test(w, advert_drops_push_cert);
+	tcase_add_test(w, advert_v1_empty_sha256);
+	tcase_add_test(w, advert_needs_the_whole_first_line);
+	tcase_add_test(w, advert_not_recognised);
 	suite_add_tcase(s, p);
 	suite_add_tcase(s, r);
 	suite_add_tcase(s, w);
