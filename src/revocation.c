@@ -58,6 +58,13 @@ int revocation_check_jti(const char *jti, struct gg_err *err)
 	if (!printable_word(jti, len))
 		return gg_err_set(err, GG_EINVAL,
 				  "jti must be printable ASCII without spaces");
+	/* The revocation file reads these as a comment, a list separator
+	 * and quoting (revoking more than the jti), so a jti holding one
+	 * could not be revoked exactly. Random ids (hex, base64, UUIDs) never
+	 * do; a token with one is refused as malformed (fail closed). */
+	if (strpbrk(jti, "#,\"'`"))
+		return gg_err_set(err, GG_EINVAL,
+				  "jti may not contain '#', ',' or quotes");
 	return GG_OK;
 }
 
@@ -163,6 +170,11 @@ static int check_entry(const char *entry, size_t len, struct gg_err *err)
 		if (!printable_word(entry, len))
 			return gg_err_set(err, GG_EINVAL,
 					  "token must be printable ASCII");
+		if (memchr(entry, '#', len) || memchr(entry, ',', len) ||
+		    memchr(entry, '"', len) || memchr(entry, '\'', len) ||
+		    memchr(entry, '`', len))
+			return gg_err_set(err, GG_EINVAL, "token may not "
+					  "contain '#', ',' or quotes");
 		return GG_OK;
 	}
 	if (len > GG_MAX_CLAIM_STR || memchr(entry, '\0', len))
@@ -287,14 +299,13 @@ static const char *line_problem(const struct line *ln)
 	if (ln->bearer)
 		return "'Bearer' before the entry: what follows it is revoked";
 	if (ln->hash)
-		return "'#' inside an entry: revoked both as written and the "
-		       "part before '#' (a comment needs a space before '#')";
+		return "'#' inside an entry: revoked the part before it (a "
+		       "comment needs a space before '#')";
 	if (ln->comma)
-		return "',' inside an entry: revoked both as written and each "
-		       "part between commas";
+		return "',' inside an entry: revoked each part between "
+		       "commas";
 	if (ln->quote)
-		return "quotes around an entry: revoked both with and without "
-		       "them";
+		return "quotes around an entry: revoked it without them";
 	return NULL;
 }
 

@@ -1328,7 +1328,7 @@ static void warn_revocation_problems(struct server *srv)
 						 sizeof(first));
 
 	if (n)
-		log_warnx("revocations: %zu line(s) not understood, first %s",
+		log_warnx("revocations: %zu line(s) to fix, first %s",
 			  n, first);
 }
 

@@ -13,10 +13,12 @@
  * says what was done:
  *   - each field before a '#' comment is an entry ("j1 j2");
  *   - "Bearer " (any case, maybe after "Authorization:") is skipped;
- *   - a field with '#' in it revokes both as written and the part before
- *     '#' ("abc#note": "abc#note" and "abc");
- *   - a field with ',' revokes both as written and each part ("a,b,");
- *   - quotes around a field or part revoke it with and without them.
+ *   - a field with '#' in it revokes the part before '#' ("abc#note":
+ *     "abc");
+ *   - a field with ',' revokes each part ("a,b,");
+ *   - quotes around a field or part revoke it without them.
+ * No jti or token holds '#', ',' or a quote (revocation_check_jti), so
+ * reading a field only these ways loses nothing.
  * A line that yields no jti or token (non-printable bytes, too long) is
  * skipped: nothing on it could match a token the proxy accepts.
  */

@@ -524,6 +524,10 @@ class TestRevoke(Base):
                         "without spaces")
         self.assertFail(run("revoke", "--config", self.config, "#x"),
                         "gitgate: revoke: jti may not start with '#'")
+        # the file would read it as "team" and a comment
+        self.assertFail(run("revoke", "--config", self.config, "team#1"),
+                        "gitgate: revoke: jti may not contain '#', ',' or "
+                        "quotes")
         self.assertFail(run("revoke", "--config", self.config,
                             "v4.public.AAAA"),
                         "gitgate: revoke: malformed: token too short for a "
@@ -560,7 +564,7 @@ class TestRevoke(Base):
         self.assertIn("duplicate", err)
 
     def test_hand_edited_lines_warned_and_written_exactly(self):
-        # "abc#note" revokes "abc" too, but `revoke abc` still writes it
+        # "abc#note" revokes "abc", but `revoke abc` still writes it
         # (the file must say what was revoked once that line is fixed),
         # and the warning comes from the file as written, not a re-read.
         with open(os.path.join(self.tmp, "revoked.txt"), "w") as f:
@@ -570,9 +574,9 @@ class TestRevoke(Base):
         self.assertEqual(
             err, "gitgate: revoke: warning: %s: 2 line(s) to fix (until "
             "then a running proxy also keeps every revocation it had), "
-            "first line 1: '#' inside an entry: revoked both as written "
-            "and the part before '#' (a comment needs a space before "
-            "'#')\n" % os.path.join(self.tmp, "revoked.txt"))
+            "first line 1: '#' inside an entry: revoked the part before it "
+            "(a comment needs a space before '#')\n"
+            % os.path.join(self.tmp, "revoked.txt"))
         self.assertEqual(self.read("revoked.txt"),
                          "abc#note\nok\nBearer v4.public.x\nabc\n")
 

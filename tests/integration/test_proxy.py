@@ -318,7 +318,7 @@ class ProxyTest(unittest.TestCase):
             self.assertEqual(self.assert401(r), "token revoked")
         self.assertBareAdvert(self.req("GET", path, c, gg=g))
         self.assertTrue(h.wait_until(
-            lambda: "revocations: 1 line(s) not understood, first line 2: "
+            lambda: "revocations: 1 line(s) to fix, first line 2: "
             "jti must be printable ASCII without spaces" in g.stderr_text(),
             5), g.stderr_text()[-1000:])
         # the CLI still revokes, and says what it skipped
@@ -360,16 +360,16 @@ class ProxyTest(unittest.TestCase):
             self.assertEqual(self.assert401(r), "token revoked")
         self.assertBareAdvert(self.req("GET", path, e, gg=g))
         self.assertTrue(h.wait_until(
-            lambda: "revocations: 3 line(s) not understood, first line 1: "
-            "'#' inside an entry: revoked both as written and the part "
-            "before '#' (a comment needs a space before '#')"
+            lambda: "revocations: 3 line(s) to fix, first line 1: "
+            "'#' inside an entry: revoked the part before it (a comment "
+            "needs a space before '#')"
             in g.stderr_text(), 5), g.stderr_text()[-1000:])
         # every line broken: what they revoked stays (logged)
         write("oops\x01\n")
         self.assertTrue(h.wait_until(
-            lambda: "revocations: 1 line(s) not understood, first line 1: "
+            lambda: "revocations: 1 line(s) to fix, first line 1: "
             "jti must be printable ASCII without spaces; until the file has "
-            "none, 6 earlier revocation(s) it no longer lists stay"
+            "none, 4 earlier revocation(s) it no longer lists stay"
             in g.stderr_text(), 5), g.stderr_text()[-1000:])
         for tok in (a, b, c, d):
             self.assertEqual(self.assert401(self.req("GET", path, tok,

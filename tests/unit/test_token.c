@@ -530,6 +530,9 @@ static const struct {
 	{"{\"sub\":\"s\",\"jti\":\"#x\",\"exp\":\"2030-01-01T00:00:00Z\","
 	 "\"repos\":[],\"ops\":[]}",
 	 "malformed: jti: jti may not start with '#'"},
+	{"{\"sub\":\"s\",\"jti\":\"team#1\",\"exp\":\"2030-01-01T00:00:00Z\","
+	 "\"repos\":[],\"ops\":[]}",
+	 "malformed: jti: jti may not contain '#', ',' or quotes"},
 	{"{\"sub\":\"s\",\"jti\":\"j\",\"exp\":1893456000,"
 	 "\"repos\":[],\"ops\":[]}",
 	 "malformed: claim 'exp' must be a string"},
