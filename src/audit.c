@@ -1129,6 +1129,14 @@ static int follow_locked(struct audit_log *log, struct gg_err *err)
 	return 1;
 }
 
+/* Has the open file been deleted (so that its lines would be lost)? */
+static bool unlinked(struct audit_log *log)
+{
+	struct stat st;
+
+	return fstat(log->fd, &st) != 0 || st.st_nlink == 0;
+}
+
 int audit_follow(struct audit_log *log, struct gg_err *err)
 {
 	int ret;
@@ -1190,6 +1198,7 @@ int audit_append_reserved(struct audit_log *log,
 			  const struct audit_record *rec, size_t reserved,
 			  struct gg_err *err)
 {
+	struct gg_err why = GG_ERR_INIT;
 	char hash[AUDIT_HASH_HEX + 1];
 	char *line = NULL;
 	size_t len = 0;
@@ -1201,9 +1210,14 @@ int audit_append_reserved(struct audit_log *log,
 	if (ret)
 		goto out;
 	/* No line goes to a file that lost its name. A refused follow keeps
-	 * the old file: audit_follow reports it. */
-	follow_locked(log, NULL);
-	ret = cut_partial(log, err);
+	 * the old file (audit_follow reports it) while that is still named
+	 * somewhere (renamed away); a deleted one takes no more lines. */
+	if (follow_locked(log, &why) < 0 && unlinked(log))
+		ret = gg_err_set(err, GG_EIO, "audit_log %s was deleted and "
+				 "cannot be opened anew (%s)",
+				 log->path, why.msg);
+	if (!ret)
+		ret = cut_partial(log, err);
 	if (!ret)
 		ret = ensure_room(log, len, err);
 	if (!ret)

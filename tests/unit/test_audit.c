@@ -996,6 +996,39 @@ START_TEST(test_follow_deleted)
 }
 END_TEST
 
+/* Deleted with its directory: no new file can be made at the path, and a
+ * line written to the deleted one would be lost, so the append fails (the
+ * proxy answers 503) until the path works again. */
+START_TEST(test_follow_deleted_dir_fails_closed)
+{
+	struct audit_record rec = known_record();
+	struct gg_err err = GG_ERR_INIT;
+	struct audit_log *log = NULL;
+	char path[600];
+
+	setup_dir();
+	ck_assert_int_eq(mkdir(tpath("sub"), 0700), 0);
+	snprintf(path, sizeof(path), "%s/a", tpath("sub"));
+	ck_assert_int_eq(audit_open(&log, path, &err), 0);
+	ck_assert_int_eq(append_n(log, 1), 0);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(rmdir(tpath("sub")), 0);
+	gg_err_init(&err);
+	ck_assert_int_eq(audit_append(log, &rec, &err), GG_EIO);
+	ck_assert_msg(strstr(err.msg, "was deleted and cannot be opened anew"),
+		      "%s", err.msg);
+	ck_assert(!audit_healthy(log));
+	/* the directory is back: the next line makes the new file */
+	ck_assert_int_eq(mkdir(tpath("sub"), 0700), 0);
+	ck_assert_int_eq(append_n(log, 1), 0);
+	ck_assert(audit_healthy(log));
+	audit_close(log);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(rmdir(tpath("sub")), 0);
+	teardown_dir();
+}
+END_TEST
+
 /* Renamed away, no line since: the periodic check makes the new file. */
 START_TEST(test_follow_renamed)
 {
@@ -1263,6 +1296,7 @@ static Suite *audit_suite(void)
 	tcase_add_test(writer, test_writer_dev_full);
 	tcase_add_test(writer, test_writer_partial_write_cut);
 	tcase_add_test(writer, test_follow_deleted);
+	tcase_add_test(writer, test_follow_deleted_dir_fails_closed);
 	tcase_add_test(writer, test_follow_renamed);
 	tcase_add_test(writer, test_follow_refused);
 	tcase_add_test(writer, test_follow_not_devices);
