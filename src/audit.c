@@ -906,7 +906,7 @@ static int ensure_room(struct audit_log *log, size_t extra,
 	/* A chunk ahead saves a call per line; on a nearly full disk, only
 	 * what is needed. */
 	rc = alloc_range(log->fd, from, end - from);
-	if (rc != 0 && errno == ENOSPC) {
+	if (rc != 0 && (errno == ENOSPC || errno == EDQUOT)) {
 		end = want;
 		rc = alloc_range(log->fd, from, end - from);
 	}
@@ -914,7 +914,8 @@ static int ensure_room(struct audit_log *log, size_t extra,
 		log->alloc_end = end;
 		return 0;
 	}
-	if (errno == EOPNOTSUPP || errno == ENOSYS) {
+	/* EINVAL: a file system that takes fallocate but not KEEP_SIZE. */
+	if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL) {
 		log->prealloc = false;
 		return 0;
 	}
@@ -1244,15 +1245,28 @@ int audit_append(struct audit_log *log, const struct audit_record *rec,
 	return audit_append_reserved(log, rec, 0, err);
 }
 
-/* Can the log take lines again? Grow the file, give the space back, then
- * set room aside again for the lines promised: ENOSPC, EDQUOT, EFBIG and
- * EIO show up here without a record being written. */
+/* Can the log take lines again? ENOSPC, EDQUOT, EFBIG and EIO show up
+ * here without a record being written. Where room can be set aside, ask
+ * for more past what is already set aside for fetches in flight (giving
+ * that back, even for a moment, could let another process take it).
+ * Elsewhere grow the file and give the space back. */
 static int probe_room(struct audit_log *log, struct gg_err *err)
 {
+	off_t from = log->alloc_end > log->size ? log->alloc_end : log->size;
 	int rc;
 
 	if (!log->regular)
 		return 0;
+	if (log->prealloc) {
+		if (alloc_range(log->fd, from, PROBE_ROOM) != 0)
+			return gg_err_errno(err, GG_EIO, "audit_log %s: probe",
+					    log->path);
+		log->alloc_end = from + PROBE_ROOM;
+		return fdatasync(log->fd) == 0
+			       ? 0
+			       : gg_err_errno(err, GG_EIO,
+					      "audit_log %s: probe", log->path);
+	}
 	rc = posix_fallocate(log->fd, log->size, PROBE_ROOM);
 	if (rc != 0) {
 		errno = rc;
