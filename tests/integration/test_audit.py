@@ -195,7 +195,34 @@ def auth(token, user="agent"):
 
 
 class AuditBase(unittest.TestCase):
+    """Each subclass starts its own upstream and gitgate in _run (once per
+    class, in TMP_PREFIX + a temporary directory); a failure there is
+    reported by every test of the class."""
+
     startup_error = None
+    TMP_PREFIX = "gg-test-audit-"
+    up = None
+    gg = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix=cls.TMP_PREFIX)
+        try:
+            cls._run()
+        except Exception as e:  # reported by every test (setUp)
+            cls._startup_failed(e)
+
+    @classmethod
+    def _run(cls):
+        raise NotImplementedError
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.gg:
+            cls.gg.stop()
+        if cls.up:
+            cls.up.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def setUp(self):
         if self.startup_error:
@@ -252,27 +279,10 @@ class AuditBase(unittest.TestCase):
 class ScenarioTest(AuditBase):
     """One gitgate; setUpClass plays a scenario, the tests read the log."""
 
-    up = None
-    gg = None
+    TMP_PREFIX = "gg-test-audit-"
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="gg-test-audit-")
-        try:
-            cls._scenario()
-        except Exception as e:  # reported by every test (setUp)
-            cls._startup_failed(e)
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.gg:
-            cls.gg.stop()
-        if cls.up:
-            cls.up.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    @classmethod
-    def _scenario(cls):
+    def _run(cls):
         p = lambda *a: os.path.join(cls.tmp, *a)  # noqa: E731
         up = cls.up = h.Upstream().start()
         cls.head0 = up.create_repo(REPO, commits=3)
@@ -725,24 +735,7 @@ class ConcurrencyTest(AuditBase):
     """32 clients at once; every HTTP request they make is one record."""
 
     N = 32
-    up = None
-    gg = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="gg-test-audit-conc-")
-        try:
-            cls._run()
-        except Exception as e:
-            cls._startup_failed(e)
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.gg:
-            cls.gg.stop()
-        if cls.up:
-            cls.up.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    TMP_PREFIX = "gg-test-audit-conc-"
 
     @classmethod
     def kind(cls, i):
@@ -857,39 +850,26 @@ class ConcurrencyTest(AuditBase):
 class RestartTest(AuditBase):
     """SIGTERM, start again on the same files: one continuous chain."""
 
-    up = None
-    gg = None
+    TMP_PREFIX = "gg-test-audit-restart-"
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="gg-test-audit-restart-")
-        try:
-            p = lambda *a: os.path.join(cls.tmp, *a)  # noqa: E731
-            up = cls.up = h.Upstream().start()
-            up.create_repo("acme/rs", commits=2)
-            gg = cls.gg = h.Gitgate(up.url, up.secret, root=p("gg"))
-            gg.start()
-            tok = gg.mint(repo="acme/rs", sub="restart")
-            cls.clone1 = h.git("clone", gg.repo_url("acme/rs", tok),
-                               p("c1"))
-            settle(gg.audit_log)
-            cls.stop_rc = gg.stop()
-            cls.before = read_bytes(gg.audit_log)
-            gg.start()
-            cls.clone2 = h.git("clone", gg.repo_url("acme/rs", tok),
-                               p("c2"))
-            settle(gg.audit_log)
-            cls.after = read_bytes(gg.audit_log)
-        except Exception as e:
-            cls._startup_failed(e)
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.gg:
-            cls.gg.stop()
-        if cls.up:
-            cls.up.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    def _run(cls):
+        p = lambda *a: os.path.join(cls.tmp, *a)  # noqa: E731
+        up = cls.up = h.Upstream().start()
+        up.create_repo("acme/rs", commits=2)
+        gg = cls.gg = h.Gitgate(up.url, up.secret, root=p("gg"))
+        gg.start()
+        tok = gg.mint(repo="acme/rs", sub="restart")
+        cls.clone1 = h.git("clone", gg.repo_url("acme/rs", tok),
+                           p("c1"))
+        settle(gg.audit_log)
+        cls.stop_rc = gg.stop()
+        cls.before = read_bytes(gg.audit_log)
+        gg.start()
+        cls.clone2 = h.git("clone", gg.repo_url("acme/rs", tok),
+                           p("c2"))
+        settle(gg.audit_log)
+        cls.after = read_bytes(gg.audit_log)
 
     def test_clean_stop(self):
         self.assertEqual(self.stop_rc, 0, self.gg.stderr_text()[-2000:])
@@ -916,40 +896,27 @@ class RestartTest(AuditBase):
 class RotationTest(AuditBase):
     """mv audit.jsonl audit.jsonl.1; SIGHUP: the new file continues."""
 
-    up = None
-    gg = None
+    TMP_PREFIX = "gg-test-audit-rotate-"
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="gg-test-audit-rotate-")
-        try:
-            p = lambda *a: os.path.join(cls.tmp, *a)  # noqa: E731
-            up = cls.up = h.Upstream().start()
-            up.create_repo("acme/rot", commits=2)
-            gg = cls.gg = h.Gitgate(up.url, up.secret).start()
-            tok = gg.mint(repo="acme/rot", sub="rotate")
-            cls.clone1 = h.git("clone", gg.repo_url("acme/rot", tok),
-                               p("c1"))
-            settle(gg.audit_log)
-            cls.rotated = gg.audit_log + ".1"
-            os.rename(gg.audit_log, cls.rotated)
-            cls.rotated_at_rename = read_bytes(cls.rotated)
-            gg.reload()
-            cls.reopened = h.wait_until(
-                lambda: "audit log reopened" in gg.stderr_text(), 10)
-            cls.clone2 = h.git("clone", gg.repo_url("acme/rot", tok),
-                               p("c2"))
-            settle(gg.audit_log)
-        except Exception as e:
-            cls._startup_failed(e)
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.gg:
-            cls.gg.stop()
-        if cls.up:
-            cls.up.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    def _run(cls):
+        p = lambda *a: os.path.join(cls.tmp, *a)  # noqa: E731
+        up = cls.up = h.Upstream().start()
+        up.create_repo("acme/rot", commits=2)
+        gg = cls.gg = h.Gitgate(up.url, up.secret).start()
+        tok = gg.mint(repo="acme/rot", sub="rotate")
+        cls.clone1 = h.git("clone", gg.repo_url("acme/rot", tok),
+                           p("c1"))
+        settle(gg.audit_log)
+        cls.rotated = gg.audit_log + ".1"
+        os.rename(gg.audit_log, cls.rotated)
+        cls.rotated_at_rename = read_bytes(cls.rotated)
+        gg.reload()
+        cls.reopened = h.wait_until(
+            lambda: "audit log reopened" in gg.stderr_text(), 10)
+        cls.clone2 = h.git("clone", gg.repo_url("acme/rot", tok),
+                           p("c2"))
+        settle(gg.audit_log)
 
     def test_reopened(self):
         self.assertTrue(self.reopened, self.gg.stderr_text()[-2000:])
@@ -985,24 +952,7 @@ class FollowTest(AuditBase):
     (before each line, and every 200 ms when idle) and carries on in a new
     file at the path, continuing the chain; nothing lost, nothing twice."""
 
-    up = None
-    gg = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="gg-test-audit-follow-")
-        try:
-            cls._run()
-        except Exception as e:
-            cls._startup_failed(e)
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.gg:
-            cls.gg.stop()
-        if cls.up:
-            cls.up.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    TMP_PREFIX = "gg-test-audit-follow-"
 
     @classmethod
     def _run(cls):
@@ -1289,24 +1239,7 @@ class CutOffFetchTest(AuditBase):
     "RPC failed; curl 18"). SIGXFSZ is ignored through a wrapper, as a
     limit would otherwise kill gitgate."""
 
-    up = None
-    gg = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="gg-test-audit-cut-")
-        try:
-            cls._run()
-        except Exception as e:
-            cls._startup_failed(e)
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.gg:
-            cls.gg.stop()
-        if cls.up:
-            cls.up.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    TMP_PREFIX = "gg-test-audit-cut-"
 
     @classmethod
     def set_fsize(cls, limit):
