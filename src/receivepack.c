@@ -814,8 +814,10 @@ static int advert_write_caps(struct pkt_buf *out, bool *sha256,
 
 	memcpy(line, p, pos);
 	while (pos < n) {
-		t = pos;
-		while (t < n && p[t] != ' ')
+		t = pos; /* tokens end at a space (or a stray LF: git sends
+			  * none there, and passing one on as a token would
+			  * read back differently) */
+		while (t < n && p[t] != ' ' && p[t] != '\n')
 			t++;
 		if (t - pos == 20 &&
 		    !memcmp(p + pos, "object-format=sha256", 20))
