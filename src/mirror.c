@@ -3,6 +3,7 @@
  */
 #include "gitgate/mirror.h"
 #include "gitgate/limits.h"
+#include "gitgate/strvec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -302,32 +303,6 @@ static void names_free(struct name_list *l)
 	free(l->v);
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void names_sort_unique(struct name_list *l)
-{
-	size_t i, j = 0;
-
-	if (l->n == 0)
-		return;
-	qsort(l->v, l->n, sizeof(*l->v), cmp_name);
-	for (i = 1; i < l->n; i++) {
-		if (strcmp(l->v[i], l->v[j]))
-			l->v[++j] = l->v[i];
-		else
-			free(l->v[i]);
-	}
-	l->n = j + 1;
-}
-
-static bool names_has(const struct name_list *l, const char *name)
-{
-	return l->n && bsearch(&name, l->v, l->n, sizeof(*l->v), cmp_name);
-}
-
 /* refs/gg/<hex> for every branch and tag upstream advertised whose object
  * the fetch brought (or the mirror had). */
 static int wanted_tips(struct name_list *out, git_repository *repo,
@@ -359,7 +334,7 @@ static int wanted_tips(struct name_list *out, git_repository *repo,
 		ret = names_add(out, name);
 	}
 	git_odb_free(odb);
-	names_sort_unique(out);
+	strvec_sort_unique(out->v, &out->n);
 	return ret;
 }
 
@@ -385,9 +360,9 @@ static int sync_tips(git_repository *repo, git_remote *remote,
 		ret = gg_err_set(err, GG_ERR, "mirror refs: %s", git_why());
 		goto out;
 	}
-	names_sort_unique(&have);
+	strvec_sort_unique(have.v, &have.n);
 	for (i = 0; ret == GG_OK && i < want.n; i++) {
-		if (names_has(&have, want.v[i]))
+		if (strvec_contains(have.v, have.n, want.v[i]))
 			continue;
 		git_oid_fromstr(&oid, want.v[i] + strlen(MIRROR_TIP_PREFIX));
 		if (git_reference_create(&ref, repo, want.v[i], &oid, 1,
@@ -398,7 +373,7 @@ static int sync_tips(git_repository *repo, git_remote *remote,
 		ref = NULL;
 	}
 	for (i = 0; ret == GG_OK && i < have.n; i++)
-		if (!names_has(&want, have.v[i]) &&
+		if (!strvec_contains(want.v, want.n, have.v[i]) &&
 		    git_reference_remove(repo, have.v[i]) < 0)
 			ret = gg_err_set(err, GG_ERR, "mirror refs: %s",
 					 git_why());

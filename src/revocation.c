@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "gitgate/limits.h"
+#include "gitgate/strvec.h"
 
 struct revocation_set {
 	char **jtis; /* sorted, unique, owned; whole tokens among them */
@@ -80,26 +81,10 @@ void revocation_free(struct revocation_set *set)
 	free(set);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Sort and drop duplicates, so lookups can bsearch. */
 static void set_finish(struct revocation_set *set)
 {
-	size_t i, j = 0;
-
-	if (set->n == 0)
-		return;
-	qsort(set->jtis, set->n, sizeof(*set->jtis), cmp_str);
-	for (i = 1; i < set->n; i++) {
-		if (!strcmp(set->jtis[i], set->jtis[j]))
-			free(set->jtis[i]);
-		else
-			set->jtis[++j] = set->jtis[i];
-	}
-	set->n = j + 1;
+	strvec_sort_unique(set->jtis, &set->n);
 }
 
 /* Double the array. */
@@ -492,10 +477,7 @@ int revocation_load(struct revocation_set **out, const char *path,
 
 bool revocation_contains(const struct revocation_set *set, const char *jti)
 {
-	if (!set || set->n == 0 || !jti)
-		return false;
-	return bsearch(&jti, set->jtis, set->n, sizeof(*set->jtis), cmp_str) !=
-	       NULL;
+	return set && jti && strvec_contains(set->jtis, set->n, jti);
 }
 
 size_t revocation_count(const struct revocation_set *set)
