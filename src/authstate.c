@@ -5,6 +5,7 @@
 #include "gitgate/keyfile.h"
 #include "gitgate/limits.h"
 #include "gitgate/revocation.h"
+#include "gitgate/timeutil.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -13,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 /* See keep_previous. */
 #define AUTHSTATE_SETTLE_MS 1000
@@ -111,20 +111,12 @@ static int load_revocations(struct revocation_set **out, const char *path,
 	return GG_OK;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Has the file that would drop revocations stayed as it is long enough? */
 static bool settled(struct authstate *as, const struct filesig *sig)
 {
 	if (!as->shrink_pending || !sig_equal(&as->shrink_sig, sig))
 		return false;
-	return mono_ms() - as->shrink_since >= AUTHSTATE_SETTLE_MS;
+	return timeutil_mono_ms() - as->shrink_since >= AUTHSTATE_SETTLE_MS;
 }
 
 /*
@@ -161,7 +153,7 @@ static int keep_previous(struct authstate *as, struct revocation_set *fresh,
 	as->shrink_pending = clean && *kept > 0;
 	if (as->shrink_pending && !sig_equal(&as->shrink_sig, sig)) {
 		as->shrink_sig = *sig;
-		as->shrink_since = mono_ms();
+		as->shrink_since = timeutil_mono_ms();
 	}
 	return GG_OK;
 }

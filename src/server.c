@@ -21,6 +21,7 @@
 #include "gitgate/receivepack.h"
 #include "gitgate/relay.h"
 #include "gitgate/route.h"
+#include "gitgate/timeutil.h"
 #include "gitgate/token.h"
 
 #include <arpa/inet.h>
@@ -99,26 +100,6 @@ struct request {
 	uint64_t bytes_out;
 };
 
-static int64_t clock_ms(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Wall clock: audit times, token expiry. */
-static int64_t now_ms(void)
-{
-	return clock_ms(CLOCK_REALTIME);
-}
-
-/* For deadlines: immune to the wall clock being set. */
-static int64_t mono_ms(void)
-{
-	return clock_ms(CLOCK_MONOTONIC);
-}
-
 /* ---- responses ---------------------------------------------------- */
 
 /* Every answer names its request (X-Request-Id), as the audit line does. */
@@ -169,7 +150,7 @@ static void fill_record(struct audit_record *rec, const struct request *req,
 	rec->status = req->status;
 	rec->bytes_in = req->bytes_in;
 	rec->bytes_out = req->bytes_out;
-	rec->duration_ms = now_ms() - req->start_ms;
+	rec->duration_ms = timeutil_now_ms() - req->start_ms;
 }
 
 static void warn_audit(const struct gg_err *err)
@@ -678,7 +659,7 @@ static enum MHD_Result authenticate(struct request *req)
 	bare = ret != 0 && ret != GG_ELIMIT;
 	if (ret == 0)
 		ret = authstate_verify(req->srv->auth, &req->claims, token,
-				       len, now_ms() / 1000, &err);
+				       len, timeutil_now_ms() / 1000, &err);
 	/* These come after a good signature: the holder is known, and the
 	 * audit record should say who tried (the claims grant nothing, the
 	 * request is refused below). */
@@ -765,7 +746,7 @@ static struct request *request_new(struct server *srv,
 		return NULL;
 	req->srv = srv;
 	req->conn = conn;
-	req->start_ms = now_ms();
+	req->start_ms = timeutil_now_ms();
 	randombytes_buf(rnd, sizeof(rnd));
 	sodium_bin2hex(req->id, sizeof(req->id), rnd, sizeof(rnd));
 	client_address(req);
@@ -1187,7 +1168,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
 	}
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	*socket_context = ci ? connwatch_add(srv->watch, ci->connect_fd,
-					     mono_ms())
+					     timeutil_mono_ms())
 			     : NULL;
 }
 
@@ -1236,7 +1217,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	struct request *req = *con_cls;
 
 	/* kept alive: the next request's headers are owed from now */
-	connwatch_idle(srv->watch, conn_watch(conn), mono_ms());
+	connwatch_idle(srv->watch, conn_watch(conn), timeutil_mono_ms());
 	if (!req)
 		return;
 	if (req->relay) {
@@ -1452,7 +1433,7 @@ fail:
  * says so at most every 5 s, so a flood cannot flood the log too. */
 static void sweep_connections(struct server *srv)
 {
-	int64_t now = mono_ms();
+	int64_t now = timeutil_mono_ms();
 
 	srv->swept += connwatch_sweep(srv->watch, now, NULL);
 	if (!srv->swept || now - srv->swept_logged_ms < 5000)

@@ -193,3 +193,22 @@ int64_t timeutil_now(void)
 		return 0;
 	return (int64_t)ts.tv_sec;
 }
+
+static int64_t clock_ms(clockid_t clock)
+{
+	struct timespec ts;
+
+	if (clock_gettime(clock, &ts) != 0)
+		return 0;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t timeutil_now_ms(void)
+{
+	return clock_ms(CLOCK_REALTIME);
+}
+
+int64_t timeutil_mono_ms(void)
+{
+	return clock_ms(CLOCK_MONOTONIC);
+}

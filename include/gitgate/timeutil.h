@@ -38,4 +38,11 @@ int timeutil_format_rfc3339(char *out, size_t outsz, int64_t t,
 /* The current time, Unix seconds (CLOCK_REALTIME). */
 int64_t timeutil_now(void);
 
+/* The same in milliseconds (audit times, token expiry). */
+int64_t timeutil_now_ms(void);
+
+/* Milliseconds on CLOCK_MONOTONIC, for deadlines and settling times:
+ * immune to the wall clock being set. */
+int64_t timeutil_mono_ms(void);
+
 #endif

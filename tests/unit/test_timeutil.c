@@ -183,6 +183,21 @@ START_TEST(test_now)
 }
 END_TEST
 
+START_TEST(test_now_ms_and_mono_ms)
+{
+	int64_t wall = timeutil_now_ms(), a, b;
+	struct timespec nap = { 0, 20 * 1000 * 1000 };
+
+	ck_assert(wall / 1000 - (int64_t)time(NULL) <= 1);
+	ck_assert(wall / 1000 - (int64_t)time(NULL) >= -1);
+	a = timeutil_mono_ms();
+	nanosleep(&nap, NULL);
+	b = timeutil_mono_ms();
+	ck_assert(b - a >= 20);
+	ck_assert(b - a < 2000);
+}
+END_TEST
+
 static Suite *timeutil_suite(void)
 {
 	Suite *s = suite_create("timeutil");
@@ -197,6 +212,7 @@ static Suite *timeutil_suite(void)
 	tcase_add_test(tc, test_format_errors);
 	tcase_add_test(tc, test_roundtrip_vs_gmtime);
 	tcase_add_test(tc, test_now);
+	tcase_add_test(tc, test_now_ms_and_mono_ms);
 	suite_add_tcase(s, tc);
 	return s;
 }
