@@ -307,16 +307,31 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *payload)
 	return n;
 }
 
+/* Is line[0..len) ("Name: value") a header called name (any case)? */
+static bool header_is(const char *line, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	return len > n && line[n] == ':' && !strncasecmp(line, name, n);
+}
+
 static bool header_kept(const char *line, size_t len)
 {
-	size_t i, n;
+	size_t i;
 
-	for (i = 0; kept_headers[i]; i++) {
-		n = strlen(kept_headers[i]);
-		if (len > n && line[n] == ':' &&
-		    !strncasecmp(line, kept_headers[i], n))
+	for (i = 0; kept_headers[i]; i++)
+		if (header_is(line, len, kept_headers[i]))
 			return true;
-	}
+	return false;
+}
+
+bool relay_response_has(const struct relay_response *resp, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < resp->nheaders; i++)
+		if (header_is(resp->headers[i], strlen(resp->headers[i]), name))
+			return true;
 	return false;
 }
 

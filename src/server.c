@@ -459,17 +459,6 @@ static const char *upstream_refusal(long status, unsigned *client_status)
  * fits one packet, and the service line and flush come before it. */
 #define ADVERT_PEEK_MAX (GG_MAX_PKT_LEN + 1024)
 
-static bool has_header(const struct relay_response *meta, const char *name)
-{
-	size_t i, n = strlen(name);
-
-	for (i = 0; i < meta->nheaders; i++)
-		if (!strncasecmp(meta->headers[i], name, n) &&
-		    meta->headers[i][n] == ':')
-			return true;
-	return false;
-}
-
 /* Read upstream's receive-pack advertisement up to its first ref line into
  * req->prefix, with push-cert dropped (rp_advert_rewrite). Anything not
  * recognised passes on as read. Returns 0, 1 for a SHA-256 repository
@@ -544,7 +533,7 @@ static enum MHD_Result answer_from_relay(struct request *req)
 	}
 	if (req->route.kind == ROUTE_INFO_REFS &&
 	    req->route.service == ROUTE_SVC_RECEIVE && meta.status == 200 &&
-	    !has_header(&meta, "Content-Encoding")) {
+	    !relay_response_has(&meta, "Content-Encoding")) {
 		int peek = peek_advert(req, &err);
 
 		if (peek != 0)

@@ -81,6 +81,9 @@ int relay_finish_body(struct relay *r);
 int relay_wait_headers(struct relay *r, struct relay_response *out,
 		       struct gg_err *err);
 
+/* Does resp keep a header called name (any case)? */
+bool relay_response_has(const struct relay_response *resp, const char *name);
+
 /* Response body: bytes read (at least 1; blocks until some arrive), 0 at
  * the end, -1 if the transfer failed or was aborted (the client must see a
  * broken response, not a short one). A buffer of several hundred KiB lets

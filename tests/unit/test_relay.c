@@ -507,6 +507,11 @@ START_TEST(test_get_headers_and_body)
 	}
 	ck_assert_int_eq(saw_type, 1);
 	ck_assert_int_eq(saw_cache, 1);
+	ck_assert(relay_response_has(&resp, "content-type"));
+	ck_assert(relay_response_has(&resp, "Cache-Control"));
+	ck_assert(!relay_response_has(&resp, "Cache"));
+	ck_assert(!relay_response_has(&resp, "Content-Encoding"));
+	ck_assert(!relay_response_has(&resp, "Set-Cookie")); /* not kept */
 	body = read_all_small(r, &len);
 	ck_assert_str_eq(body, "hello");
 	ck_assert_uint_eq(relay_bytes_down(r), 5);
