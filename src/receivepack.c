@@ -222,9 +222,16 @@ int rp_refname_check(const char *name, size_t len, struct gg_err *err)
 
 /* ---- capabilities ---- */
 
+/* A capability the way receive-pack reads one (git's
+ * parse_feature_request): the word alone, or followed by '=' and any
+ * value ("side-band-64k=1" asks for side-band-64k). gitgate must read the
+ * client's list exactly as upstream will, or it would expect a reply in a
+ * format upstream does not send, or apply an atomic push in part. */
 static bool tok_is(const char *t, size_t n, const char *word)
 {
-	return strlen(word) == n && memcmp(t, word, n) == 0;
+	size_t k = strlen(word);
+
+	return n >= k && memcmp(t, word, k) == 0 && (n == k || t[k] == '=');
 }
 
 static bool tok_value(const char *t, size_t n, const char *key,
@@ -274,8 +281,7 @@ static int cap_apply(struct rp_caps *c, const char *t, size_t n,
 		c->report_status_v2 = true;
 	else if (tok_is(t, n, "side-band-64k"))
 		c->side_band_64k = true;
-	else if (tok_is(t, n, "side-band"))
-		c->side_band = true;
+	/* Plain "side-band" is not receive-pack's: it answers without one. */
 	else if (tok_is(t, n, "quiet"))
 		c->quiet = true;
 	else if (tok_is(t, n, "atomic"))

@@ -46,7 +46,7 @@ unsigned report_flags(const struct rp_caps *caps)
 {
 	unsigned f = 0;
 
-	if (caps->side_band || caps->side_band_64k)
+	if (caps->side_band_64k)
 		f |= REPORT_SIDEBAND;
 	if (caps->report_status || caps->report_status_v2)
 		f |= REPORT_EXPECT_STATUS;
@@ -687,8 +687,6 @@ static void ctx_init(struct merge_ctx *c, const struct report_merge *m)
 	c->max_pkt = 0;
 	if (caps->side_band_64k)
 		c->max_pkt = GG_MAX_PKT_LEN;
-	else if (caps->side_band)
-		c->max_pkt = GG_MAX_SIDEBAND_OLD_PKT;
 }
 
 int report_merge(struct pkt_buf *out, const struct report_merge *m,

@@ -51,8 +51,7 @@ struct rp_command {
 struct rp_caps {
 	bool report_status;
 	bool report_status_v2;
-	bool side_band_64k;
-	bool side_band;
+	bool side_band_64k; /* receive-pack knows no plain side-band */
 	bool quiet;
 	bool atomic;
 	bool push_options;

@@ -1230,6 +1230,44 @@ class PushTest(unittest.TestCase):
                 self.assertNoLeftovers()
         self.assertEqual(self.up.rev_parse(repo, "agent/gz"), c4)
 
+    def test_15b_capabilities_read_as_receive_pack_reads_them(self):
+        """receive-pack takes "name=value" as name and knows no plain
+        side-band. gitgate read them differently: it expected a side-band
+        reply upstream never sent, told the client (and the audit) the
+        ref failed while it had landed, and applied an "atomic=1" push
+        in part."""
+        repo, main = self.new_repo("caps")
+        tok = self.mint(repo)
+        w = self.clone(repo, tok, "caps")
+        for i, (caps, sideband) in enumerate((
+                ("report-status side-band", False),
+                ("report-status side-band-64k=1", True),
+                ("report-status=yes", False))):
+            with self.subTest(caps=caps):
+                c = h.commit_file(w, "c%d.txt" % i, "%d\n" % i)
+                ref = "refs/heads/agent/caps%d" % i
+                body = command_section([(ZERO, c, ref)], caps) + \
+                    pack_between(w, c, main)
+                r = self.receive_pack(repo, tok, body)
+                self.assertEqual(r.status, 200, r)
+                lines, _ = report_status(r.body, sideband)
+                self.assertEqual(lines, ["unpack ok", "ok " + ref], r)
+                self.assertEqual(self.up.rev_parse(repo, ref), c)
+                self.assertEqual(self.wait_audit(repo, ref, 1),
+                                 [("create", "ok")])
+        # "atomic=1" is atomic: a refused ref keeps the allowed one out
+        c = h.commit_file(w, "atomic.txt", "a\n")
+        body = command_section(
+            [(ZERO, c, "refs/heads/agent/at"), (main, c, "refs/heads/main")],
+            "report-status atomic=1") + pack_between(w, c, main)
+        r = self.receive_pack(repo, tok, body)
+        self.assertEqual(r.status, 200, r)
+        lines, _ = report_status(r.body, False)
+        self.assertEqual(lines[0], "unpack ok", r)
+        self.assertIn("ng refs/heads/agent/at atomic push failure", lines)
+        self.assertEqual(self.up.rev_parse(repo, "agent/at"), None)
+        self.assertEqual(self.up.rev_parse(repo, "main"), main)
+
     # ------------------------------------------------------------------
     # runs last: every mirror gitgate built is a sound repository
 

@@ -99,7 +99,6 @@ START_TEST(single_create_with_pack)
 	ck_assert(req.caps.report_status_v2);
 	ck_assert(!req.caps.report_status);
 	ck_assert(req.caps.side_band_64k);
-	ck_assert(!req.caps.side_band);
 	ck_assert(req.caps.quiet);
 	ck_assert(!req.caps.atomic);
 	ck_assert(!req.caps.push_options);
@@ -109,6 +108,38 @@ START_TEST(single_create_with_pack)
 	ck_assert_uint_eq(req.nshallow, 0);
 	ck_assert_uint_eq(req.npush_options, 0);
 	ck_assert_int_eq(rp_command_kind(&req.commands[0]), RP_CREATE);
+	rp_request_release(&req);
+	pkt_buf_release(&b);
+}
+END_TEST
+
+/* receive-pack's reading (parse_feature_request): "name=value" asks for
+ * name, plain "side-band" is not its capability, and a longer word that
+ * starts with a known one is not that one. */
+START_TEST(caps_read_as_receive_pack_does)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct rp_request req;
+	struct pkt_buf b;
+
+	pkt_buf_init(&b, 1 << 20);
+	first(&b, O1 " " O2 " refs/heads/a",
+	      "report-status=yes side-band-64k=1 atomic=1 quiet=");
+	flush(&b);
+	ck_assert_int_eq(parse(&req, &b, &err), 0);
+	ck_assert(req.caps.report_status && !req.caps.report_status_v2);
+	ck_assert(req.caps.side_band_64k);
+	ck_assert(req.caps.atomic && req.caps.quiet);
+	rp_request_release(&req);
+	pkt_buf_release(&b);
+
+	pkt_buf_init(&b, 1 << 20);
+	first(&b, O1 " " O2 " refs/heads/a",
+	      "report-statusx side-band atomicity side-band-64kb");
+	flush(&b);
+	ck_assert_int_eq(parse(&req, &b, &err), 0);
+	ck_assert(!req.caps.report_status && !req.caps.side_band_64k);
+	ck_assert(!req.caps.atomic);
 	rp_request_release(&req);
 	pkt_buf_release(&b);
 }
@@ -129,7 +160,7 @@ START_TEST(all_known_caps)
 	flush(&b); /* empty push-options section */
 	ck_assert_int_eq(parse(&req, &b, &err), 0);
 	ck_assert(req.caps.report_status && req.caps.report_status_v2);
-	ck_assert(req.caps.side_band_64k && req.caps.side_band);
+	ck_assert(req.caps.side_band_64k);
 	ck_assert(req.caps.quiet && req.caps.atomic);
 	ck_assert(req.caps.push_options && req.caps.ofs_delta);
 	ck_assert_str_eq(req.caps.session_id, "abc");
@@ -1080,6 +1111,7 @@ static Suite *receivepack_suite(void)
 
 	tcase_add_test(p, single_create_with_pack);
 	tcase_add_test(p, all_known_caps);
+	tcase_add_test(p, caps_read_as_receive_pack_does);
 	tcase_add_test(p, several_commands_and_kinds);
 	tcase_add_test(p, probe_0000);
 	tcase_add_test(p, empty_and_truncated);
