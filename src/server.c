@@ -627,7 +627,13 @@ static const char *const single_headers[] = {
 	"Content-Length", "Transfer-Encoding", NULL
 };
 
-static enum MHD_Result authenticate(struct request *req)
+/* Verify the request's token against the keys and revocations as they
+ * are now. 0 with *claims set; otherwise reason says why, for a 401, and
+ * *claims holds the token's unverified claims when the signature was good
+ * but the token is expired, not yet valid or revoked (the holder is then
+ * known, and the audit record should say who tried), else NULL. */
+static int check_token(struct request *req, struct token_claims **claims,
+		       char *reason, size_t size)
 {
 	char token[GG_MAX_TOKEN_LEN + 1];
 	struct gg_err err = GG_ERR_INIT;
@@ -636,33 +642,52 @@ static enum MHD_Result authenticate(struct request *req)
 	bool bare;
 	int ret;
 
+	*claims = NULL;
 	auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
 					   "Authorization");
-	if (!auth)
-		return deny(req, MHD_HTTP_UNAUTHORIZED,
-			    "authentication required: use the token as the "
-			    "password");
+	if (!auth) {
+		snprintf(reason, size, "authentication required: use the "
+				       "token as the password");
+		return GG_EINVAL;
+	}
 	ret = route_auth_token(token, sizeof(token), &len, auth, &err);
 	/* Its messages name what is wrong with the header ("empty
 	 * credentials"); only a token that was found is "token ...". */
 	bare = ret != 0 && ret != GG_ELIMIT;
 	if (ret == 0)
-		ret = authstate_verify(req->srv->auth, &req->claims, token,
-				       len, timeutil_now_ms() / 1000, &err);
-	/* These come after a good signature: the holder is known, and the
-	 * audit record should say who tried (the claims grant nothing, the
-	 * request is refused below). */
+		ret = authstate_verify(req->srv->auth, claims, token, len,
+				       timeutil_now_ms() / 1000, &err);
 	if (ret == GG_EEXPIRED || ret == GG_ENOTYET || ret == GG_EREVOKED)
-		token_decode_unverified(&req->claims, token, len, NULL);
+		token_decode_unverified(claims, token, len, NULL);
 	sodium_memzero(token, sizeof(token));
-	if (ret != 0) {
-		char reason[GG_ERR_MSG_MAX + 8];
-
-		snprintf(reason, sizeof(reason), "%s%s", bare ? "" : "token ",
+	if (ret != 0)
+		snprintf(reason, size, "%s%s", bare ? "" : "token ",
 			 ret == GG_ELIMIT ? "too long" : err.msg);
+	return ret;
+}
+
+static enum MHD_Result authenticate(struct request *req)
+{
+	char reason[GG_ERR_MSG_MAX + 8];
+
+	if (check_token(req, &req->claims, reason, sizeof(reason)) != 0)
 		return deny(req, MHD_HTTP_UNAUTHORIZED, reason);
-	}
 	return MHD_YES;
+}
+
+/* A push is decided only once its whole body is in, which a client can
+ * make last minutes: is the token still good, so that one revoked or
+ * expired meanwhile lands nothing (interface.md: refused within 1 s)? */
+static bool token_still_good(struct request *req, char *reason, size_t size)
+{
+	struct token_claims *now = NULL;
+	int ret = check_token(req, &now, reason, size);
+
+	token_claims_free(now);
+	if (ret != 0)
+		log_info("request %s: %s: push refused at its decision: %s",
+			 req->id, req->route.repo, reason);
+	return ret == 0;
 }
 
 static enum MHD_Result authorise(struct request *req)
@@ -1099,10 +1124,13 @@ static int set_push_ctx(struct request *req, struct gg_err *err)
 
 static enum MHD_Result finish_push(struct request *req)
 {
+	char reason[GG_ERR_MSG_MAX + 8];
 	struct gg_err err = GG_ERR_INIT;
 
 	if (push_decide(req->push, NULL, &err) != 0)
 		return deny(req, MHD_HTTP_BAD_REQUEST, err.msg);
+	if (!token_still_good(req, reason, sizeof(reason)))
+		return deny(req, MHD_HTTP_UNAUTHORIZED, reason);
 	if (push_is_probe(req->push))
 		return forward_probe(req);
 	return answer_push(req);

@@ -20,10 +20,12 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -1267,6 +1269,62 @@ class PushTest(unittest.TestCase):
         self.assertIn("ng refs/heads/agent/at atomic push failure", lines)
         self.assertEqual(self.up.rev_parse(repo, "agent/at"), None)
         self.assertEqual(self.up.rev_parse(repo, "main"), main)
+
+    def test_16_token_revoked_or_expired_mid_push_lands_nothing(self):
+        """A push is decided once its whole body is in, which the client
+        can make last as long as it likes: the token is checked again
+        then. Before, a token revoked (or expired) while its push body
+        was still coming in landed the push."""
+        repo, main = self.new_repo("late")
+        w = self.clone(repo, self.mint(repo), "late")
+        for case in ("revoked", "expired"):
+            with self.subTest(case=case):
+                tok = self.gg.mint(repo=repo, push=["agent/*"],
+                                   ttl="3s" if case == "expired" else "1h")
+                c = h.commit_file(w, case + ".txt", "late\n")
+                ref = "refs/heads/agent/late-" + case
+                body = command_section([(ZERO, c, ref)], "report-status") \
+                    + pack_between(w, c, main)
+                s = socket.create_connection(("127.0.0.1", self.gg.port),
+                                             timeout=30)
+                try:
+                    s.sendall(b"POST /%s.git/git-receive-pack HTTP/1.1\r\n"
+                              b"Host: g\r\nAuthorization: %s\r\n"
+                              b"Content-Type: %s\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n" % (
+                                  repo.encode(),
+                                  h.basic_auth("agent", tok).encode(),
+                                  RP_REQUEST.encode()))
+                    half = len(body) - 40
+                    s.sendall(b"%x\r\n%s\r\n" % (half, body[:half]))
+                    if case == "revoked":
+                        self.gg.revoke(tok)
+                        time.sleep(1.5)  # reloaded within 1 s
+                    else:
+                        time.sleep(4.0)
+                    rest = body[half:]
+                    s.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
+                    answer = b""
+                    while not answer.endswith(b"token " + case.encode() +
+                                              b"\n"):
+                        data = s.recv(4096)
+                        if not data:
+                            break
+                        answer += data
+                finally:
+                    s.close()
+                self.assertTrue(answer.startswith(
+                    b"HTTP/1.1 401 Unauthorized\r\n"), answer)
+                self.assertIn(b"WWW-Authenticate: Basic realm=\"gitgate\"",
+                              answer)
+                self.assertTrue(answer.endswith(
+                    b"\r\n\r\ntoken " + case.encode() + b"\n"), answer)
+                self.assertIsNone(self.up.rev_parse(repo, ref))
+                last = json.loads(self.gg.audit_text().splitlines()[-1])
+                self.assertEqual(
+                    (last["decision"], last["status"], last["reason"]),
+                    ("deny", 401, "token " + case), last)
+                self.assertNoLeftovers()
 
     # ------------------------------------------------------------------
     # runs last: every mirror gitgate built is a sound repository
