@@ -847,7 +847,7 @@ static void use_file(struct audit_log *log, const struct opened *o)
 int audit_open(struct audit_log **out, const char *path, struct gg_err *err)
 {
 	struct audit_log *log;
-	struct opened o;
+	struct opened o = { .fd = -1 };
 	int ret;
 
 	if (sodium_init() < 0)
@@ -1027,7 +1027,7 @@ static int cut_partial(struct audit_log *log, struct gg_err *err)
  * to the old one; a file already there must end with that same hash. */
 static int reopen_locked(struct audit_log *log, struct gg_err *err)
 {
-	struct opened o;
+	struct opened o = { .fd = -1 };
 	int ret;
 
 	ret = open_fd(&o, log->path, err);

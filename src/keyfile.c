@@ -139,7 +139,7 @@ int keyfile_load_secret(struct keyfile_secret **out, const char *path,
 	struct keyfile_secret *key = NULL;
 	char *text = NULL;
 	size_t len;
-	mode_t mode;
+	mode_t mode = 0777; /* set by load_text; "too open" until then */
 	int rc;
 
 	*out = NULL;
@@ -191,7 +191,7 @@ int keyfile_load_public(struct token_key *out, const char *path,
 {
 	char text[GG_MAX_KEYFILE_LEN + 1];
 	size_t len = 0;
-	mode_t mode;
+	mode_t mode = 0;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
