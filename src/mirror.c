@@ -213,6 +213,10 @@ int mirror_read(struct mirror *m, const unsigned char *oid, int *type,
 	*type = (int)t;
 	if (t != GIT_OBJECT_COMMIT)
 		return GG_OK;
+	/* What the scan would not keep from the pack, it does not read from
+	 * the mirror either: a crafted thin delta can name any object. */
+	if (n > GG_MAX_SCAN_OBJECT)
+		return GG_ELIMIT;
 	if (git_odb_read(&obj, m->odb, &id) < 0)
 		return GG_ENOTFOUND;
 	n = git_odb_object_size(obj);

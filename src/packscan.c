@@ -88,6 +88,7 @@ struct packscan {
 	 * CPU (past it the scan gives up and the caller indexes). */
 	uint64_t work;
 	bool over_budget;
+	bool limited; /* a GG_MAX_SCAN_* limit or the budget was hit */
 
 	/* packscan_resolve only */
 	int fd;
@@ -154,6 +155,8 @@ void packscan_free(struct packscan *s)
 static int fail(struct packscan *s, int code, const char *msg,
 		struct gg_err *err)
 {
+	if (code == GG_ELIMIT)
+		s->limited = true;
 	if (!s->failed) {
 		s->failed = code;
 		gg_err_set(&s->ferr, code, "pack: %s (at byte %llu)", msg,
@@ -184,6 +187,7 @@ static int charge(struct packscan *s, uint64_t n, struct gg_err *err)
 	if (s->work <= budget)
 		return GG_OK;
 	s->over_budget = true;
+	s->limited = true;
 	return gg_err_set(err, GG_ELIMIT, "pack too costly to scan");
 }
 
@@ -439,6 +443,8 @@ static int start_entry(struct packscan *s, const struct entry_header *h)
 	s->size = h->size;
 	s->out = 0;
 	s->keep = h->type == PACKSCAN_COMMIT && h->size <= GG_MAX_SCAN_OBJECT;
+	if (h->type == PACKSCAN_COMMIT && !s->keep)
+		s->limited = true;
 	if (h->type == PACKSCAN_COMMIT && !s->keep) {
 		resolved = T_UNKNOWN; /* too large to keep: never guessed */
 		s->unknown++;
@@ -594,6 +600,16 @@ size_t packscan_ncommits(const struct packscan *s)
 size_t packscan_unknown(const struct packscan *s)
 {
 	return s->unknown;
+}
+
+bool packscan_limited(const struct packscan *s)
+{
+	return s->limited;
+}
+
+uint32_t packscan_nobjects(const struct packscan *s)
+{
+	return s->nobjects;
 }
 
 /* ---- resolving deltas ----------------------------------------------- */
@@ -821,6 +837,8 @@ static int base_body(struct packscan *s, const struct entry_header *h,
 		*out = NULL;
 		return gg_err_set(err, GG_EINVAL, "delta base is no commit");
 	}
+	if (rc == GG_ELIMIT)
+		return gg_err_set(err, rc, "delta base too large to scan");
 	return rc ? gg_err_set(err, rc, "delta base not found") : GG_OK;
 }
 
@@ -955,6 +973,8 @@ static int resolve_pass(struct packscan *s, bool *progress,
 		} else if (s->over_budget) {
 			return ret;
 		} else if (ret == GG_ELIMIT || ret == GG_ENOTFOUND) {
+			if (ret == GG_ELIMIT)
+				s->limited = true;
 			gg_err_init(err); /* stays unknown */
 			s->types[i] = (uint8_t)(RAW(s->types[i]) |
 						T_UNKNOWN << 4);

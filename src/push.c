@@ -49,6 +49,9 @@ struct push {
 	bool fetched;      /* the mirror was refreshed for this push */
 	bool fetch_failed; /* ... and that failed: nothing more to try */
 	struct packscan *scan; /* reads the pack's commits as it arrives */
+	bool scan_limited;     /* it hit a limit: do not index instead */
+	uint32_t pack_objects; /* as the pack's header says */
+	unsigned walks;        /* of the mirror's history, for this push */
 	int prep_ret;      /* the mirror could not be opened early */
 	struct gg_err prep_err; /* why */
 	bool decided;      /* push_decide succeeded */
@@ -411,12 +414,28 @@ static int open_mirror(struct push *p, struct gg_err *err)
 	return mirror_open(&p->m, p->ctx.cache_dir, p->ctx.repo, err);
 }
 
+/* Each walk of the mirror's history costs up to its whole length, and a
+ * push names as many (old, new) pairs as it likes: cap them per push. */
+static int charge_walk(struct push *p, struct gg_err *err)
+{
+	if (++p->walks <= GG_MAX_HISTORY_WALKS)
+		return GG_OK;
+	return gg_err_set(err, GG_ELIMIT,
+			  "more than %d history checks in one push (push fewer "
+			  "branches at once)",
+			  GG_MAX_HISTORY_WALKS);
+}
+
 /* Where the scanned pack's commits end: ask the mirror. */
 static int outside_mirror(void *payload, const char *old_hex,
 			  const unsigned char *oids, size_t n, bool *descends,
 			  struct gg_err *err)
 {
-	return mirror_reaches(descends, payload, old_hex, oids, n, err);
+	struct push *p = payload;
+	int ret = charge_walk(p, err);
+
+	return ret ? ret : mirror_reaches(descends, p->m, old_hex, oids, n,
+					  err);
 }
 
 /* update or force for each command in need[]: from the scanned pack's
@@ -435,9 +454,9 @@ static int ancestry(struct push *p, struct gg_err *err)
 		c = &p->req.commands[i];
 		if (p->scan)
 			ret = packscan_descends(&ff, p->scan, c->old_oid,
-						c->new_oid, outside_mirror,
-						p->m, err);
-		else
+						c->new_oid, outside_mirror, p,
+						err);
+		else if ((ret = charge_walk(p, err)) == 0)
 			ret = mirror_is_ancestor(&ff, p->m, c->old_oid,
 						 c->new_oid, err);
 		if (ret == 0)
@@ -486,8 +505,10 @@ static int scan_spool(struct push *p, struct gg_err *err)
  * streamed in) and the mirror. Whatever it cannot establish - a corrupt or
  * unusual pack, a commit it could not find even after a refresh - it
  * leaves to full indexing (index_and_walk), so it never decides on less
- * than libgit2 would. Only a failed refresh is final (err set): without
- * upstream's history neither path can decide.
+ * than libgit2 would. Final (err set, fail closed): a failed refresh
+ * (without upstream's history neither path can decide), and a limit hit
+ * by the scan or the walks (indexing has no limits: a pack of tiny
+ * objects, or one huge commit, would take gigabytes of memory).
  */
 static int scan_ancestry(struct push *p, struct gg_err *err)
 {
@@ -513,8 +534,17 @@ static int scan_ancestry(struct push *p, struct gg_err *err)
 		if (ret == 0)
 			ret = ancestry(p, &e);
 	}
-	if (ret && p->fetch_failed)
+	if (p->scan) {
+		p->scan_limited = packscan_limited(p->scan);
+		p->pack_objects = packscan_nobjects(p->scan);
+	}
+	if (ret && (p->fetch_failed || e.code == GG_ELIMIT))
 		gg_err_set(err, ret, "%s", e.msg); /* final: fail closed */
+	else if (ret && p->scan_limited)
+		ret = gg_err_set(err, GG_ELIMIT,
+				 "pack beyond what gitgate inspects (a commit "
+				 "over %d MiB, or too many objects): %s",
+				 GG_MAX_SCAN_OBJECT >> 20, e.msg);
 	else if (ret)
 		log_info("push to %s: pack scan inconclusive (%s); indexing "
 			 "the pack", p->ctx.repo, e.msg);
@@ -528,8 +558,14 @@ static int scan_ancestry(struct push *p, struct gg_err *err)
 static int index_and_walk(struct push *p, struct gg_err *err)
 {
 	uint64_t pack_len = p->len - p->req.header_len;
-	int ret = mirror_add_pack(p->m, p->fd, p->req.header_len, pack_len,
-				  err);
+	int ret;
+
+	if (p->pack_objects > GG_MAX_INDEX_OBJECTS)
+		return gg_err_set(err, GG_ELIMIT,
+				  "pack of %u objects too large to inspect "
+				  "(the scan could not settle it; limit %u)",
+				  p->pack_objects, GG_MAX_INDEX_OBJECTS);
+	ret = mirror_add_pack(p->m, p->fd, p->req.header_len, pack_len, err);
 
 	if (ret == GG_ENOTFOUND && !p->fetched) {
 		/* A thin pack's bases are missing: refresh and retry once. */
@@ -563,7 +599,7 @@ static int classify_with_mirror(struct push *p, struct gg_err *err)
 	if (ret)
 		return ret;
 	ret = scan_ancestry(p, err);
-	if (ret == 0 || p->fetch_failed)
+	if (ret == 0 || p->fetch_failed || err->code == GG_ELIMIT)
 		return ret;
 	return index_and_walk(p, err);
 }

@@ -69,11 +69,18 @@
  * log is written to. */
 #define GG_SPOOL_RESERVE ((uint64_t)256 << 20)
 
-/* Pack scanning (packscan): past these the push falls back to indexing */
+/* Pack scanning (packscan): past these the push is refused (fail closed),
+ * never left to full indexing, whose memory is unbounded. */
 #define GG_MAX_SCAN_ENTRIES (8u * 1024 * 1024) /* objects in a pushed pack */
 #define GG_MAX_SCAN_OBJECT (4 * 1024 * 1024)   /* largest commit (or delta) kept */
 #define GG_MAX_DELTA_DEPTH 128                 /* git's default is 50 */
 #define GG_MAX_SCAN_PASSES 8                   /* over REF_DELTAs in pack order */
+/* Full libgit2 indexing, for a pack the scan could not settle, costs about
+ * 140 bytes of memory per object: only packs up to this many get it. */
+#define GG_MAX_INDEX_OBJECTS (256u * 1024)
+/* Walks of the mirror's history one push may cost (about one per updated
+ * branch; each is as long as the history between old and new). */
+#define GG_MAX_HISTORY_WALKS 64
 #define GG_MAX_COMMIT_PARENTS 1024             /* git.git's largest octopus: 66 */
 #define GG_MAX_SCAN_PARENTS (1024u * 1024)     /* all commits' parents, 20 B each */
 #define GG_SCAN_WORK_FACTOR 8                  /* resolve+walk work per pack byte */

@@ -39,7 +39,8 @@ bool mirror_has(struct mirror *m, const char *hex);
 
 /* Read object oid (20 bytes) for the pack scanner: GG_ENOTFOUND when
  * absent, else *type (commit 1, tree 2, blob 3, tag 4) and, for commits
- * only, the body in *data (malloc'd, the caller frees) and *len. */
+ * only, the body in *data (malloc'd, the caller frees) and *len;
+ * GG_ELIMIT for a commit over GG_MAX_SCAN_OBJECT (not read). */
 int mirror_read(struct mirror *m, const unsigned char *oid, int *type,
 		unsigned char **data, size_t *len);
 

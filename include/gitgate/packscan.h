@@ -79,6 +79,14 @@ int packscan_resolve(struct packscan *s, int fd, uint64_t off,
 size_t packscan_ncommits(const struct packscan *s);
 size_t packscan_unknown(const struct packscan *s);
 
+/* Did the scan hit one of its limits (GG_MAX_SCAN_*, a commit larger than
+ * GG_MAX_SCAN_OBJECT, the work budget)? Then what it could not learn must
+ * not be learnt another way: full indexing has no such limits. */
+bool packscan_limited(const struct packscan *s);
+
+/* Objects the pack's header announces (0 before the header is in). */
+uint32_t packscan_nobjects(const struct packscan *s);
+
 /*
  * Is old one of the n commits outside the pack (oids: n >= 1 distinct
  * PACKSCAN_OID_LEN-byte ids), or an ancestor of any of them? GG_ENOTFOUND

@@ -16,6 +16,7 @@ Run: GITGATE=build/gitgate python3 tests/integration/test_push.py
 
 import concurrent.futures
 import glob
+import hashlib
 import json
 import os
 import re
@@ -24,9 +25,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import struct
 import threading
 import time
 import unittest
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -96,6 +99,27 @@ def pack_between(worktree, new, *exclude):
                        env=h.git_env(), check=True)
     assert p.stdout.startswith(b"PACK"), p.stderr
     return p.stdout
+
+
+def pack_of(objects):
+    """A pack (version 2) of (type, body) pairs, type 1 commit, 2 tree."""
+    data = b"PACK" + struct.pack(">II", 2, len(objects))
+    for kind, body in objects:
+        size, c, head = len(body), (kind << 4) | (len(body) & 15), b""
+        size >>= 4
+        while size:
+            head += bytes([c | 0x80])
+            c, size = size & 0x7F, size >> 7
+        data += head + bytes([c]) + zlib.compress(body)
+    return data + hashlib.sha1(data).digest()
+
+
+def object_id(kind, body):
+    name = {1: b"commit", 2: b"tree"}[kind]
+    return hashlib.sha1(b"%s %d\0" % (name, len(body)) + body).hexdigest()
+
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 
 def big_text(tag, lines=400):
@@ -1325,6 +1349,52 @@ class PushTest(unittest.TestCase):
                     (last["decision"], last["status"], last["reason"]),
                     ("deny", 401, "token " + case), last)
                 self.assertNoLeftovers()
+
+    def test_17_what_gitgate_cannot_inspect_cheaply_is_refused(self):
+        """Past the pack scan's limits (here a commit over 4 MiB) gitgate
+        used to index the whole pack with libgit2, whose memory has no
+        bound (2M tiny objects took 289 MB, a 512 MiB commit 538 MB); and
+        each update command cost a walk of the mirror's history, however
+        many a push named. Both now fail closed, with a reason."""
+        repo, main = self.new_repo("limits", commits=3)
+        tok = self.mint(repo)
+        body = ("tree %s\nparent %s\nauthor A <a@example.com> 1700000000 "
+                "+0000\ncommitter A <a@example.com> 1700000000 +0000\n\n"
+                % (EMPTY_TREE, main)).encode() + b"m" * (5 << 20)
+        big = object_id(1, body)
+        r = self.receive_pack(repo, tok, command_section(
+            [(main, big, "refs/heads/agent/big")], "report-status") +
+            pack_of([(2, b""), (1, body)]))
+        self.assertEqual(r.status, 200, r)
+        lines, _ = report_status(r.body, False)
+        self.assertEqual(lines[0], "unpack ok", r)
+        self.assertTrue(lines[1].startswith(
+            "ng refs/heads/agent/big gitgate could not check history: "
+            "pack beyond what gitgate inspects (a commit over 4 MiB"), lines)
+        self.assertIsNone(self.up.rev_parse(repo, "agent/big"))
+        self.assertNotIn("indexing the pack", self.gg_log())
+        # history walks: one per update of a commit upstream already has
+        first = self.up.git_dir(repo, "rev-list", "--max-parents=0",
+                                "main")[1].strip()
+        empty = pack_of([])
+        for n, walks_left in ((64, True), (65, False)):
+            with self.subTest(updates=n):
+                cmds = [(first, main, "refs/heads/agent/w%d" % i)
+                        for i in range(n)]
+                r = self.receive_pack(repo, tok, command_section(
+                    cmds, "report-status") + empty)
+                self.assertEqual(r.status, 200, r)
+                lines, _ = report_status(r.body, False)
+                budget = [l for l in lines if "history checks" in l]
+                if walks_left:
+                    self.assertEqual(budget, [], lines)
+                else:
+                    self.assertEqual(len(budget), n, lines)
+                    self.assertEqual(budget[0], (
+                        "ng refs/heads/agent/w0 gitgate could not check "
+                        "history: more than 64 history checks in one push "
+                        "(push fewer branches at once)"))
+        self.assertEqual(self.up.rev_parse(repo, "main"), main)
 
     # ------------------------------------------------------------------
     # runs last: every mirror gitgate built is a sound repository
