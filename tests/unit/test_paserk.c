@@ -217,11 +217,12 @@ END_TEST
 static Suite *paserk_suite(void)
 {
 	Suite *s = suite_create("paserk");
-	TCase *tc = tcase_create("core");
+	TCase *tc = tcase_create("core"), *vec = tcase_create("vectors");
 
-	tcase_add_test(tc, test_vectors_public);
-	tcase_add_test(tc, test_vectors_secret);
-	tcase_add_test(tc, test_vectors_pid);
+	tcase_add_test(vec, test_vectors_public);
+	tcase_add_test(vec, test_vectors_secret);
+	tcase_add_test(vec, test_vectors_pid);
+	suite_add_tcase(s, vec);
 	tcase_add_test(tc, test_secret_inconsistent_halves);
 	tcase_add_loop_test(tc, test_public_decode_errors, 0,
 			    sizeof(bad_public) / sizeof(bad_public[0]));

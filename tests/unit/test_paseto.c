@@ -393,11 +393,12 @@ END_TEST
 static Suite *paseto_suite(void)
 {
 	Suite *s = suite_create("paseto");
-	TCase *tc = tcase_create("core");
+	TCase *tc = tcase_create("core"), *vec = tcase_create("vectors");
 
+	tcase_add_test(vec, test_official_vectors);
+	suite_add_tcase(s, vec);
 	tcase_add_test(tc, test_pae_spec_examples);
 	tcase_add_test(tc, test_pae_two_pieces);
-	tcase_add_test(tc, test_official_vectors);
 	tcase_add_test(tc, test_roundtrip_no_footer);
 	tcase_add_test(tc, test_empty_message);
 	tcase_add_test(tc, test_tampering);
