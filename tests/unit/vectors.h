@@ -9,8 +9,9 @@
  * repository. Their cases sit in a tcase of their own, "vectors", which
  * meson runs as a test of its own (CK_RUN_CASE=vectors, tests/meson.build):
  * without the vectors directory that test exits 77, which meson reports as
- * SKIP rather than as a pass. A single missing file inside it prints one
- * "SKIP <file>: ..." line and its case checks nothing.
+ * SKIP rather than as a pass (the other cases run as CK_RUN_CASE=core).
+ * A single missing file inside it prints one "SKIP <file>: ..." line and
+ * its case checks nothing.
  *
  * Not every suite uses every helper (test_token.c only vectors_main), so
  * the static ones are marked unused.
