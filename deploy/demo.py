@@ -71,8 +71,10 @@ def run_git(args, token, cwd=None, home=None):
 
 
 def write_summary(workdir, summary):
+    # It holds the demo's live token: readable by its owner only.
     tmp = os.path.join(workdir, "summary.json.tmp")
-    with open(tmp, "w") as f:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+              "w") as f:
         json.dump(summary, f, indent=2)
         f.write("\n")
     os.replace(tmp, os.path.join(workdir, "summary.json"))

@@ -521,15 +521,18 @@ static void table_widths(struct view *v)
 }
 
 /* Widths come from the rows shown; under --follow, rows arriving later
- * keep the widths of the first screen (they may overflow, never wrap). */
-static void table_flush(struct view *v)
+ * keep the widths of the first screen (they may overflow, never wrap).
+ * With print false the rows are only dropped. */
+static void table_flush(struct view *v, bool print)
 {
 	size_t i;
 
 	table_widths(v);
-	print_cells((char *const *)col_names, v->width);
+	if (print)
+		print_cells((char *const *)col_names, v->width);
 	for (i = 0; i < v->nrows; i++) {
-		print_cells(v->rows[i].cell, v->width);
+		if (print)
+			print_cells(v->rows[i].cell, v->width);
 		row_free(&v->rows[i]);
 	}
 	free(v->rows);
@@ -749,9 +752,14 @@ static int run_view(const struct opts *o, const char *const *paths, size_t n)
 		catch_stop_signals();
 	for (i = 0; i < n && !ret; i++)
 		ret = read_file(&v, paths[i], o->follow && i + 1 == n, &s, &err);
+	/* A log that cannot be read prints no table, not a header alone. */
 	if (!o->json)
-		table_flush(&v);
-	fflush(stdout);
+		table_flush(&v, ret == 0);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		if (ret == 0 && o->follow)
+			source_close(&s);
+		return cli_fail("audit", "cannot write to stdout");
+	}
 	if (ret)
 		return cli_fail("audit", err.msg);
 	if (!o->follow)

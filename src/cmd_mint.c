@@ -100,6 +100,13 @@ static int add_item(char **items, size_t *n, const char *value,
 
 static int parse_ttl(int64_t *out, const char *text)
 {
+	size_t zeros = strspn(text, "0");
+
+	/* "0s" has the right form: say what is wrong with it. */
+	if (zeros > 0 && text[zeros] && strchr("smhd", text[zeros]) &&
+	    !text[zeros + 1])
+		return cli_usage_error(usage, "mint: --ttl: must be longer "
+					      "than 0");
 	if (cli_parse_duration(out, text) != 0)
 		return cli_usage_error(usage,
 				       "mint: --ttl: '%s' is not a duration "

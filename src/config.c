@@ -583,8 +583,9 @@ int config_load_upstream_secret(char **out, const struct config *cfg,
 				  "GITGATE_UPSTREAM_TOKEN", err);
 	if (!cfg->upstream_token_file)
 		return gg_err_set(err, GG_EINVAL,
-				  "upstream.token_file: not set and "
-				  "GITGATE_UPSTREAM_TOKEN is empty");
+				  "upstream.token_file: not set, and "
+				  "GITGATE_UPSTREAM_TOKEN is %s",
+				  env ? "empty" : "not set either");
 	/* Permissions are checked on the opened file (fstat), not the path,
 	 * so a swap between check and read cannot slip past. */
 	snprintf(label, sizeof(label), "upstream.token_file: %s",

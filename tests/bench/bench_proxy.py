@@ -404,7 +404,9 @@ class Bench:
                 which, size, pack_len, nobj))
         ttfbs = {"direct": [], "gitgate": []}
         if sizes["direct"] != sizes["gitgate"]:
-            log("note: response sizes differ (%d vs %d)" % (
+            log("note: response sizes differ (%d vs %d): expected, the "
+                "side-band framing follows read sizes; the packs in them "
+                "have the same length and objects (checked above)" % (
                 sizes["direct"], sizes["gitgate"]))
         for rep in range(a.reps):
             for which in self.order(rep):

@@ -486,6 +486,21 @@ class TestView(Tmp):
         rc, out, err = run("audit", "--log", self.path("nope"))
         self.assertEqual(rc, 1)
         self.assertTrue(err.startswith("gitgate: audit: cannot open "), err)
+        self.assertEqual(out, "")  # no table header for a log not read
+        # a readable log first, then a missing one: still no partial table
+        rc, out, err = run("audit", "--log", self.log, "--log",
+                           self.path("nope"))
+        self.assertEqual((rc, out), (1, ""), err)
+
+    def test_output_that_cannot_be_written_fails(self):
+        for args in ((), ("--json",)):
+            with self.subTest(args=args), open("/dev/full", "w") as full:
+                p = subprocess.run([GITGATE, "audit", "--log", self.log,
+                                    *args], stdout=full,
+                                   stderr=subprocess.PIPE, timeout=30)
+                self.assertEqual(p.returncode, 1)
+                self.assertEqual(p.stderr.decode(),
+                                 "gitgate: audit: cannot write to stdout\n")
 
 
 class Follower:

@@ -245,11 +245,15 @@ class TestMintInspect(Base):
         self.assertUsage("mint", run("mint", "--key", self.sk, "--repo",
                                      "a/b", "--ttl", "169h"),
                          "gitgate: mint: --ttl: at most 7d")
-        for bad in ("1w", "0s", "-1h", "1.5h", "h", ""):
+        for bad in ("1w", "-1h", "1.5h", "h", "", "0"):
             self.assertUsage("mint", run("mint", "--key", self.sk, "--repo",
                                          "a/b", "--ttl", bad),
                              "gitgate: mint: --ttl: '%s' is not a duration "
                              "like 90s, 15m, 1h or 7d" % bad)
+        for zero in ("0s", "00h", "0d"):  # the right form, but no lifetime
+            self.assertUsage("mint", run("mint", "--key", self.sk, "--repo",
+                                         "a/b", "--ttl", zero),
+                             "gitgate: mint: --ttl: must be longer than 0")
 
     def test_unique_jti(self):
         a = self.inspect(self.mint("--repo", "a/b"))["jti"]

@@ -1001,10 +1001,19 @@ START_TEST(test_secret_none)
 	struct gg_err err = GG_ERR_INIT;
 	char *s = (char *)1;
 
+	unsetenv("GITGATE_UPSTREAM_TOKEN");
 	ck_assert_int_eq(load_secret(&s, NULL, &err), GG_EINVAL);
 	ck_assert_ptr_null(s);
-	ck_assert_str_eq(err.msg, "upstream.token_file: not set and "
+	ck_assert_str_eq(err.msg, "upstream.token_file: not set, and "
+				  "GITGATE_UPSTREAM_TOKEN is not set either");
+	setenv("GITGATE_UPSTREAM_TOKEN", "", 1);
+	gg_err_init(&err);
+	s = (char *)1;
+	ck_assert_int_eq(load_secret(&s, NULL, &err), GG_EINVAL);
+	ck_assert_ptr_null(s);
+	ck_assert_str_eq(err.msg, "upstream.token_file: not set, and "
 				  "GITGATE_UPSTREAM_TOKEN is empty");
+	unsetenv("GITGATE_UPSTREAM_TOKEN");
 }
 END_TEST
 
