@@ -15,7 +15,8 @@ static const char usage[] =
 	"  revoke   --config FILE TOKEN|JTI… revoke tokens\n"
 	"  audit    --config FILE|--log FILE review or verify the audit log\n"
 	"\n"
-	"Run 'gitgate <command> --help' for a command's options.\n";
+	"Run 'gitgate <command> --help' for a command's options;\n"
+	"'gitgate --version' prints the version.\n";
 
 struct command {
 	const char *name;
@@ -40,6 +41,10 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 	    !strcmp(argv[1], "help")) {
 		fputs(usage, stdout);
+		return CLI_OK;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		puts("gitgate " GG_VERSION);
 		return CLI_OK;
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)

@@ -94,6 +94,13 @@ class TestHelp(Base):
                 self.assertEqual((rc, err), (0, ""), cmd)
                 self.assertTrue(out.startswith("usage: gitgate " + cmd), out)
 
+    def test_version(self):
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                               "..", "..", "meson.build")) as f:
+            version = re.search(r"version : '([^']+)'", f.read()).group(1)
+        for flag in ("--version", "version"):
+            self.assertEqual(run(flag), (0, "gitgate %s\n" % version, ""))
+
     def test_help_wins_over_bad_args(self):
         rc, out, err = run("mint", "--bogus", "--help")
         self.assertEqual(rc, 0)
