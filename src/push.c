@@ -384,7 +384,17 @@ static int first_pass(struct push *p)
 			break;
 		}
 		gg_err_init(&perr);
-		if (policy_decide(&rules, c->refname, p->actions[i], &perr) != 0) {
+		if (p->req.caps.push_options) {
+			/* Server-side automation can act on other branches
+			 * (GitLab: -o merge_request.target=main with
+			 * merge_when_pipeline_succeeds), beyond what the
+			 * token grants; gitgate does not advertise them. */
+			p->need[i] = false;
+			if (refuse(p, i, "push options (git push -o) are not "
+					 "allowed through gitgate"))
+				return GG_ENOMEM;
+		} else if (policy_decide(&rules, c->refname, p->actions[i],
+					 &perr) != 0) {
 			p->need[i] = false; /* refused whatever its ancestry */
 			if (refuse(p, i, perr.msg))
 				return GG_ENOMEM;

@@ -800,11 +800,11 @@ int rp_serialize(struct pkt_buf *out, const struct rp_request *req,
  * protocol v1's "version 1". A few more are tolerated. */
 #define RP_ADVERT_MAX_PKTS 8
 
-/* Is the capability token t[0..n) one gitgate must not advertise? */
+/* Is the capability token t[0..n) one gitgate must not advertise? Signed
+ * pushes it refuses; push options it refuses too (see push.c). */
 static bool advert_cap_dropped(const char *t, size_t n)
 {
-	return (n == 9 || (n > 9 && t[9] == '=')) &&
-	       memcmp(t, "push-cert", 9) == 0;
+	return tok_is(t, n, "push-cert") || tok_is(t, n, "push-options");
 }
 
 /* The first ref line's payload p[0..n) (no LF) with push-cert dropped from

@@ -989,6 +989,43 @@ class PushTest(unittest.TestCase):
         self.assertEqual(direct.body.replace(b" push-cert=", b" ").count(
             b"report-status"), proxied.body.count(b"report-status"))
 
+    def test_11e_push_options_refused(self):
+        """Push options drive server-side automation that can reach
+        branches the token may not push to (GitLab's -o
+        merge_request.target=main -o merge_request.merge_when_pipeline_
+        succeeds). gitgate no longer advertises them, so git refuses -o
+        itself; a client that sends them anyway has every ref refused.
+        Before, they went upstream unchecked and unaudited."""
+        repo, main = self.new_repo("pushopts")
+        self.up.git_dir(repo, "config", "receive.advertisePushOptions",
+                        "true")
+        tok = self.mint(repo)
+        w = self.clone(repo, tok, "pushopts")
+        c1 = h.commit_file(w, "o.txt", "options\n")
+        res = self.push(w, "-o", "merge_request.target=main", "origin",
+                        "HEAD:agent/po")
+        self.assertNotEqual(res[0], 0, self.describe(res))
+        self.assertIn("the receiving end does not support push options",
+                      res[2])
+        self.assertIsNone(self.up.rev_parse(repo, "agent/po"))
+        body = command_section([(ZERO, c1, "refs/heads/agent/po")],
+                               "report-status push-options") + \
+            h.pkt_line("merge_request.target=main") + b"0000" + \
+            pack_between(w, c1, main)
+        r = self.receive_pack(repo, tok, body)
+        self.assertEqual(r.status, 200, r)
+        lines, _ = report_status(r.body, False)
+        self.assertEqual(lines, [
+            "unpack ok", "ng refs/heads/agent/po push options (git push -o) "
+            "are not allowed through gitgate"], r)
+        self.assertIsNone(self.up.rev_parse(repo, "agent/po"))
+        self.assertEqual(self.wait_audit(repo, "refs/heads/agent/po", 1)[-1],
+                         ("create", "push options (git push -o) are not "
+                          "allowed through gitgate"))
+        # without options the same push goes through
+        self.assertOk(self.push(w, "origin", "HEAD:agent/po"))
+        self.assertEqual(self.up.rev_parse(repo, "agent/po"), c1)
+
     def test_11d_sha256_push_refused_clearly(self):
         """gitgate's push checks read SHA-1 packs only. A push to a SHA-256
         repository used to get a bare HTTP 400 after the whole pack was

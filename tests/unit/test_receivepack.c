@@ -999,10 +999,11 @@ START_TEST(advert_drops_push_cert)
 	pkt_buf_init(&want, 1 << 20);
 	advert(&in, false, OID1 " refs/heads/main",
 	       "report-status delete-refs push-cert=1700000000-abcdef "
-	       "atomic push-certified push-cert agent=git/2.39.5");
+	       "atomic push-certified push-cert push-options "
+	       "push-optionsx agent=git/2.39.5");
 	advert(&want, false, OID1 " refs/heads/main",
 	       "report-status delete-refs atomic push-certified "
-	       "agent=git/2.39.5");
+	       "push-optionsx agent=git/2.39.5");
 	got = rewrite(&in, &sha256, &n);
 	ck_assert(!sha256);
 	ck_assert_uint_eq(n, want.len);
