@@ -41,7 +41,7 @@ packages=(
 	build-essential meson ninja-build pkg-config
 	libmicrohttpd-dev libcurl4-openssl-dev libgit2-dev libjansson-dev
 	libsodium-dev zlib1g-dev check
-	git lighttpd lighttpd-mod-openssl openssl python3 curl ca-certificates
+	git lighttpd lighttpd-mod-openssl lighttpd-mod-deflate openssl python3 curl ca-certificates
 )
 
 if [ "$skip_install" -eq 0 ]; then

@@ -356,11 +356,16 @@ static int collect_headers(struct header_list *out, struct request *req)
 						fwd_headers[i]);
 		if (!v)
 			continue;
-		/* The push path parses upstream's reply itself: ask for it
+		/* The push path parses upstream's reply itself, and rewrites
+		 * the receive-pack advertisement (peek_advert): ask for both
 		 * uncompressed. */
+		if ((req->route.kind == ROUTE_RECEIVE_PACK ||
+		     (req->route.kind == ROUTE_INFO_REFS &&
+		      req->route.service == ROUTE_SVC_RECEIVE)) &&
+		    !strcmp(fwd_headers[i], "Accept-Encoding"))
+			continue;
 		if (req->route.kind == ROUTE_RECEIVE_PACK &&
-		    (!strcmp(fwd_headers[i], "Accept-Encoding") ||
-		     !strcmp(fwd_headers[i], "Content-Encoding")))
+		    !strcmp(fwd_headers[i], "Content-Encoding"))
 			continue; /* the body goes up decoded */
 		len = strlen(fwd_headers[i]) + 2 + strlen(v) + 1;
 		out->lines[out->n] = malloc(len);

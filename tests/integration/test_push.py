@@ -1557,6 +1557,63 @@ class MirrorRedirectTest(unittest.TestCase):
             up.stop()
 
 
+class CompressingUpstreamTest(unittest.TestCase):
+    """Many front ends gzip the ref advertisement when the client accepts
+    it, and git says it does. gitgate rewrites the receive-pack
+    advertisement (no push-cert, no push-options, a clear refusal for
+    SHA-256), which it cannot do to a gzipped one: it asks upstream for
+    that advertisement uncompressed. Before, push-cert and push-options
+    reached the client from such an upstream."""
+
+    def test_receive_pack_advertisement_rewritten(self):
+        tmp = tempfile.mkdtemp(prefix="gg-test-gzip-")
+        up = h.Upstream(compress=True).start()
+        gg = h.Gitgate(up.url, up.secret).start()
+        try:
+            up.create_repo("acme/app", commits=2)
+            up.git_dir("acme/app", "config", "receive.certNonceSeed", "s")
+            up.git_dir("acme/app", "config", "receive.advertisePushOptions",
+                       "true")
+            tok = gg.mint(repo="acme/app", push=["agent/*"])
+            path = "/acme/app.git/info/refs?service=git-receive-pack"
+            gz = {"Accept-Encoding": "gzip"}
+            direct = h.http_request(up.port, "GET", path, headers=dict(
+                gz, Authorization=h.basic_auth(h.UPSTREAM_USER, up.secret)))
+            self.assertEqual(direct.header("content-encoding"), "gzip",
+                             "the upstream does not compress: test is void")
+            proxied = h.http_request(gg.port, "GET", path, headers=dict(
+                gz, Authorization=h.basic_auth("x", tok)))
+            self.assertEqual(proxied.status, 200, proxied)
+            self.assertIsNone(proxied.header("content-encoding"))
+            self.assertIn(b"report-status", proxied.body)
+            self.assertNotIn(b"push-cert", proxied.body)
+            self.assertNotIn(b"push-options", proxied.body)
+            # upload-pack advertisements may stay compressed
+            up_path = "/acme/app.git/info/refs?service=git-upload-pack"
+            r = h.http_request(gg.port, "GET", up_path, headers=dict(
+                gz, Authorization=h.basic_auth("x", tok)))
+            self.assertEqual(r.header("content-encoding"), "gzip")
+            # and the real git client: -o refused by git, signing skipped
+            w = os.path.join(tmp, "w")
+            rc, out, err = h.git("clone", "-q", gg.repo_url("acme/app", tok),
+                                 w)
+            self.assertEqual(rc, 0, err)
+            c = h.commit_file(w, "z.txt", "z\n")
+            rc, _, err = h.git("push", "-o", "x", "origin", "HEAD:agent/z",
+                               cwd=w)
+            self.assertNotEqual(rc, 0)
+            self.assertIn("the receiving end does not support push options",
+                          err)
+            rc, _, err = h.git("push", "--signed=if-asked", "origin",
+                               "HEAD:agent/z", cwd=w)
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(up.rev_parse("acme/app", "agent/z"), c)
+        finally:
+            gg.stop()
+            up.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class TlsUpstreamTest(unittest.TestCase):
     """The real upstream (GitHub) is reached over TLS. Against an HTTPS
     upstream whose CA gitgate is told to trust (SSL_CERT_FILE), a clone
