@@ -89,6 +89,10 @@ struct packscan {
 	uint64_t work;
 	bool over_budget;
 	bool limited; /* a GG_MAX_SCAN_* limit or the budget was hit */
+	/* The largest object the pack makes: a whole object's size, or what
+	 * a delta's header says it builds (read from its first bytes). */
+	uint64_t max_object;
+	unsigned char dhead[20]; /* a delta's first inflated bytes */
 
 	/* packscan_resolve only */
 	int fd;
@@ -423,6 +427,23 @@ static size_t feed_pack_header(struct packscan *s, const unsigned char *d,
 	return take;
 }
 
+static int delta_varint(const unsigned char **p, const unsigned char *end,
+			uint64_t *v)
+{
+	unsigned shift = 0;
+	unsigned char c;
+
+	*v = 0;
+	do {
+		if (*p >= end || shift > 56)
+			return GG_EINVAL;
+		c = *(*p)++;
+		*v |= (uint64_t)(c & 0x7f) << shift;
+		shift += 7;
+	} while (c & 0x80);
+	return GG_OK;
+}
+
 static int start_entry(struct packscan *s, const struct entry_header *h)
 {
 	int resolved = IS_DELTA(h->type) ? 0 : h->type;
@@ -442,6 +463,8 @@ static int start_entry(struct packscan *s, const struct entry_header *h)
 	s->type = h->type;
 	s->size = h->size;
 	s->out = 0;
+	if (!IS_DELTA(h->type) && h->size > s->max_object)
+		s->max_object = h->size;
 	s->keep = h->type == PACKSCAN_COMMIT && h->size <= GG_MAX_SCAN_OBJECT;
 	if (h->type == PACKSCAN_COMMIT && !s->keep)
 		s->limited = true;
@@ -491,10 +514,29 @@ static size_t feed_entry_header(struct packscan *s, const unsigned char *d,
 	return h.len - had;
 }
 
+/* A delta starts with the sizes of its base and of what it builds; a
+ * small delta can build a huge object (copies of its base), and full
+ * indexing would hold that whole object in memory. */
+static void note_delta_size(struct packscan *s)
+{
+	const unsigned char *p = s->dhead;
+	const unsigned char *end = s->dhead + (s->out < sizeof(s->dhead)
+						       ? s->out
+						       : sizeof(s->dhead));
+	uint64_t base, target;
+
+	if (delta_varint(&p, end, &base) || delta_varint(&p, end, &target))
+		target = UINT64_MAX; /* unreadable: the worst case */
+	if (target > s->max_object)
+		s->max_object = target;
+}
+
 static int end_entry(struct packscan *s)
 {
 	int ret = GG_OK;
 
+	if (IS_DELTA(s->type))
+		note_delta_size(s);
 	if (s->keep)
 		ret = add_commit(s, s->n - 1, s->body, (size_t)s->size);
 	free(s->body);
@@ -530,6 +572,11 @@ static size_t feed_data(struct packscan *s, const unsigned char *d, size_t len,
 		}
 		if (s->keep)
 			memcpy(s->body + s->out, s->scratch, got);
+		if (IS_DELTA(s->type) && s->out < sizeof(s->dhead))
+			memcpy(s->dhead + s->out, s->scratch,
+			       got < sizeof(s->dhead) - s->out
+				       ? got
+				       : sizeof(s->dhead) - s->out);
 		s->out += got;
 	} while (rc == Z_OK && (s->z.avail_in > 0 || s->z.avail_out == 0));
 	if (rc == Z_STREAM_END) {
@@ -610,6 +657,11 @@ bool packscan_limited(const struct packscan *s)
 uint32_t packscan_nobjects(const struct packscan *s)
 {
 	return s->nobjects;
+}
+
+uint64_t packscan_max_object(const struct packscan *s)
+{
+	return s->max_object;
 }
 
 /* ---- resolving deltas ----------------------------------------------- */
@@ -697,23 +749,6 @@ static int inflate_at(struct packscan *s, uint64_t off, uint64_t size,
 		return gg_err_set(err, GG_EINVAL, "pack changed on disk");
 	}
 	*out = buf;
-	return GG_OK;
-}
-
-static int delta_varint(const unsigned char **p, const unsigned char *end,
-			uint64_t *v)
-{
-	unsigned shift = 0;
-	unsigned char c;
-
-	*v = 0;
-	do {
-		if (*p >= end || shift > 56)
-			return GG_EINVAL;
-		c = *(*p)++;
-		*v |= (uint64_t)(c & 0x7f) << shift;
-		shift += 7;
-	} while (c & 0x80);
 	return GG_OK;
 }
 

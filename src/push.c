@@ -51,6 +51,8 @@ struct push {
 	struct packscan *scan; /* reads the pack's commits as it arrives */
 	bool scan_limited;     /* it hit a limit: do not index instead */
 	uint32_t pack_objects; /* as the pack's header says */
+	uint64_t pack_max_object; /* largest object it makes (packscan) */
+	bool scanned;          /* the three above are known */
 	unsigned walks;        /* of the mirror's history, for this push */
 	int prep_ret;      /* the mirror could not be opened early */
 	struct gg_err prep_err; /* why */
@@ -545,8 +547,10 @@ static int scan_ancestry(struct push *p, struct gg_err *err)
 			ret = ancestry(p, &e);
 	}
 	if (p->scan) {
+		p->scanned = true;
 		p->scan_limited = packscan_limited(p->scan);
 		p->pack_objects = packscan_nobjects(p->scan);
+		p->pack_max_object = packscan_max_object(p->scan);
 	}
 	if (ret && (p->fetch_failed || e.code == GG_ELIMIT))
 		gg_err_set(err, ret, "%s", e.msg); /* final: fail closed */
@@ -570,11 +574,18 @@ static int index_and_walk(struct push *p, struct gg_err *err)
 	uint64_t pack_len = p->len - p->req.header_len;
 	int ret;
 
+	if (!p->scanned)
+		return gg_err_set(err, GG_ERR, "pushed pack was not scanned");
 	if (p->pack_objects > GG_MAX_INDEX_OBJECTS)
 		return gg_err_set(err, GG_ELIMIT,
 				  "pack of %u objects too large to inspect "
 				  "(the scan could not settle it; limit %u)",
 				  p->pack_objects, GG_MAX_INDEX_OBJECTS);
+	if (p->pack_max_object > GG_MAX_INDEX_OBJECT_SIZE)
+		return gg_err_set(err, GG_ELIMIT,
+				  "pack with an object over %d MiB too large "
+				  "to inspect (the scan could not settle it)",
+				  (int)(GG_MAX_INDEX_OBJECT_SIZE >> 20));
 	ret = mirror_add_pack(p->m, p->fd, p->req.header_len, pack_len, err);
 
 	if (ret == GG_ENOTFOUND && !p->fetched) {

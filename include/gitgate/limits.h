@@ -76,8 +76,10 @@
 #define GG_MAX_DELTA_DEPTH 128                 /* git's default is 50 */
 #define GG_MAX_SCAN_PASSES 8                   /* over REF_DELTAs in pack order */
 /* Full libgit2 indexing, for a pack the scan could not settle, costs about
- * 140 bytes of memory per object: only packs up to this many get it. */
+ * 140 bytes of memory per object, and holds whole objects (a delta's base
+ * and result) in memory: only packs within both of these get it. */
 #define GG_MAX_INDEX_OBJECTS (256u * 1024)
+#define GG_MAX_INDEX_OBJECT_SIZE ((uint64_t)32 << 20)
 /* Walks of the mirror's history one push may cost (about one per updated
  * branch; each is as long as the history between old and new). */
 #define GG_MAX_HISTORY_WALKS 64

@@ -87,6 +87,11 @@ bool packscan_limited(const struct packscan *s);
 /* Objects the pack's header announces (0 before the header is in). */
 uint32_t packscan_nobjects(const struct packscan *s);
 
+/* The largest object in the pack, as far as scanned: a whole object's
+ * size, or the size a delta says it builds (UINT64_MAX if it cannot be
+ * read). */
+uint64_t packscan_max_object(const struct packscan *s);
+
 /*
  * Is old one of the n commits outside the pack (oids: n >= 1 distinct
  * PACKSCAN_OID_LEN-byte ids), or an ancestor of any of them? GG_ENOTFOUND

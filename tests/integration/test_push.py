@@ -102,7 +102,7 @@ def pack_between(worktree, new, *exclude):
 
 
 def pack_of(objects):
-    """A pack (version 2) of (type, body) pairs, type 1 commit, 2 tree."""
+    """A pack (version 2) of (type, body) pairs: 1 commit, 2 tree, 3 blob."""
     data = b"PACK" + struct.pack(">II", 2, len(objects))
     for kind, body in objects:
         size, c, head = len(body), (kind << 4) | (len(body) & 15), b""
@@ -1410,6 +1410,18 @@ class PushTest(unittest.TestCase):
             "pack beyond what gitgate inspects (a commit over 4 MiB"), lines)
         self.assertIsNone(self.up.rev_parse(repo, "agent/big"))
         self.assertNotIn("indexing the pack", self.gg_log())
+        # a scan that cannot settle (new exists nowhere) no longer hands a
+        # pack with a huge object to libgit2, which holds it whole (a 1.5
+        # MB request of zeros took 3.1 GB)
+        r = self.receive_pack(repo, tok, command_section(
+            [(main, "ab" * 20, "refs/heads/agent/bomb")], "report-status") +
+            pack_of([(3, bytes(40 << 20))]))
+        self.assertEqual(r.status, 200, r)
+        lines, _ = report_status(r.body, False)
+        self.assertEqual(lines[1], "ng refs/heads/agent/bomb gitgate could "
+                         "not check history: pack with an object over 32 "
+                         "MiB too large to inspect (the scan could not "
+                         "settle it)", lines)
         # history walks: one per update of a commit upstream already has
         first = self.up.git_dir(repo, "rev-list", "--max-parents=0",
                                 "main")[1].strip()
