@@ -40,6 +40,16 @@ static const struct {
 	{ "/git-receive-pack", ROUTE_RECEIVE_PACK, "POST" },
 };
 
+const char *route_allowed_methods(enum route_kind kind)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++)
+		if (endpoints[i].kind == kind)
+			return endpoints[i].method;
+	return "GET, HEAD"; /* /healthz */
+}
+
 static int parse_service(enum route_service *out, const char *service,
 			 struct gg_err *err)
 {
@@ -93,10 +103,10 @@ int route_parse(struct route *out, const char *method, const char *path,
 
 	memset(out, 0, sizeof(*out));
 	if (!strcmp(path, "/healthz")) {
+		out->kind = ROUTE_HEALTHZ;
 		if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 			return gg_err_set(err, GG_EDENIED,
 					  "method not allowed");
-		out->kind = ROUTE_HEALTHZ;
 		return GG_OK;
 	}
 	len = strlen(path);
@@ -108,10 +118,10 @@ int route_parse(struct route *out, const char *method, const char *path,
 			return gg_err_set(err, GG_ENOTFOUND,
 					  "not a repository path: expected "
 					  "/OWNER/NAME.git/...");
+		out->kind = endpoints[i].kind;
 		if (strcmp(method, endpoints[i].method))
 			return gg_err_set(err, GG_EDENIED,
 					  "method not allowed");
-		out->kind = endpoints[i].kind;
 		if (out->kind == ROUTE_UPLOAD_PACK)
 			out->service = ROUTE_SVC_UPLOAD;
 		else if (out->kind == ROUTE_RECEIVE_PACK)

@@ -125,6 +125,9 @@ static enum MHD_Result queue_text(struct request *req, unsigned status,
 	if (challenge)
 		MHD_add_response_header(resp, "WWW-Authenticate",
 					"Basic realm=\"gitgate\"");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED) /* RFC 9110: say which */
+		MHD_add_response_header(resp, "Allow",
+					route_allowed_methods(req->route.kind));
 	ret = MHD_queue_response(req->conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;

@@ -34,10 +34,14 @@ struct route {
 /*
  * Classify a request. service is the ?service= argument (may be NULL).
  * Returns 0, or GG_ENOTFOUND (404: not a path we serve, or dumb HTTP),
- * GG_EDENIED (405: right path, wrong method); err->msg says which.
+ * GG_EDENIED (405: right path, wrong method; out->kind is the path's);
+ * err->msg says which.
  */
 int route_parse(struct route *out, const char *method, const char *path,
 		const char *service, struct gg_err *err);
+
+/* The methods a kind of path answers, for a 405's Allow header. */
+const char *route_allowed_methods(enum route_kind kind);
 
 /* "git-upload-pack" / "git-receive-pack" */
 const char *route_service_name(enum route_service svc);

@@ -205,6 +205,19 @@ class ProxyTest(unittest.TestCase):
                      "/acme/widgets.git/info/refs"):
             self.assertStatus(self.req("GET", path, self.fetch_tok), 404)
 
+    def test_wrong_method_405_says_which(self):
+        """RFC 9110: a 405 carries Allow with the methods the path
+        answers (it had none)."""
+        for method, path, allow in (
+                ("POST", "/healthz", "GET, HEAD"),
+                ("POST", info_refs("acme/widgets"), "GET"),
+                ("GET", "/acme/widgets.git/git-upload-pack", "POST"),
+                ("PUT", "/acme/widgets.git/git-receive-pack", "POST")):
+            r = self.req(method, path, self.fetch_tok, body=b"")
+            self.assertStatus(r, 405)
+            self.assertEqual(r.header("allow"), allow, r)
+            self.assertEqual(r.text, "method not allowed\n", r)
+
     def test_missing_or_unparseable_credentials_401(self):
         for path, method, body in (
                 (info_refs("acme/widgets"), "GET", None),

@@ -28,7 +28,8 @@ static const struct {
 	{ "GET", "/healthz", NULL, 0, ROUTE_HEALTHZ, ROUTE_SVC_NONE, "", NULL },
 	{ "HEAD", "/healthz", NULL, 0, ROUTE_HEALTHZ, ROUTE_SVC_NONE, "",
 	  NULL },
-	{ "POST", "/healthz", NULL, GG_EDENIED, 0, 0, NULL, MSG_METHOD },
+	{ "POST", "/healthz", NULL, GG_EDENIED, ROUTE_HEALTHZ, 0, NULL,
+	  MSG_METHOD },
 	{ "GET", "/healthz/", NULL, GG_ENOTFOUND, 0, 0, NULL, MSG_NOTFOUND },
 	/* ref advertisement */
 	{ "GET", "/o/n.git/info/refs", UP, 0, ROUTE_INFO_REFS, ROUTE_SVC_UPLOAD,
@@ -58,18 +59,18 @@ static const struct {
 	{ "POST", "/Own-er_1/Re.po-2_x.git/git-receive-pack", NULL, 0,
 	  ROUTE_RECEIVE_PACK, ROUTE_SVC_RECEIVE, "Own-er_1/Re.po-2_x", NULL },
 	/* wrong methods */
-	{ "POST", "/o/n.git/info/refs", UP, GG_EDENIED, 0, 0, NULL,
-	  MSG_METHOD },
-	{ "HEAD", "/o/n.git/info/refs", UP, GG_EDENIED, 0, 0, NULL,
-	  MSG_METHOD },
-	{ "GET", "/o/n.git/git-upload-pack", NULL, GG_EDENIED, 0, 0, NULL,
-	  MSG_METHOD },
-	{ "GET", "/o/n.git/git-receive-pack", NULL, GG_EDENIED, 0, 0, NULL,
-	  MSG_METHOD },
-	{ "PUT", "/o/n.git/git-receive-pack", NULL, GG_EDENIED, 0, 0, NULL,
-	  MSG_METHOD },
-	{ "post", "/o/n.git/git-receive-pack", NULL, GG_EDENIED, 0, 0, NULL,
-	  MSG_METHOD },
+	{ "POST", "/o/n.git/info/refs", UP, GG_EDENIED, ROUTE_INFO_REFS, 0,
+	  NULL, MSG_METHOD },
+	{ "HEAD", "/o/n.git/info/refs", UP, GG_EDENIED, ROUTE_INFO_REFS, 0,
+	  NULL, MSG_METHOD },
+	{ "GET", "/o/n.git/git-upload-pack", NULL, GG_EDENIED,
+	  ROUTE_UPLOAD_PACK, 0, NULL, MSG_METHOD },
+	{ "GET", "/o/n.git/git-receive-pack", NULL, GG_EDENIED,
+	  ROUTE_RECEIVE_PACK, 0, NULL, MSG_METHOD },
+	{ "PUT", "/o/n.git/git-receive-pack", NULL, GG_EDENIED,
+	  ROUTE_RECEIVE_PACK, 0, NULL, MSG_METHOD },
+	{ "post", "/o/n.git/git-receive-pack", NULL, GG_EDENIED,
+	  ROUTE_RECEIVE_PACK, 0, NULL, MSG_METHOD },
 	/* a bad path is 404 whatever the method */
 	{ "PUT", "/../x/info/refs", UP, GG_ENOTFOUND, 0, 0, NULL, MSG_REPO },
 	/* traversal and junk */
@@ -147,6 +148,17 @@ START_TEST(test_route_table)
 	} else {
 		ck_assert_str_eq(err.msg, rows[_i].msg);
 	}
+	if (ret == GG_EDENIED) /* which path: for the 405's Allow header */
+		ck_assert_int_eq(r.kind, rows[_i].kind);
+}
+END_TEST
+
+START_TEST(allowed_methods)
+{
+	ck_assert_str_eq(route_allowed_methods(ROUTE_HEALTHZ), "GET, HEAD");
+	ck_assert_str_eq(route_allowed_methods(ROUTE_INFO_REFS), "GET");
+	ck_assert_str_eq(route_allowed_methods(ROUTE_UPLOAD_PACK), "POST");
+	ck_assert_str_eq(route_allowed_methods(ROUTE_RECEIVE_PACK), "POST");
 }
 END_TEST
 
@@ -423,6 +435,7 @@ static Suite *route_suite(void)
 			    (int)(sizeof(rows) / sizeof(rows[0])));
 	tcase_add_test(tc, test_name_lengths);
 	tcase_add_test(tc, test_service_name);
+	tcase_add_test(tc, allowed_methods);
 	tcase_add_test(tc, test_null_err_is_fine);
 	suite_add_tcase(s, tc);
 
