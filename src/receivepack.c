@@ -729,8 +729,10 @@ static bool caps_have(const char *caps, const char *word)
 	size_t n = strlen(word);
 	const char *t = caps;
 
+	/* read as tok_is does: the word alone or with "=value" */
 	while ((t = strstr(t, word)) != NULL) {
-		if ((t == caps || t[-1] == ' ') && (t[n] == ' ' || !t[n]))
+		if ((t == caps || t[-1] == ' ') &&
+		    (t[n] == ' ' || !t[n] || t[n] == '='))
 			return true;
 		t += n;
 	}
