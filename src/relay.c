@@ -86,6 +86,7 @@ struct relay {
 	pthread_cond_t cond;
 	bool headers_ready; /* final status line and headers seen */
 	bool handed_over;   /* request phase over: the caller drives curl */
+	bool switched;      /* upstream answered 101, which nobody asked for */
 	bool done;          /* curl finished the transfer (result is set) */
 	CURLcode result;
 	long status;
@@ -363,6 +364,14 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *payload)
 		reset_headers_locked(r);
 	} else if (n == 0) {
 		curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 101) {
+			/* gitgate asks for no upgrade: what follows is no HTTP
+			 * answer, and as a body before any final status it
+			 * would stall the transfer for good. */
+			r->switched = true;
+			pthread_mutex_unlock(&r->lock);
+			return 0; /* curl fails with CURLE_WRITE_ERROR */
+		}
 		if (status >= 200) {
 			r->status = status;
 			r->headers_ready = true;
@@ -423,11 +432,6 @@ static void drive(struct relay *r)
 	}
 }
 
-static void wait_network(struct relay *r)
-{
-	curl_multi_poll(r->multi, NULL, 0, RELAY_POLL_MS, NULL);
-}
-
 /* The client's socket turned readable while it owes nothing more: a
  * hang-up, or bytes of a next request (then it cannot be told apart, and
  * the watch ends). Peeking leaves the bytes to libmicrohttpd. */
@@ -440,15 +444,19 @@ static void check_client(struct relay *r)
 		r->client_fd = -1;
 	} else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK &&
 			      errno != EINTR)) {
+		pthread_mutex_lock(&r->lock);
 		r->client_gone = true;
+		pthread_mutex_unlock(&r->lock);
 		relay_abort(r);
 	}
 }
 
-/* Request phase: as wait_network, and once the body is all in, also for
- * the client hanging up (a request phase can last as long as upstream
- * takes to answer: pack generation, or a hung server). */
-static void wait_request_phase(struct relay *r)
+/* Wait for the network (curl_multi_poll), and once the request body is
+ * all in, also for the client hanging up: before upstream answers (pack
+ * generation, or a hung server), and while the answer stalls mid-body,
+ * when nothing is sent to the client that would tell libmicrohttpd it
+ * left. */
+static void wait_watching_client(struct relay *r)
 {
 	struct curl_waitfd w = { r->client_fd, CURL_WAIT_POLLIN, 0 };
 	bool watch = r->client_fd >= 0 && bpipe_closed(r->up);
@@ -478,7 +486,7 @@ static void drive_request_phase(struct relay *r)
 {
 	drive(r);
 	while (!request_phase_over(r)) {
-		wait_request_phase(r);
+		wait_watching_client(r);
 		drive(r);
 	}
 	pthread_mutex_lock(&r->lock);
@@ -697,6 +705,10 @@ int relay_wait_headers(struct relay *r, struct relay_response *out,
 		for (i = 0; i < r->nresp_headers; i++)
 			out->headers[i] = r->resp_headers[i];
 		out->nheaders = r->nresp_headers;
+	} else if (r->switched) {
+		ret = gg_err_set(err, GG_EUPSTREAM,
+				 "upstream switched protocols (HTTP 101), "
+				 "which gitgate never asks for");
 	} else if (r->client_gone) {
 		ret = gg_err_set(err, GG_EUPSTREAM,
 				 "client disconnected before upstream answered");
@@ -791,7 +803,7 @@ static void fill(struct relay *r, char *buf, size_t got, size_t max)
 	if (r->dst_len == 0) {
 		drive(r);
 		while (r->dst_len == 0 && !r->done && !is_aborted(r)) {
-			wait_network(r);
+			wait_watching_client(r);
 			drive(r);
 		}
 	}
@@ -831,6 +843,16 @@ void relay_abort(struct relay *r)
 	__atomic_store_n(&r->aborted, 1, __ATOMIC_RELEASE);
 	bpipe_abort(r->up);
 	curl_multi_wakeup(r->multi);
+}
+
+bool relay_client_left(struct relay *r)
+{
+	bool gone;
+
+	pthread_mutex_lock(&r->lock);
+	gone = r->client_gone;
+	pthread_mutex_unlock(&r->lock);
+	return gone;
 }
 
 uint64_t relay_bytes_up(struct relay *r)

@@ -305,11 +305,13 @@ static ssize_t read_relay(void *cls, uint64_t pos, char *buf, size_t max)
 	while (!req->relay_eof) {
 		n = read_holding_back(req, buf, max);
 		if (n < 0) {
-			/* Only upstream ends a read with an error: a client
-			 * that left is seen in on_completed, after the last
-			 * read. */
-			snprintf(req->reason, sizeof(req->reason),
-				 "upstream failed mid-transfer");
+			/* A client that left while upstream stalled is seen
+			 * here (the relay watches it); one that left while
+			 * data flowed, in on_completed. */
+			snprintf(req->reason, sizeof(req->reason), "%s",
+				 relay_client_left(req->relay)
+					 ? "client disconnected mid-transfer"
+					 : "upstream failed mid-transfer");
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		}
 		if (n > 0)

@@ -47,9 +47,10 @@ struct relay_request {
 	long connect_timeout_s; /* 0: default 10 s */
 	long idle_timeout_s;    /* 0: default 300 s without progress */
 	/* The client's socket, watched (never read) from the end of the
-	 * request body until upstream's headers arrive: a client that hangs
-	 * up meanwhile ends the transfer instead of leaving it waiting on a
-	 * slow or hung upstream. */
+	 * request body until the transfer ends, whenever gitgate waits on
+	 * upstream: a client that hangs up meanwhile ends the transfer
+	 * instead of leaving it (and its token's slot) waiting on a slow or
+	 * hung upstream. */
 	bool watch_client;
 	int client_fd;
 	struct relay_shared *shared; /* may be NULL */
@@ -98,6 +99,10 @@ void relay_abort(struct relay *r);
  * (received counts what arrived, even if the client went away before
  * reading all of it). */
 uint64_t relay_bytes_up(struct relay *r);
+
+/* Did the watched client (watch_client) hang up? Then a failed
+ * relay_read was its doing, not upstream's. */
+bool relay_client_left(struct relay *r);
 uint64_t relay_bytes_down(struct relay *r);
 
 void relay_free(struct relay *r);

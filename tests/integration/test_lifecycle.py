@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -28,6 +29,107 @@ BIG = 40 * 1024 * 1024
 
 def threads_of(pid):
     return len(os.listdir("/proc/%d/task" % pid))
+
+
+class MisbehavingUpstream:
+    """A raw-socket upstream: for each connection, read the request head
+    and answer with the bytes of `answer`, then hold the connection open
+    until the peer closes it. closed_at: when gitgate's side closed."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.closed_at = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = c.recv(65536)
+            if not d:
+                return
+            head += d
+        c.sendall(self.answer)
+        while True:
+            try:
+                if not c.recv(65536):
+                    break
+            except OSError:
+                break
+        self.closed_at.append(time.monotonic())
+        c.close()
+
+    def stop(self):
+        self.sock.close()
+
+
+class MisbehavingUpstreamTest(unittest.TestCase):
+    """Faults an upstream can cause that used to tie a request up."""
+
+    def gitgate(self, answer):
+        up = MisbehavingUpstream(answer)
+        gg = h.Gitgate(up.url, "s3cret").start()
+        self.addCleanup(up.stop)
+        self.addCleanup(gg.stop)
+        return up, gg, gg.mint(repo="acme/app", sub="faults")
+
+    def test_unasked_protocol_switch_is_a_502(self):
+        """A 101 nobody asked for, with bytes after it, left the request
+        hanging until the client gave up (the bytes paused curl before
+        any final status, and a paused transfer has no idle time-out)."""
+        up, gg, tok = self.gitgate(b"HTTP/1.1 101 Switching Protocols\r\n"
+                                   b"Upgrade: x\r\nConnection: Upgrade"
+                                   b"\r\n\r\nbytes of another protocol")
+        t = time.monotonic()
+        r = h.http_request(gg.port, "GET", "/acme/app.git/info/refs?"
+                           "service=git-upload-pack", headers={
+                               "Authorization": h.basic_auth("x", tok)},
+                           timeout=20)
+        self.assertLess(time.monotonic() - t, 5)
+        self.assertEqual(r.status, 502, r)
+        self.assertEqual(r.text, "upstream switched protocols (HTTP 101), "
+                         "which gitgate never asks for\n")
+
+    def test_client_leaving_a_stalled_answer_frees_it(self):
+        """The answer stalls mid-body and the client hangs up: nothing is
+        sent to the client, so libmicrohttpd did not notice, and the
+        transfer (thread, upstream connection, token slot) waited for the
+        300 s idle time-out. The relay now watches the client then too."""
+        up, gg, tok = self.gitgate(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-git-upload-"
+            b"pack-result\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+        body = h.upload_pack_request_v0(["1" * 40])
+        s = socket.create_connection(("127.0.0.1", gg.port), timeout=10)
+        s.sendall(b"POST /acme/app.git/git-upload-pack HTTP/1.1\r\n"
+                  b"Host: g\r\nAuthorization: %s\r\nContent-Type: "
+                  b"application/x-git-upload-pack-request\r\n"
+                  b"Content-Length: %d\r\n\r\n" % (
+                      h.basic_auth("x", tok).encode(), len(body)) + body)
+        got = b""
+        while got.count(b"x") < 900:
+            got += s.recv(65536)
+        self.assertTrue(got.startswith(b"HTTP/1.1 200"), got[:200])
+        s.close()
+        left = time.monotonic()
+        self.assertTrue(h.wait_until(lambda: up.closed_at, 5),
+                        "upstream transfer still open 5 s after the client "
+                        "left")
+        self.assertLess(up.closed_at[0] - left, 5)
+        self.assertTrue(h.wait_until(lambda: any(
+            json.loads(l)["reason"] == "client disconnected mid-transfer"
+            for l in gg.audit_text().splitlines() if l), 5),
+            gg.audit_text())
 
 
 class Lifecycle(unittest.TestCase):
