@@ -49,10 +49,6 @@ struct push {
 	bool fetched;      /* the mirror was refreshed for this push */
 	bool fetch_failed; /* ... and that failed: nothing more to try */
 	struct packscan *scan; /* reads the pack's commits as it arrives */
-	bool scan_limited;     /* it hit a limit: do not index instead */
-	uint32_t pack_objects; /* as the pack's header says */
-	uint64_t pack_max_object; /* largest object it makes (packscan) */
-	bool scanned;          /* the three above are known */
 	unsigned walks;        /* of the mirror's history, for this push */
 	int prep_ret;      /* the mirror could not be opened early */
 	struct gg_err prep_err; /* why */
@@ -512,15 +508,41 @@ static int scan_spool(struct push *p, struct gg_err *err)
 	return copy_spool(p, p->req.header_len, feed_scan, &f, err);
 }
 
+/* The scan could not settle the push (ret, why): may the pack go to full
+ * indexing? Returns ret if so; else a final error with err set, when the
+ * scan hit one of its limits or saw what indexing could not bear
+ * (libgit2 holds about 140 bytes per object, and whole objects). */
+static int index_refusal(const struct packscan *s, int ret,
+			 const struct gg_err *why, struct gg_err *err)
+{
+	if (!s)
+		return gg_err_set(err, GG_ERR, "pushed pack was not scanned");
+	if (packscan_limited(s))
+		return gg_err_set(err, GG_ELIMIT,
+				  "pack beyond what gitgate inspects (a commit "
+				  "over %d MiB, or too many objects): %s",
+				  GG_MAX_SCAN_OBJECT >> 20, why->msg);
+	if (packscan_nobjects(s) > GG_MAX_INDEX_OBJECTS)
+		return gg_err_set(err, GG_ELIMIT,
+				  "pack of %u objects too large to inspect "
+				  "(the scan could not settle it; limit %u)",
+				  packscan_nobjects(s), GG_MAX_INDEX_OBJECTS);
+	if (packscan_max_object(s) > GG_MAX_INDEX_OBJECT_SIZE)
+		return gg_err_set(err, GG_ELIMIT,
+				  "pack with an object over %d MiB too large "
+				  "to inspect (the scan could not settle it)",
+				  (int)(GG_MAX_INDEX_OBJECT_SIZE >> 20));
+	return ret;
+}
+
 /*
  * The fast path: ancestry from the pack's commits (scanned as they
  * streamed in) and the mirror. Whatever it cannot establish - a corrupt or
  * unusual pack, a commit it could not find even after a refresh - it
  * leaves to full indexing (index_and_walk), so it never decides on less
  * than libgit2 would. Final (err set, fail closed): a failed refresh
- * (without upstream's history neither path can decide), and a limit hit
- * by the scan or the walks (indexing has no limits: a pack of tiny
- * objects, or one huge commit, would take gigabytes of memory).
+ * (without upstream's history neither path can decide), a limit hit by
+ * the walks, and what index_refusal refuses.
  */
 static int scan_ancestry(struct push *p, struct gg_err *err)
 {
@@ -546,20 +568,11 @@ static int scan_ancestry(struct push *p, struct gg_err *err)
 		if (ret == 0)
 			ret = ancestry(p, &e);
 	}
-	if (p->scan) {
-		p->scanned = true;
-		p->scan_limited = packscan_limited(p->scan);
-		p->pack_objects = packscan_nobjects(p->scan);
-		p->pack_max_object = packscan_max_object(p->scan);
-	}
 	if (ret && (p->fetch_failed || e.code == GG_ELIMIT))
 		gg_err_set(err, ret, "%s", e.msg); /* final: fail closed */
-	else if (ret && p->scan_limited)
-		ret = gg_err_set(err, GG_ELIMIT,
-				 "pack beyond what gitgate inspects (a commit "
-				 "over %d MiB, or too many objects): %s",
-				 GG_MAX_SCAN_OBJECT >> 20, e.msg);
 	else if (ret)
+		ret = index_refusal(p->scan, ret, &e, err);
+	if (ret && !err->code)
 		log_info("push to %s: pack scan inconclusive (%s); indexing "
 			 "the pack", p->ctx.repo, e.msg);
 	packscan_free(p->scan);
@@ -572,21 +585,8 @@ static int scan_ancestry(struct push *p, struct gg_err *err)
 static int index_and_walk(struct push *p, struct gg_err *err)
 {
 	uint64_t pack_len = p->len - p->req.header_len;
-	int ret;
-
-	if (!p->scanned)
-		return gg_err_set(err, GG_ERR, "pushed pack was not scanned");
-	if (p->pack_objects > GG_MAX_INDEX_OBJECTS)
-		return gg_err_set(err, GG_ELIMIT,
-				  "pack of %u objects too large to inspect "
-				  "(the scan could not settle it; limit %u)",
-				  p->pack_objects, GG_MAX_INDEX_OBJECTS);
-	if (p->pack_max_object > GG_MAX_INDEX_OBJECT_SIZE)
-		return gg_err_set(err, GG_ELIMIT,
-				  "pack with an object over %d MiB too large "
-				  "to inspect (the scan could not settle it)",
-				  (int)(GG_MAX_INDEX_OBJECT_SIZE >> 20));
-	ret = mirror_add_pack(p->m, p->fd, p->req.header_len, pack_len, err);
+	int ret = mirror_add_pack(p->m, p->fd, p->req.header_len, pack_len,
+				  err);
 
 	if (ret == GG_ENOTFOUND && !p->fetched) {
 		/* A thin pack's bases are missing: refresh and retry once. */
@@ -620,7 +620,7 @@ static int classify_with_mirror(struct push *p, struct gg_err *err)
 	if (ret)
 		return ret;
 	ret = scan_ancestry(p, err);
-	if (ret == 0 || p->fetch_failed || err->code == GG_ELIMIT)
+	if (ret == 0 || err->code != 0) /* settled, or final */
 		return ret;
 	return index_and_walk(p, err);
 }
