@@ -724,17 +724,16 @@ bool rp_pack_expected(const struct rp_request *req, const bool *keep)
 	return false;
 }
 
+/* Does the space-separated list caps hold word? Read token by token with
+ * tok_is, as the parser reads a client's list, so the two cannot differ. */
 static bool caps_have(const char *caps, const char *word)
 {
-	size_t n = strlen(word);
-	const char *t = caps;
+	size_t n;
 
-	/* read as tok_is does: the word alone or with "=value" */
-	while ((t = strstr(t, word)) != NULL) {
-		if ((t == caps || t[-1] == ' ') &&
-		    (t[n] == ' ' || !t[n] || t[n] == '='))
+	for (; *caps; caps += n + (caps[n] == ' ')) {
+		n = strcspn(caps, " ");
+		if (tok_is(caps, n, word))
 			return true;
-		t += n;
 	}
 	return false;
 }
