@@ -364,9 +364,7 @@ static int collect_headers(struct header_list *out, struct request *req)
 		/* The push path parses upstream's reply itself, and rewrites
 		 * the receive-pack advertisement (peek_advert): ask for both
 		 * uncompressed. */
-		if ((req->route.kind == ROUTE_RECEIVE_PACK ||
-		     (req->route.kind == ROUTE_INFO_REFS &&
-		      req->route.service == ROUTE_SVC_RECEIVE)) &&
+		if (req->route.service == ROUTE_SVC_RECEIVE &&
 		    !strcmp(fwd_headers[i], "Accept-Encoding"))
 			continue;
 		if (req->route.kind == ROUTE_RECEIVE_PACK &&
