@@ -3,7 +3,7 @@
 # appears in gitgate's own sources. Matches calls, not words in comments.
 root=${1:-.}
 pattern='\b(strcpy|strcat|strncpy|strncat|sprintf|vsprintf|gets|strtok|localtime|gmtime|ctime|asctime|atoi|atol)[[:space:]]*\('
-if grep -nE "$pattern" "$root"/src/*.c "$root"/include/gitgate/*.h; then
+if grep -nE "$pattern" "$root"/src/*/*.c "$root"/include/gitgate/*/*.h; then
 	echo "banned function used (see tests/check_banned.sh)" >&2
 	exit 1
 fi

@@ -12,8 +12,8 @@
  * client can still get a clean refusal. Before each line the path is
  * checked (one stat), so a file deleted or renamed away gets no more lines.
  */
-#include "gitgate/audit.h"
-#include "gitgate/log.h"
+#include "gitgate/audit/audit.h"
+#include "gitgate/core/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

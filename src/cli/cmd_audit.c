@@ -2,8 +2,8 @@
  * cmd_audit.c - `gitgate audit` (review the audit log) and `gitgate audit
  * verify` (check its hash chain). Format and chain rules: audit.h.
  */
-#include "gitgate/audit.h"
-#include "gitgate/cli.h"
+#include "gitgate/audit/audit.h"
+#include "gitgate/core/cli.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,11 +3,11 @@
  * claims; with --key also verify signature and times, as the proxy would
  * (without the revocation list).
  */
-#include "gitgate/cli.h"
-#include "gitgate/keyfile.h"
-#include "gitgate/limits.h"
-#include "gitgate/timeutil.h"
-#include "gitgate/token.h"
+#include "gitgate/core/cli.h"
+#include "gitgate/token/keyfile.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/core/timeutil.h"
+#include "gitgate/token/token.h"
 
 #include <getopt.h>
 #include <sodium.h>

@@ -2,8 +2,8 @@
  * cmd_keygen.c - `gitgate keygen --out DIR`: a fresh Ed25519 key pair as
  * PASERK files. Never overwrites: rotating keys is a deliberate act.
  */
-#include "gitgate/cli.h"
-#include "gitgate/keyfile.h"
+#include "gitgate/core/cli.h"
+#include "gitgate/token/keyfile.h"
 
 #include <getopt.h>
 #include <stdio.h>

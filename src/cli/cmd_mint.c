@@ -5,11 +5,11 @@
  * with the same validators the verifier uses, so a token that mint prints
  * is always one the proxy accepts (until it expires).
  */
-#include "gitgate/cli.h"
-#include "gitgate/keyfile.h"
-#include "gitgate/limits.h"
-#include "gitgate/timeutil.h"
-#include "gitgate/token.h"
+#include "gitgate/core/cli.h"
+#include "gitgate/token/keyfile.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/core/timeutil.h"
+#include "gitgate/token/token.h"
 
 #include <getopt.h>
 #include <pwd.h>

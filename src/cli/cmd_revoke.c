@@ -5,10 +5,10 @@
  * Every argument is checked before anything is written, so a typo in the
  * third argument does not leave the first two half-done.
  */
-#include "gitgate/cli.h"
-#include "gitgate/limits.h"
-#include "gitgate/revocation.h"
-#include "gitgate/token.h"
+#include "gitgate/core/cli.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/token/revocation.h"
+#include "gitgate/token/token.h"
 
 #include <errno.h>
 #include <fcntl.h>

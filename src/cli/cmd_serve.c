@@ -5,10 +5,10 @@
  * not in async signal handlers; its 200 ms wake-ups also poll the key and
  * revocation files, which bounds how late a revocation takes effect.
  */
-#include "gitgate/cli.h"
-#include "gitgate/config.h"
-#include "gitgate/log.h"
-#include "gitgate/server.h"
+#include "gitgate/core/cli.h"
+#include "gitgate/config/config.h"
+#include "gitgate/core/log.h"
+#include "gitgate/http/server.h"
 
 #include <getopt.h>
 #ifdef __GLIBC__

@@ -1,5 +1,5 @@
 /* gitgate - scoped-credential git smart-HTTP proxy: subcommand dispatch. */
-#include "gitgate/cli.h"
+#include "gitgate/core/cli.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -4,8 +4,8 @@
  * Every problem is collected before refusing (a operator fixing a config
  * wants the whole list, not one error per restart), and each names the key.
  */
-#include "gitgate/config.h"
-#include "gitgate/limits.h"
+#include "gitgate/config/config.h"
+#include "gitgate/core/limits.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

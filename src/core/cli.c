@@ -1,4 +1,4 @@
-#include "gitgate/cli.h"
+#include "gitgate/core/cli.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -1,4 +1,4 @@
-#include "gitgate/err.h"
+#include "gitgate/core/err.h"
 
 #include <errno.h>
 #include <stdarg.h>

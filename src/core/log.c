@@ -1,4 +1,4 @@
-#include "gitgate/log.h"
+#include "gitgate/core/log.h"
 
 #include <errno.h>
 #include <stdarg.h>

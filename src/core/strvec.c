@@ -1,7 +1,7 @@
 /*
  * strvec.c - sorted arrays of owned C strings (see strvec.h).
  */
-#include "gitgate/strvec.h"
+#include "gitgate/core/strvec.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,7 @@
  * (public domain), which is exact for every year we accept, so no libc time
  * function (timegm, gmtime_r) and no TZ setting is involved.
  */
-#include "gitgate/timeutil.h"
+#include "gitgate/core/timeutil.h"
 
 #include <stdbool.h>
 #include <stdio.h>

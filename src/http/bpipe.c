@@ -1,7 +1,7 @@
 /*
  * bpipe.c - bounded blocking byte pipe (ring buffer + mutex + condvars).
  */
-#include "gitgate/bpipe.h"
+#include "gitgate/http/bpipe.h"
 
 #include <pthread.h>
 #include <stdlib.h>

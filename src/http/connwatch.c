@@ -4,7 +4,7 @@
  * A plain list under one mutex: at most 1024 connections exist, a sweep
  * runs five times a second, and add/remove happen once per connection.
  */
-#include "gitgate/connwatch.h"
+#include "gitgate/http/connwatch.h"
 
 #include <pthread.h>
 #include <stdbool.h>

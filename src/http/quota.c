@@ -5,7 +5,7 @@
  * flight, so there are at most as many as connections (1024), and a fixed
  * number of buckets keeps chains short without ever resizing.
  */
-#include "gitgate/quota.h"
+#include "gitgate/http/quota.h"
 
 #include <pthread.h>
 #include <sodium.h>

@@ -26,9 +26,9 @@
  * under the lock (handed_over). relay_abort may come from any thread: it
  * only sets a flag, aborts the body pipe and wakes curl_multi_poll.
  */
-#include "gitgate/relay.h"
-#include "gitgate/bpipe.h"
-#include "gitgate/limits.h"
+#include "gitgate/http/relay.h"
+#include "gitgate/http/bpipe.h"
+#include "gitgate/core/limits.h"
 
 #include <curl/curl.h>
 #include <errno.h>

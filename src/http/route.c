@@ -1,8 +1,8 @@
 /*
  * route.c - classify smart-HTTP requests and extract the token.
  */
-#include "gitgate/route.h"
-#include "gitgate/limits.h"
+#include "gitgate/http/route.h"
+#include "gitgate/core/limits.h"
 
 #include <sodium.h>
 #include <stdbool.h>

@@ -8,21 +8,21 @@
  * receive-pack bodies are spooled to disk first (push rules need the whole
  * command list and pack before anything goes upstream).
  */
-#include "gitgate/server.h"
-#include "gitgate/audit.h"
-#include "gitgate/authstate.h"
-#include "gitgate/connwatch.h"
-#include "gitgate/limits.h"
-#include "gitgate/log.h"
-#include "gitgate/mirror.h"
-#include "gitgate/pktline.h"
-#include "gitgate/push.h"
-#include "gitgate/quota.h"
-#include "gitgate/receivepack.h"
-#include "gitgate/relay.h"
-#include "gitgate/route.h"
-#include "gitgate/timeutil.h"
-#include "gitgate/token.h"
+#include "gitgate/http/server.h"
+#include "gitgate/audit/audit.h"
+#include "gitgate/token/authstate.h"
+#include "gitgate/http/connwatch.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/core/log.h"
+#include "gitgate/push/mirror.h"
+#include "gitgate/proto/pktline.h"
+#include "gitgate/push/push.h"
+#include "gitgate/http/quota.h"
+#include "gitgate/proto/receivepack.h"
+#include "gitgate/http/relay.h"
+#include "gitgate/http/route.h"
+#include "gitgate/core/timeutil.h"
+#include "gitgate/token/token.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

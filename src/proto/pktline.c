@@ -5,7 +5,7 @@
  * small function, "need more bytes" is its own return code so callers can
  * feed input incrementally, and every size is checked before it is used.
  */
-#include "gitgate/pktline.h"
+#include "gitgate/proto/pktline.h"
 
 #include <stdarg.h>
 #include <stdint.h>

@@ -3,13 +3,14 @@
  * receivepack.h). A small state machine over pkt-lines; one static
  * function per kind of line, each validating fully before it stores.
  */
-#include "gitgate/receivepack.h"
+#include "gitgate/proto/receivepack.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitgate/pktline.h"
+#include "gitgate/core/array.h"
+#include "gitgate/proto/pktline.h"
 
 const char rp_zero_oid[RP_OID_HEXSZ + 1] =
 	"0000000000000000000000000000000000000000";
@@ -85,33 +86,21 @@ static bool has_ctl(const unsigned char *s, size_t len)
 	return false;
 }
 
-/*
- * Make room for element n of an array of sz-byte elements at arr, capped
- * at max elements. *out is the (possibly moved) array; the caller stores
- * it back. Capacity goes 8, 16, 32, ...: reallocate only at those sizes.
- */
+/* Make room for element n of the array at arr; *out is the (possibly
+ * moved) array, which the caller stores back whatever this returns. */
 static int reserve(void **out, void *arr, size_t n, size_t sz, size_t max,
 		   const char *what, struct gg_err *err)
 {
-	size_t cap;
+	int rc;
 
 	*out = arr;
-	if (n >= max)
-		return gg_err_set(err, GG_ELIMIT,
-				  "too many %s in push "
-				  "(maximum %zu)",
+	rc = array_grow(out, n, sz, max);
+	if (rc == GG_ELIMIT)
+		return gg_err_set(err, rc, "too many %s in push (maximum %zu)",
 				  what, max);
-	if (n != 0 && (n < 8 || (n & (n - 1)) != 0))
-		return 0;
-	cap = n ? n * 2 : 8;
-	if (cap > SIZE_MAX / sz)
-		return gg_err_set(err, GG_ENOMEM, "out of memory");
-	*out = realloc(arr, cap * sz);
-	if (!*out) {
-		*out = arr;
-		return gg_err_set(err, GG_ENOMEM, "out of memory");
-	}
-	return 0;
+	if (rc != GG_OK)
+		return gg_err_set(err, rc, "out of memory");
+	return GG_OK;
 }
 
 /*

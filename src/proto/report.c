@@ -2,15 +2,16 @@
  * report.c - parse upstream's receive-pack response and build the merged
  * response for the client (see report.h).
  */
-#include "gitgate/report.h"
+#include "gitgate/proto/report.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitgate/limits.h"
-#include "gitgate/pktline.h"
+#include "gitgate/core/array.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/proto/pktline.h"
 
 void report_init(struct report *r)
 {
@@ -60,29 +61,22 @@ static int nomem(struct gg_err *err)
 	return gg_err_set(err, GG_ENOMEM, "out of memory");
 }
 
-/* Make room for element n (capacity 8, 16, 32, ...). See receivepack.c. */
+/* Make room for element n of the array at arr; *out is the (possibly
+ * moved) array, which the caller stores back whatever this returns. */
 static int reserve(void **out, void *arr, size_t n, size_t sz, size_t max,
 		   struct gg_err *err)
 {
-	size_t cap;
+	int rc;
 
 	*out = arr;
-	if (n >= max)
-		return gg_err_set(err, GG_ELIMIT,
-				  "upstream report has more "
-				  "than %zu entries",
+	rc = array_grow(out, n, sz, max);
+	if (rc == GG_ELIMIT)
+		return gg_err_set(err, rc,
+				  "upstream report has more than %zu entries",
 				  max);
-	if (n != 0 && (n < 8 || (n & (n - 1)) != 0))
-		return 0;
-	cap = n ? n * 2 : 8;
-	if (cap > SIZE_MAX / sz)
+	if (rc != GG_OK)
 		return nomem(err);
-	*out = realloc(arr, cap * sz);
-	if (!*out) {
-		*out = arr;
-		return nomem(err);
-	}
-	return 0;
+	return GG_OK;
 }
 
 static bool starts_with(const unsigned char *s, size_t len, const char *pre)

@@ -1,9 +1,9 @@
 /*
  * mirror.c - bare mirrors with libgit2: fetch, index pushed packs, ancestry.
  */
-#include "gitgate/mirror.h"
-#include "gitgate/limits.h"
-#include "gitgate/strvec.h"
+#include "gitgate/push/mirror.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/core/strvec.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -6,8 +6,8 @@
  * or base id for deltas) followed by a zlib stream, then a 20-byte
  * checksum. Every length below is checked before it is trusted.
  */
-#include "gitgate/packscan.h"
-#include "gitgate/limits.h"
+#include "gitgate/push/packscan.h"
+#include "gitgate/core/limits.h"
 
 #include <errno.h>
 #include <git2.h>

@@ -21,12 +21,12 @@
  * earlier ones irrelevant), and '*' inside a segment the same way; each
  * is O(pattern length x name length) in the worst case.
  */
-#include "gitgate/policy.h"
+#include "gitgate/push/policy.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "gitgate/limits.h"
+#include "gitgate/core/limits.h"
 
 #define HEADS "refs/heads/"
 #define TAGS "refs/tags/"

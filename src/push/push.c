@@ -4,15 +4,15 @@
  * cannot be established is refused unless every possible action would be
  * allowed anyway.
  */
-#include "gitgate/push.h"
-#include "gitgate/limits.h"
-#include "gitgate/log.h"
-#include "gitgate/mirror.h"
-#include "gitgate/packscan.h"
-#include "gitgate/pktline.h"
-#include "gitgate/policy.h"
-#include "gitgate/receivepack.h"
-#include "gitgate/report.h"
+#include "gitgate/push/push.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/core/log.h"
+#include "gitgate/push/mirror.h"
+#include "gitgate/push/packscan.h"
+#include "gitgate/proto/pktline.h"
+#include "gitgate/push/policy.h"
+#include "gitgate/proto/receivepack.h"
+#include "gitgate/proto/report.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,11 +1,11 @@
 /*
  * authstate.c - hot-reloaded key set and revocation list.
  */
-#include "gitgate/authstate.h"
-#include "gitgate/keyfile.h"
-#include "gitgate/limits.h"
-#include "gitgate/revocation.h"
-#include "gitgate/timeutil.h"
+#include "gitgate/token/authstate.h"
+#include "gitgate/token/keyfile.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/token/revocation.h"
+#include "gitgate/core/timeutil.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -8,7 +8,7 @@
  * alphabet character, which would let anyone rewrite a token's text
  * without changing its signed bytes; so the alphabet is checked here first.
  */
-#include "gitgate/b64.h"
+#include "gitgate/token/b64.h"
 
 #include <sodium.h>
 #include <stdint.h>

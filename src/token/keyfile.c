@@ -6,7 +6,7 @@
  * sodium_malloc'd memory (guard pages, mlock'd, wiped on free); the loaded
  * key is made read-only until it is freed.
  */
-#include "gitgate/keyfile.h"
+#include "gitgate/token/keyfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gitgate/limits.h"
-#include "gitgate/paserk.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/token/paserk.h"
 
 /* Read all of fd (at most GG_MAX_KEYFILE_LEN bytes) into buf, which has
  * room for GG_MAX_KEYFILE_LEN + 1; strip trailing whitespace; NUL-end. */

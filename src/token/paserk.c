@@ -4,12 +4,12 @@
  * Messages never quote key material; decode failures name only the kind of
  * problem.
  */
-#include "gitgate/paserk.h"
+#include "gitgate/token/paserk.h"
 
 #include <sodium.h>
 #include <string.h>
 
-#include "gitgate/b64.h"
+#include "gitgate/token/b64.h"
 
 #define PUBLIC_PREFIX "k4.public."
 #define SECRET_PREFIX "k4.secret."

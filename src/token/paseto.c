@@ -4,14 +4,14 @@
  * Spec: https://github.com/paseto-standard/paseto-spec (Version4.md, "Sign"
  * and "Verify"; Common.md, "PAE").
  */
-#include "gitgate/paseto.h"
+#include "gitgate/token/paseto.h"
 
 #include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitgate/b64.h"
+#include "gitgate/token/b64.h"
 
 #define HEADER_LEN (sizeof(PASETO_V4_PUBLIC_HEADER) - 1)
 

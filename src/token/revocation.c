@@ -10,7 +10,7 @@
  * itself: the file is replaced by rename, so a lock on it would be a lock on
  * an inode that the next writer no longer opens.
  */
-#include "gitgate/revocation.h"
+#include "gitgate/token/revocation.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -23,8 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gitgate/limits.h"
-#include "gitgate/strvec.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/core/strvec.h"
 
 struct revocation_set {
 	char **jtis; /* sorted, unique, owned; whole tokens among them */

@@ -6,7 +6,7 @@
  * Every "malformed" message is set where the problem is found and carries
  * the claim's name, never the token.
  */
-#include "gitgate/token.h"
+#include "gitgate/token/token.h"
 
 #include <jansson.h>
 #include <sodium.h>
@@ -14,12 +14,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include "gitgate/b64.h"
-#include "gitgate/limits.h"
-#include "gitgate/paserk.h"
-#include "gitgate/paseto.h"
-#include "gitgate/revocation.h"
-#include "gitgate/timeutil.h"
+#include "gitgate/token/b64.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/token/paserk.h"
+#include "gitgate/token/paseto.h"
+#include "gitgate/token/revocation.h"
+#include "gitgate/core/timeutil.h"
 
 #define JSON_FLAGS JSON_REJECT_DUPLICATES
 

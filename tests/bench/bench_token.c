@@ -11,11 +11,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "gitgate/limits.h"
-#include "gitgate/paserk.h"
-#include "gitgate/paseto.h"
-#include "gitgate/revocation.h"
-#include "gitgate/token.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/token/paserk.h"
+#include "gitgate/token/paseto.h"
+#include "gitgate/token/revocation.h"
+#include "gitgate/token/token.h"
 
 #define NOW 1700000000
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitgate/receivepack.h"
+#include "gitgate/proto/receivepack.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -8,7 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "gitgate/packscan.h"
+#include "gitgate/push/packscan.h"
 
 /* The root and the tip of the seed fixtures/fuzz/packscan/normal. */
 #define OLD_HEX "af8992378e70f3d89d16f73b3fc0795cbd6a89da"

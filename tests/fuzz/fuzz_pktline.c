@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "gitgate/pktline.h"
+#include "gitgate/proto/pktline.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

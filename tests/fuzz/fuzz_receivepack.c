@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "gitgate/receivepack.h"
+#include "gitgate/proto/receivepack.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitgate/report.h"
+#include "gitgate/proto/report.h"
 
 #define MAX_CMDS 64
 

@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "gitgate/paserk.h"
-#include "gitgate/token.h"
+#include "gitgate/token/paserk.h"
+#include "gitgate/token/token.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

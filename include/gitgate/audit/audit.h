@@ -38,7 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gitgate/err.h"
+#include "gitgate/core/err.h"
 
 /* Hex digits in a hash; buffers holding one are AUDIT_HASH_HEX + 1. */
 #define AUDIT_HASH_HEX 64

@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "gitgate/err.h"
+#include "gitgate/core/err.h"
 
 struct config {
 	char *path;           /* the config file itself */

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gitgate/err.h"
+#include "gitgate/core/err.h"
 
 /* Longest text timeutil_parse_rfc3339 looks at (long fractions included). */
 #define TIMEUTIL_RFC3339_MAX 64

@@ -19,7 +19,7 @@
 #ifndef GITGATE_CONNWATCH_H
 #define GITGATE_CONNWATCH_H
 
-#include "gitgate/err.h"
+#include "gitgate/core/err.h"
 
 #include <stdint.h>
 

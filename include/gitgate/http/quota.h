@@ -17,7 +17,7 @@
 #ifndef GITGATE_QUOTA_H
 #define GITGATE_QUOTA_H
 
-#include "gitgate/err.h"
+#include "gitgate/core/err.h"
 
 struct quota;
 

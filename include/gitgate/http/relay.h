@@ -29,7 +29,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "gitgate/err.h"
+#include "gitgate/core/err.h"
 
 struct relay_shared; /* connection cache shared by all transfers */
 

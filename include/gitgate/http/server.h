@@ -8,8 +8,8 @@
 #ifndef GITGATE_SERVER_H
 #define GITGATE_SERVER_H
 
-#include "gitgate/config.h"
-#include "gitgate/err.h"
+#include "gitgate/config/config.h"
+#include "gitgate/core/err.h"
 
 struct server;
 

@@ -23,8 +23,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "gitgate/err.h"
-#include "gitgate/limits.h"
+#include "gitgate/core/err.h"
+#include "gitgate/core/limits.h"
 
 enum pkt_type {
 	PKT_DATA,	 /* payload of 1..GG_MAX_PKT_DATA bytes */

@@ -32,9 +32,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "gitgate/err.h"
-#include "gitgate/limits.h"
-#include "gitgate/pktline.h"
+#include "gitgate/core/err.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/proto/pktline.h"
 
 #define RP_OID_HEXSZ 40 /* SHA-1 in hex */
 

@@ -24,9 +24,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "gitgate/err.h"
-#include "gitgate/pktline.h"
-#include "gitgate/receivepack.h"
+#include "gitgate/core/err.h"
+#include "gitgate/proto/pktline.h"
+#include "gitgate/proto/receivepack.h"
 
 /* What git's receive-pack says for the other refs of a failed atomic push;
  * git push shows "! [remote rejected] x -> x (atomic push failure)". */

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gitgate/err.h"
+#include "gitgate/core/err.h"
 
 struct mirror;
 

@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gitgate/err.h"
+#include "gitgate/core/err.h"
 
 #define PACKSCAN_OID_LEN 20 /* SHA-1 only: sha256 pushes are refused */
 

@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "gitgate/err.h"
+#include "gitgate/core/err.h"
 
 enum policy_action {
 	POLICY_CREATE, /* old is zero */

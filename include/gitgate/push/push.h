@@ -29,9 +29,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gitgate/audit.h"
-#include "gitgate/err.h"
-#include "gitgate/token.h"
+#include "gitgate/audit/audit.h"
+#include "gitgate/core/err.h"
+#include "gitgate/token/token.h"
 
 struct push;
 

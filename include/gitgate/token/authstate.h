@@ -16,8 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gitgate/err.h"
-#include "gitgate/token.h"
+#include "gitgate/core/err.h"
+#include "gitgate/token/token.h"
 
 struct authstate;
 

@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-#include "gitgate/err.h"
+#include "gitgate/core/err.h"
 
 /* Characters needed to encode binlen bytes, excluding the NUL. */
 size_t b64_encoded_len(size_t binlen);

@@ -8,8 +8,8 @@
 #ifndef GITGATE_KEYFILE_H
 #define GITGATE_KEYFILE_H
 
-#include "gitgate/err.h"
-#include "gitgate/token.h"
+#include "gitgate/core/err.h"
+#include "gitgate/token/token.h"
 
 struct keyfile_secret {
 	unsigned char *sk; /* 64 bytes, sodium_malloc'd */

@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "gitgate/err.h"
+#include "gitgate/core/err.h"
 
 #define PASERK_PUBLIC_LEN 53 /* "k4.public." + 43 */
 #define PASERK_SECRET_LEN 96 /* "k4.secret." + 86 */

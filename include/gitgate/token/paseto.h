@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "gitgate/err.h"
+#include "gitgate/core/err.h"
 
 #define PASETO_V4_PUBLIC_HEADER "v4.public."
 #define PASETO_V4_SIG_LEN 64 /* crypto_sign_BYTES */

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gitgate/err.h"
+#include "gitgate/core/err.h"
 
 struct revocation_set;
 

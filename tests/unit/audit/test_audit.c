@@ -1,5 +1,5 @@
 /* Unit tests for the audit log: line format, hash chain, writer. */
-#include "gitgate/audit.h"
+#include "gitgate/audit/audit.h"
 
 #include <check.h>
 #include <dirent.h>

@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gitgate/config.h"
-#include "gitgate/limits.h"
+#include "gitgate/config/config.h"
+#include "gitgate/core/limits.h"
 
 #define CFG_PATH "/etc/gitgate/config.json"
 

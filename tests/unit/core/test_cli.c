@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gitgate/cli.h"
+#include "gitgate/core/cli.h"
 
 static const struct {
 	const char *text;

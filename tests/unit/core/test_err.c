@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitgate/err.h"
+#include "gitgate/core/err.h"
 
 START_TEST(test_init)
 {

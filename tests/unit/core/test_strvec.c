@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitgate/strvec.h"
+#include "gitgate/core/strvec.h"
 
 static char **vec_of(const char *const *s, size_t n)
 {

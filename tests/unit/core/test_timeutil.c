@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gitgate/timeutil.h"
+#include "gitgate/core/timeutil.h"
 
 static const struct {
 	const char *text;

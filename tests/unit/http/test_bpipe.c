@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gitgate/bpipe.h"
+#include "gitgate/http/bpipe.h"
 
 static void sleep_ms(long ms)
 {

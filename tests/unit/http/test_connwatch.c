@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gitgate/connwatch.h"
+#include "gitgate/http/connwatch.h"
 
 static const struct connwatch_limits lim = {
 	.deadline_ms = 20000, .grace_ms = 2000, .pressure = 2

@@ -4,7 +4,7 @@
 #include <pthread.h>
 #include <stdio.h>
 
-#include "gitgate/quota.h"
+#include "gitgate/http/quota.h"
 
 START_TEST(test_limit_is_exact)
 {

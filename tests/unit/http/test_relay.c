@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gitgate/relay.h"
+#include "gitgate/http/relay.h"
 
 #define SECRET "s3cret"
 /* base64("x-access-token:s3cret") */

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitgate/limits.h"
-#include "gitgate/route.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/http/route.h"
 
 #define MSG_REPO "not a repository path: expected /OWNER/NAME.git/..."
 #define MSG_METHOD "method not allowed"

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitgate/pktline.h"
+#include "gitgate/proto/pktline.h"
 
 /* Read one packet from a NUL-terminated literal (length = strlen). */
 static int rd(struct pkt *p, size_t *used, const char *s, unsigned flags,

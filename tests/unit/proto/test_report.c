@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitgate/report.h"
+#include "gitgate/proto/report.h"
 
 #define O1 "1111111111111111111111111111111111111111"
 #define O2 "2222222222222222222222222222222222222222"

@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gitgate/mirror.h"
+#include "gitgate/push/mirror.h"
 
 #define REPO "owner/name"
 #define UNKNOWN_OID "0123456789abcdef0123456789abcdef01234567"

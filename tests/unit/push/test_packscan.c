@@ -23,8 +23,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "gitgate/limits.h"
-#include "gitgate/packscan.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/push/packscan.h"
 
 #define EMPTY_TREE "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 #define WHOLE SIZE_MAX /* a chunk size: the whole pack in one call */

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "gitgate/limits.h"
-#include "gitgate/policy.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/push/policy.h"
 
 struct match_row {
 	const char *pattern;

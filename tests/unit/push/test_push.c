@@ -24,10 +24,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "gitgate/mirror.h"
-#include "gitgate/push.h"
-#include "gitgate/receivepack.h"
-#include "gitgate/report.h"
+#include "gitgate/push/mirror.h"
+#include "gitgate/push/push.h"
+#include "gitgate/proto/receivepack.h"
+#include "gitgate/proto/report.h"
 
 #define REPO "owner/repo"
 #define ZERO "0000000000000000000000000000000000000000"

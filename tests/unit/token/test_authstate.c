@@ -8,9 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gitgate/authstate.h"
-#include "gitgate/keyfile.h"
-#include "gitgate/token.h"
+#include "gitgate/token/authstate.h"
+#include "gitgate/token/keyfile.h"
+#include "gitgate/token/token.h"
 
 #define NOW 1800000000
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitgate/b64.h"
+#include "gitgate/token/b64.h"
 
 static const struct {
 	const char *bin;

@@ -7,9 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gitgate/keyfile.h"
-#include "gitgate/limits.h"
-#include "gitgate/paseto.h"
+#include "gitgate/token/keyfile.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/token/paseto.h"
 
 static char dir[64];
 static char keydir[96], spath[128], ppath[128];

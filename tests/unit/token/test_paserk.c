@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitgate/paserk.h"
+#include "gitgate/token/paserk.h"
 #include "vectors.h"
 
 typedef int (*encode_fn)(char *out, size_t outsz, const unsigned char *key,

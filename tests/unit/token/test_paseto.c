@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitgate/paseto.h"
+#include "gitgate/token/paseto.h"
 #include "vectors.h"
 
 /* ---- helpers ---------------------------------------------------------- */

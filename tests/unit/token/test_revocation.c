@@ -8,8 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "gitgate/limits.h"
-#include "gitgate/revocation.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/token/revocation.h"
 
 static char dir[64];
 static char path[128];

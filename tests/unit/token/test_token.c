@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitgate/limits.h"
-#include "gitgate/paserk.h"
-#include "gitgate/paseto.h"
-#include "gitgate/revocation.h"
-#include "gitgate/token.h"
+#include "gitgate/core/limits.h"
+#include "gitgate/token/paserk.h"
+#include "gitgate/token/paseto.h"
+#include "gitgate/token/revocation.h"
+#include "gitgate/token/token.h"
 #include "vectors.h"
 
 #define NOW 1700000000 /* 2023-11-14T22:13:20Z */
