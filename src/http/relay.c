@@ -44,7 +44,7 @@
 
 /* Bytes curl asks the socket for at once, and the most one relay_read
  * fills (about one socket read per call, matching libmicrohttpd's block,
- * server.c). Large reads keep syscalls, and the ACKs each read sends, few:
+ * forward.c). Large reads keep syscalls, and the ACKs each read sends, few:
  * gitgate's CPU per fetched byte grows as reads shrink (measured: 128 KiB
  * reads cost more than the copy they save). But every transfer touches
  * about three blocks (curl's buffer, libmicrohttpd's, a spill), so only the

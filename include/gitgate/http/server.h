@@ -1,5 +1,6 @@
 /*
- * server.h - the proxy: libmicrohttpd front, token checks, relay upstream.
+ * server.h - the proxy: listener, libmicrohttpd daemon, reloads, shutdown.
+ * The request pipeline behind it is in request.h.
  *
  * Threading: one thread per client connection (libmicrohttpd), plus one
  * relay thread per upstream transfer. The caller's thread owns signals and

@@ -1,7 +1,7 @@
 /*
  * push.h - one receive-pack request from spool to verdict.
  *
- * Life cycle (server.c drives it):
+ * Life cycle (src/http/receive.c drives it):
  *   push_new            spool file created (unlinked at once: nothing is
  *                       left behind whatever happens)
  *   push_set_ctx        (optional, before the body) lets inspection start

@@ -1,0 +1,30 @@
+/*
+ * forward.h - relay a request upstream with gitgate's credential and stream
+ * upstream's answer back (internal to src/http; see request.h).
+ *
+ * The answer is held back by REQUEST_HOLDBACK bytes until the request's
+ * audit line is on disk, so a client only sees a complete transfer once it
+ * is recorded (fail closed).
+ */
+#ifndef GITGATE_HTTP_FORWARD_H
+#define GITGATE_HTTP_FORWARD_H
+
+#include <stdint.h>
+
+#include "gitgate/http/request.h"
+
+/* Start req->relay to the upstream URL of req's route, forwarding the
+ * client headers upstream may need (never Authorization). content_length
+ * is the body's length, or -1 when it is not known in advance. */
+int forward_start(struct request *req, int64_t content_length,
+		  struct gg_err *err);
+
+/* Wait for upstream's status and headers and queue the streamed answer;
+ * an upstream refusal or failure is answered as a refusal (404/502). */
+enum MHD_Result forward_answer(struct request *req);
+
+/* Map an upstream status to the client's refusal: NULL when it passes
+ * through (2xx), else the reason, with *client_status set. */
+const char *forward_refusal(long status, unsigned *client_status);
+
+#endif

@@ -1,0 +1,375 @@
+/*
+ * forward.c - requests relayed upstream and their answers streamed back
+ * (see forward.h): info/refs, upload-pack, and the receive-pack probe.
+ */
+#include "gitgate/http/forward.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gitgate/core/limits.h"
+#include "gitgate/core/log.h"
+#include "gitgate/http/relay.h"
+#include "gitgate/proto/pktline.h"
+#include "gitgate/proto/receivepack.h"
+
+/* ---- relaying ----------------------------------------------------- */
+
+/* Upstream's answer: the bytes read ahead first, then the relay. */
+static ssize_t read_body(struct request *req, char *dst, size_t room)
+{
+	size_t n = req->prefix_len - req->prefix_off;
+
+	if (n == 0)
+		return relay_read(req->relay, dst, room);
+	if (n > room)
+		n = room;
+	memcpy(dst, req->prefix + req->prefix_off, n);
+	req->prefix_off += n;
+	return (ssize_t)n;
+}
+
+/* Read the next part of upstream's answer into buf (room max) behind the
+ * held tail, and hold the new last REQUEST_HOLDBACK bytes back: returns how many
+ * bytes of buf to pass on (0: all still held, or the end of upstream's
+ * answer, which sets relay_eof), or relay_read's error. The tail goes in
+ * front and upstream's bytes straight after it, so each read costs two
+ * REQUEST_HOLDBACK copies, never a move of the block (this is the fetch path). */
+static ssize_t read_holding_back(struct request *req, char *buf, size_t max)
+{
+	char small[3 * REQUEST_HOLDBACK];
+	char *dst = buf;
+	size_t room = max, total;
+	ssize_t n;
+
+	/* libmicrohttpd may offer a sliver of its buffer: read so little that
+	 * what is passed on fits into it. */
+	if (max < 2 * REQUEST_HOLDBACK) {
+		dst = small;
+		room = max + REQUEST_HOLDBACK;
+	}
+	memcpy(dst, req->tail, req->held);
+	n = read_body(req, dst + req->held, room - req->held);
+	req->relay_eof = n == 0;
+	if (n <= 0)
+		return n;
+	total = req->held + (size_t)n;
+	if (total <= REQUEST_HOLDBACK) {
+		memcpy(req->tail, dst, total);
+		req->held = total;
+		return 0;
+	}
+	memcpy(req->tail, dst + total - REQUEST_HOLDBACK, REQUEST_HOLDBACK);
+	req->held = REQUEST_HOLDBACK;
+	if (dst == small)
+		memcpy(buf, small, total - REQUEST_HOLDBACK);
+	return (ssize_t)(total - REQUEST_HOLDBACK);
+}
+
+/*
+ * Response body of a relayed request. At the end of the stream the audit
+ * line (with the final byte count) is written and synced BEFORE the last
+ * REQUEST_HOLDBACK bytes go out: a client only sees a complete, successful
+ * transfer once its record is on disk. If the record cannot be written
+ * (room for it was reserved before the answer began, so that takes an
+ * I/O error, or a log on a device or pipe), the response is broken off
+ * without those bytes, and git reports the fetch as failed (fail closed).
+ */
+static ssize_t read_relay(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct request *req = cls;
+	size_t send;
+	ssize_t n;
+
+	(void)pos;
+	/* relay_read with no room would look like the end of the answer;
+	 * libmicrohttpd does not offer none, but never read it that way. */
+	if (max == 0)
+		return 0;
+	while (!req->relay_eof) {
+		n = read_holding_back(req, buf, max);
+		if (n < 0) {
+			/* A client that left while upstream stalled is seen
+			 * here (the relay watches it); one that left while
+			 * data flowed, in on_completed. */
+			snprintf(req->reason, sizeof(req->reason), "%s",
+				 relay_client_left(req->relay)
+					 ? "client disconnected mid-transfer"
+					 : "upstream failed mid-transfer");
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+		if (n > 0)
+			return n;
+	}
+	if (!req->audited) {
+		req->bytes_out = relay_bytes_down(req->relay);
+		request_audit(req, NULL, 0);
+	}
+	if (req->audit_failed)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (req->held == 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	send = req->held < max ? req->held : max;
+	memcpy(buf, req->tail, send);
+	memmove(req->tail, req->tail + send, req->held - send);
+	req->held -= send;
+	return (ssize_t)send;
+}
+
+/* Client headers forwarded upstream. Authorization never is: upstream gets
+ * gitgate's credential instead. */
+static const char *const fwd_headers[] = {
+	"Content-Type", "Accept", "Git-Protocol", "Content-Encoding",
+	"User-Agent", "Accept-Encoding", "Accept-Language", NULL
+};
+
+struct header_list {
+	char *lines[8];
+	size_t n;
+};
+
+static void header_list_release(struct header_list *h)
+{
+	while (h->n > 0)
+		free(h->lines[--h->n]);
+}
+
+static int collect_headers(struct header_list *out, struct request *req)
+{
+	const char *v;
+	size_t i, len;
+
+	out->n = 0;
+	for (i = 0; fwd_headers[i]; i++) {
+		v = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+						fwd_headers[i]);
+		if (!v)
+			continue;
+		/* The push path parses upstream's reply itself, and rewrites
+		 * the receive-pack advertisement (peek_advert): ask for both
+		 * uncompressed. */
+		if (req->route.service == ROUTE_SVC_RECEIVE &&
+		    !strcmp(fwd_headers[i], "Accept-Encoding"))
+			continue;
+		if (req->route.kind == ROUTE_RECEIVE_PACK &&
+		    !strcmp(fwd_headers[i], "Content-Encoding"))
+			continue; /* the body goes up decoded */
+		len = strlen(fwd_headers[i]) + 2 + strlen(v) + 1;
+		out->lines[out->n] = malloc(len);
+		if (!out->lines[out->n])
+			return -1;
+		snprintf(out->lines[out->n], len, "%s: %s", fwd_headers[i], v);
+		out->n++;
+	}
+	return 0;
+}
+
+static char *upstream_url(const struct request *req)
+{
+	switch (req->route.kind) {
+	case ROUTE_INFO_REFS:
+		return request_repo_url(req, req->route.service == ROUTE_SVC_UPLOAD
+					     ? "/info/refs?service=git-upload-pack"
+					     : "/info/refs?service=git-receive-pack");
+	case ROUTE_UPLOAD_PACK:
+		return request_repo_url(req, "/git-upload-pack");
+	default:
+		return request_repo_url(req, "/git-receive-pack");
+	}
+}
+
+int forward_start(struct request *req, int64_t content_length,
+		  struct gg_err *err)
+{
+	struct header_list headers = { .n = 0 };
+	struct relay_request rr;
+	char *url = upstream_url(req);
+	int ret;
+
+	if (!url || collect_headers(&headers, req) != 0) {
+		ret = gg_err_set(err, GG_ENOMEM, "out of memory");
+		goto out;
+	}
+	memset(&rr, 0, sizeof(rr));
+	rr.method = req->route.kind == ROUTE_INFO_REFS ? "GET" : "POST";
+	rr.url = url;
+	rr.secret = req->px->secret;
+	rr.headers = (const char *const *)headers.lines;
+	rr.nheaders = headers.n;
+	rr.content_length = content_length;
+	rr.shared = req->px->shared;
+	/* A fetch whose client left is dropped at once. A push is not: once
+	 * its body is upstream it may land whatever the client does, and the
+	 * audit must then say how upstream answered. */
+	if (req->route.kind != ROUTE_RECEIVE_PACK) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+			req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		rr.watch_client = ci != NULL;
+		rr.client_fd = ci ? ci->connect_fd : -1;
+	}
+	ret = relay_start(&req->relay, &rr, err);
+out:
+	header_list_release(&headers);
+	free(url);
+	return ret;
+}
+
+/* Map an upstream status to what the client gets; NULL = pass through. */
+const char *forward_refusal(long status, unsigned *client_status)
+{
+	if (status >= 200 && status < 300)
+		return NULL;
+	if (status == 404) {
+		*client_status = MHD_HTTP_NOT_FOUND;
+		return "repository not found upstream";
+	}
+	*client_status = MHD_HTTP_BAD_GATEWAY;
+	if (status == 401 || status == 403)
+		return "upstream rejected gitgate's credential";
+	if (status >= 300 && status < 400)
+		return "upstream redirected (not followed)";
+	return "upstream failed";
+}
+
+/* Most bytes read ahead for the first ref line of an advertisement: it
+ * fits one packet, and the service line and flush come before it. */
+#define ADVERT_PEEK_MAX (GG_MAX_PKT_LEN + 1024)
+
+/* Read upstream's receive-pack advertisement up to its first ref line into
+ * req->prefix, with push-cert dropped (rp_advert_rewrite). Anything not
+ * recognised passes on as read. Returns 0, 1 for a SHA-256 repository
+ * (refused: gitgate's push checks read SHA-1 packs only), or -1 when
+ * upstream failed (err says why). */
+static int peek_advert(struct request *req, struct gg_err *err)
+{
+	unsigned char *buf = malloc(ADVERT_PEEK_MAX);
+	struct gg_err why = GG_ERR_INIT;
+	struct pkt_buf out;
+	size_t len = 0, used;
+	bool sha256 = false;
+	ssize_t n;
+	int ret = GG_EAGAIN;
+
+	if (!buf) {
+		gg_err_set(err, GG_ENOMEM, "out of memory");
+		return -1;
+	}
+	pkt_buf_init(&out, 2 * ADVERT_PEEK_MAX);
+	while (ret == GG_EAGAIN && len < ADVERT_PEEK_MAX) {
+		n = relay_read(req->relay, (char *)buf + len,
+			       ADVERT_PEEK_MAX - len);
+		if (n < 0) {
+			free(buf);
+			pkt_buf_release(&out);
+			gg_err_set(err, GG_EUPSTREAM,
+				   "upstream failed mid-transfer");
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		gg_err_init(&why);
+		ret = rp_advert_rewrite(&out, &used, &sha256, buf, len, &why);
+	}
+	if (ret == GG_OK && !sha256 &&
+	    pkt_buf_add(&out, buf + used, len - used, &why) == GG_OK) {
+		free(buf);
+		req->prefix = pkt_buf_detach(&out, &req->prefix_len);
+		return 0;
+	}
+	pkt_buf_release(&out);
+	req->prefix = buf; /* as upstream sent it */
+	req->prefix_len = len;
+	return ret == GG_OK && sha256 ? 1 : 0;
+}
+
+/* Upstream's answer headers, as relay.c kept them, passed on. */
+static void copy_headers(struct MHD_Response *resp,
+			 const struct relay_response *meta)
+{
+	const char *colon;
+	char name[64];
+	size_t i, n;
+
+	for (i = 0; i < meta->nheaders; i++) {
+		colon = strchr(meta->headers[i], ':');
+		if (!colon)
+			continue;
+		n = (size_t)(colon - meta->headers[i]);
+		if (n >= sizeof(name))
+			continue;
+		memcpy(name, meta->headers[i], n);
+		name[n] = '\0';
+		colon++;
+		while (*colon == ' ')
+			colon++;
+		MHD_add_response_header(resp, name, colon);
+	}
+}
+
+/* Refuse what must not stream to the client: upstream's refusals, and a
+ * receive-pack advertisement gitgate cannot rewrite or will not serve.
+ * true when *ret holds the refusal's answer. */
+static bool refused(struct request *req, const struct relay_response *meta,
+		    enum MHD_Result *ret)
+{
+	struct gg_err err = GG_ERR_INIT;
+	unsigned status = MHD_HTTP_BAD_GATEWAY;
+	const char *refusal = forward_refusal(meta->status, &status);
+	char why[GG_ERR_MSG_MAX];
+	int peek;
+
+	if (refusal) {
+		snprintf(why, sizeof(why), "%s (HTTP %ld)", refusal,
+			 meta->status);
+		log_warnx("request %s: %s: %s", req->id, req->route.repo, why);
+		relay_abort(req->relay);
+		*ret = request_deny(req, status,
+				    meta->status == 404 ? refusal : why);
+		return true;
+	}
+	if (req->route.kind != ROUTE_INFO_REFS ||
+	    req->route.service != ROUTE_SVC_RECEIVE || meta->status != 200 ||
+	    relay_response_has(meta, "Content-Encoding"))
+		return false;
+	peek = peek_advert(req, &err);
+	if (peek == 0)
+		return false;
+	relay_abort(req->relay);
+	*ret = peek < 0 ? request_deny(req, MHD_HTTP_BAD_GATEWAY, err.msg)
+			: request_deny(req, MHD_HTTP_FORBIDDEN,
+				       "pushing to a SHA-256 repository is "
+				       "not supported by gitgate");
+	return true;
+}
+
+enum MHD_Result forward_answer(struct request *req)
+{
+	struct relay_response meta;
+	struct gg_err err = GG_ERR_INIT;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	if (relay_wait_headers(req->relay, &meta, &err) != 0) {
+		log_warnx("request %s: %s: %s", req->id, req->route.repo,
+			  err.msg);
+		return request_deny(req, MHD_HTTP_BAD_GATEWAY, err.msg);
+	}
+	if (refused(req, &meta, &ret))
+		return ret;
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+						 256 * 1024, read_relay, req,
+						 NULL);
+	if (!resp)
+		return MHD_NO;
+	copy_headers(resp, &meta);
+	MHD_add_response_header(resp, "X-Request-Id", req->id);
+	req->state = REQ_ANSWERED;
+	req->status = (int)meta.status;
+	req->decision = "allow";
+	ret = MHD_queue_response(req->conn, (unsigned)meta.status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}

@@ -1,0 +1,232 @@
+/*
+ * request.c - a request's life and the answers every pipeline stage gives:
+ * text replies, audited refusals, the audit line (see request.h).
+ */
+#include "gitgate/http/request.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "gitgate/audit/audit.h"
+#include "gitgate/core/log.h"
+#include "gitgate/core/timeutil.h"
+#include "gitgate/http/quota.h"
+#include "gitgate/http/relay.h"
+#include "gitgate/push/push.h"
+#include "gitgate/token/token.h"
+
+static void client_address(struct request *req)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	ci = MHD_get_connection_info(req->conn,
+				     MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	sa = ci ? ci->client_addr : NULL;
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET,
+			  &((const struct sockaddr_in *)(const void *)sa)
+				   ->sin_addr,
+			  host, sizeof(host));
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+			  &((const struct sockaddr_in6 *)(const void *)sa)
+				   ->sin6_addr,
+			  host, sizeof(host));
+	snprintf(req->client, sizeof(req->client), "%s", host);
+}
+
+struct request *request_new(const struct proxy *px,
+			    struct MHD_Connection *conn)
+{
+	struct request *req = calloc(1, sizeof(*req));
+	unsigned char rnd[16];
+
+	if (!req)
+		return NULL;
+	req->px = px;
+	req->conn = conn;
+	req->start_ms = timeutil_now_ms();
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(req->id, sizeof(req->id), rnd, sizeof(rnd));
+	client_address(req);
+	return req;
+}
+
+void request_free(struct request *req)
+{
+	if (!req)
+		return;
+	request_audit(req, NULL, 0);
+	if (req->reserved) /* audited before it reserved: give it back */
+		audit_unreserve(req->px->audit, req->reserved);
+	if (req->quota_taken)
+		quota_give(req->px->per_token, req->claims->jti);
+	relay_free(req->relay);
+	free(req->prefix);
+	push_free(req->push);
+	token_claims_free(req->claims);
+	sodium_memzero(req, sizeof(*req));
+	free(req);
+}
+
+/* ---- answers ------------------------------------------------------- */
+
+enum MHD_Result request_text(struct request *req, unsigned status,
+			     const char *text, bool challenge)
+{
+	char body[GG_ERR_MSG_MAX + 2];
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	size_t n;
+
+	n = (size_t)snprintf(body, sizeof(body), "%s\n", text);
+	if (n >= sizeof(body))
+		n = sizeof(body) - 1;
+	resp = MHD_create_response_from_buffer(n, body,
+					       MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type",
+				"text/plain; charset=utf-8");
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	MHD_add_response_header(resp, "X-Request-Id", req->id);
+	if (challenge)
+		MHD_add_response_header(resp, "WWW-Authenticate",
+					"Basic realm=\"gitgate\"");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED) /* RFC 9110: say which */
+		MHD_add_response_header(resp, "Allow",
+					route_allowed_methods(req->route.kind));
+	ret = MHD_queue_response(req->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* While the log is unhealthy the answer is 503 whatever the refusal, and
+ * the line, if it can be written, says so. */
+enum MHD_Result request_deny(struct request *req, unsigned status,
+			     const char *reason)
+{
+	bool challenge;
+
+	if (req->px->audit && !audit_healthy(req->px->audit)) {
+		status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		reason = "audit log unavailable";
+	}
+	challenge = status == MHD_HTTP_UNAUTHORIZED;
+	req->state = REQ_ANSWERED;
+	req->status = (int)status;
+	req->decision = "deny";
+	if (reason != req->reason) {
+		size_t n = strnlen(reason, sizeof(req->reason) - 1);
+
+		memcpy(req->reason, reason, n); /* cut, like any message */
+		req->reason[n] = '\0';
+	}
+	request_audit(req, NULL, 0);
+	if (req->audit_failed)
+		return request_text(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+				    "audit log unavailable", false);
+	return request_text(req, status, reason, challenge);
+}
+
+/* ---- audit --------------------------------------------------------- */
+
+static void fill_record(struct audit_record *rec, const struct request *req,
+			const struct audit_ref *refs, size_t nrefs)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->time_ms = req->start_ms;
+	rec->request_id = req->id;
+	rec->sub = req->claims ? req->claims->sub : NULL;
+	rec->jti = req->claims ? req->claims->jti : NULL;
+	rec->repo = req->route.repo[0] ? req->route.repo : NULL;
+	rec->service = route_service_name(req->route.service);
+	rec->client = req->client;
+	rec->decision = req->decision ? req->decision : "deny";
+	rec->reason = req->reason;
+	rec->refs = refs;
+	rec->nrefs = nrefs;
+	rec->status = req->status;
+	rec->bytes_in = req->bytes_in;
+	rec->bytes_out = req->bytes_out;
+	rec->duration_ms = timeutil_now_ms() - req->start_ms;
+}
+
+static void warn_audit(const struct gg_err *err)
+{
+	log_warnx("audit log: %s (refusing requests until it can be "
+		  "written)", err->msg);
+}
+
+void request_audit(struct request *req, const struct audit_ref *refs,
+		   size_t nrefs)
+{
+	struct audit_record rec;
+	struct gg_err err = GG_ERR_INIT;
+	size_t reserved = req->reserved;
+
+	if (req->audited || !req->px->audit)
+		return;
+	req->audited = true;
+	req->reserved = 0; /* used up by the append, whatever it gives */
+	fill_record(&rec, req, refs, nrefs);
+	if (audit_append_reserved(req->px->audit, &rec, reserved, &err) !=
+	    0) {
+		req->audit_failed = true;
+		warn_audit(&err);
+	}
+}
+
+/* An allowed request may stream its answer before its line is written
+ * (see forward.c): room set aside first makes a full disk a clean 503 now
+ * rather than a transfer broken off at its end. */
+int request_reserve_record(struct request *req)
+{
+	struct audit_record rec;
+	struct gg_err err = GG_ERR_INIT;
+	int ret;
+
+	if (!req->px->audit)
+		return 0;
+	fill_record(&rec, req, NULL, 0);
+	ret = audit_reserve(req->px->audit, &req->reserved, &rec, &err);
+	if (ret)
+		warn_audit(&err);
+	return ret;
+}
+
+/* ---- request facts ------------------------------------------------- */
+
+char *request_repo_url(const struct request *req, const char *suffix)
+{
+	size_t len = strlen(req->px->upstream_url) + 1 +
+		     strlen(req->route.repo) + 4 + strlen(suffix) + 1;
+	char *url = malloc(len);
+
+	if (url)
+		snprintf(url, len, "%s/%s.git%s", req->px->upstream_url,
+			 req->route.repo, suffix);
+	return url;
+}
+
+int64_t request_content_length(const struct request *req)
+{
+	const char *v = MHD_lookup_connection_value(
+		req->conn, MHD_HEADER_KIND, "Content-Length");
+	char *end;
+	long long n;
+
+	if (!v)
+		return -1;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno || *end || n < 0)
+		return -1;
+	return n;
+}
