@@ -2,7 +2,7 @@
 """CLI tests for `gitgate audit` and `gitgate audit verify`.
 
 The logs are written here, in Python, from the format documented in
-include/gitgate/audit.h (canonical JSON as jansson prints it with
+include/gitgate/audit/audit.h (canonical JSON as jansson prints it with
 COMPACT|SORT_KEYS|ENSURE_ASCII, BLAKE2b-256, genesis = 64 zeros): an
 independent implementation of the format that the binary must accept.
 
@@ -27,7 +27,7 @@ GENESIS = "0" * 64
 ZERO = "0" * 40
 ONE = "1" * 40
 
-# ---- the format, written independently of src/audit.c ----
+# ---- the format, written independently of src/audit/audit.c ----
 
 _SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f",
                   "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -136,6 +136,11 @@ class Tmp(unittest.TestCase):
             f.write(data)
         return self.path(name)
 
+    def write_text(self, name, text):
+        with open(self.path(name), "w") as f:
+            f.write(text)
+        return self.path(name)
+
 
 class TestFormat(unittest.TestCase):
     def test_ascii_matches_json_module(self):
@@ -159,19 +164,21 @@ class TestVerify(Tmp):
         self.assertEqual((rc, out), (1, ""), err)
         self.assertEqual(err, "gitgate: audit verify: " + msg + "\n")
 
+    def expect_ok(self, paths, records, last):
+        """verify of the logs at paths, in order: silent success."""
+        args = [a for p in paths for a in ("--log", p)]
+        rc, out, err = run("audit", "verify", *args)
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(out, "ok: %d records, chain intact, last hash %s\n"
+                         % (records, last))
+
     def test_ok(self):
         path, _, last = self.five()
-        rc, out, err = run("audit", "verify", "--log", path)
-        self.assertEqual((rc, err), (0, ""))
-        self.assertEqual(out, "ok: 5 records, chain intact, last hash %s\n"
-                         % last)
+        self.expect_ok([path], 5, last)
 
     def test_empty(self):
         path = self.write("e", [])
-        rc, out, err = run("audit", "verify", "--log", path)
-        self.assertEqual((rc, err), (0, ""))
-        self.assertEqual(out, "ok: 0 records, chain intact, last hash %s\n"
-                         % GENESIS)
+        self.expect_ok([path], 0, GENESIS)
 
     def test_non_ascii_and_controls(self):
         recs = [record(0, sub="josé 😀", reason="tab\there\x1b[31m\x7f"),
@@ -260,10 +267,7 @@ class TestVerify(Tmp):
         new, last = chain_lines([record(i) for i in range(3, 5)], last_old)
         a1 = self.write("a.jsonl.1", old)
         a = self.write("a.jsonl", new)
-        rc, out, err = run("audit", "verify", "--log", a1, "--log", a)
-        self.assertEqual((rc, err), (0, ""))
-        self.assertEqual(out, "ok: 5 records, chain intact, last hash %s\n"
-                         % last)
+        self.expect_ok([a1, a], 5, last)
         rc, out, err = run("audit", "verify", "--log", a, "--log", a1)
         self.assertEqual(rc, 1)
         self.assertIn("gitgate: audit verify: %s: line 1: prev does not "
@@ -280,30 +284,34 @@ class TestVerify(Tmp):
         os.mkdir(self.path("logs"))
         lines, last = chain_lines([record(0)])
         self.write("logs/audit.jsonl", lines)
-        with open(self.path("gitgate.json"), "w") as f:
-            f.write('{"listen":"127.0.0.1:0","audit_log":"logs/audit.jsonl"}')
-        rc, out, err = run("audit", "verify", "--config",
-                           self.path("gitgate.json"))
+        config = self.write_text(
+            "gitgate.json",
+            '{"listen":"127.0.0.1:0","audit_log":"logs/audit.jsonl"}')
+        rc, out, err = run("audit", "verify", "--config", config)
         self.assertEqual((rc, err), (0, ""))
         self.assertIn("ok: 1 records", out)
         # Default name next to the config.
         self.write("audit.jsonl", [])
-        with open(self.path("c2.json"), "w") as f:
-            f.write('{"listen":"127.0.0.1:0"}')
-        rc, out, err = run("audit", "verify", "--config", self.path("c2.json"))
+        config = self.write_text("c2.json", '{"listen":"127.0.0.1:0"}')
+        rc, out, err = run("audit", "verify", "--config", config)
         self.assertEqual((rc, out), (0, "ok: 0 records, chain intact, last "
                                         "hash %s\n" % GENESIS), err)
-        with open(self.path("c3.json"), "w") as f:
-            f.write('{"audit_log":7}')
-        rc, out, err = run("audit", "verify", "--config", self.path("c3.json"))
+        config = self.write_text("c3.json", '{"audit_log":7}')
+        rc, out, err = run("audit", "verify", "--config", config)
         self.assertEqual(rc, 1)
         self.assertIn("audit_log: must be a non-empty string", err)
 
 
 class TestUsage(Tmp):
-    def usage_error(self, *args):
+    def refused(self, *args):
+        """stderr of `gitgate audit ARGS`, which must exit 2, printing
+        nothing on stdout."""
         rc, out, err = run("audit", *args)
         self.assertEqual((rc, out), (2, ""), err)
+        return err
+
+    def usage_error(self, *args):
+        err = self.refused(*args)
         self.assertTrue(err.startswith("gitgate: "), err)
         self.assertIn("usage: gitgate audit", err)
         self.assertEqual(len(err.split("\n")[0].split("\n")), 1)
@@ -330,9 +338,7 @@ class TestUsage(Tmp):
         self.usage_error("verify", "--log", log, "--repo", "a/b")
 
     def first_line(self, *args):
-        rc, out, err = run("audit", *args)
-        self.assertEqual((rc, out), (2, ""), err)
-        return err.split("\n")[0]
+        return self.refused(*args).split("\n")[0]
 
     def test_option_errors_name_the_option(self):
         # "--since X" after verify used to be reported as "option 'X'".
@@ -475,10 +481,9 @@ class TestView(Tmp):
         self.assertIn("line 2: not a JSON object, skipped", err)
 
     def test_config(self):
-        with open(self.path("gitgate.json"), "w") as f:
-            f.write('{"audit_log":"audit.jsonl"}')
-        rc, out, err = run("audit", "--config", self.path("gitgate.json"),
-                           "--json", "--decision", "deny")
+        config = self.write_text("gitgate.json", '{"audit_log":"audit.jsonl"}')
+        rc, out, err = run("audit", "--config", config, "--json",
+                           "--decision", "deny")
         self.assertEqual((rc, err), (0, ""))
         self.assertEqual(out, self.lines[1] + "\n" + self.lines[2] + "\n")
 

@@ -66,7 +66,7 @@ UNAVAILABLE = "audit log unavailable"
 
 
 # --------------------------------------------------------------------------
-# the chain format, independently of src/audit.c (see include/gitgate/audit.h)
+# the chain format, independently of src/audit/audit.c (see include/gitgate/audit/audit.h)
 
 _ESC_RE = re.compile(r"\\\\|\\u[0-9a-fA-F]{4}")
 
@@ -122,9 +122,14 @@ def read_bytes(path):
         return f.read()
 
 
+def parse_records(data):
+    """The records of log bytes (parsed, no chain check)."""
+    return [json.loads(l) for l in data.decode().splitlines()]
+
+
 def read_records(path):
     """The log's records (parsed, no chain check)."""
-    return [json.loads(l) for l in read_bytes(path).decode().splitlines()]
+    return parse_records(read_bytes(path))
 
 
 def settle(path, quiet=0.4, timeout=10.0):
@@ -177,6 +182,27 @@ def audit_cli(*args):
     return h.run_gitgate("audit", *args)
 
 
+def verify_cli(paths):
+    """`gitgate audit verify --log P ...` for the logs at paths, in order."""
+    args = ["verify"]
+    for p in paths:
+        args += ["--log", p]
+    return audit_cli(*args)
+
+
+def wait_healthy(gg, timeout=5):
+    """Poll /healthz until it answers 200 (or timeout s pass); the last
+    answer."""
+    resp = None
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        resp = gg.request("GET", "/healthz")
+        if resp.status == 200:
+            break
+        time.sleep(0.05)
+    return resp
+
+
 def info_refs(repo, service="git-upload-pack"):
     return "/%s.git/info/refs?service=%s" % (repo, service)
 
@@ -217,12 +243,23 @@ class AuditBase(unittest.TestCase):
         raise NotImplementedError
 
     @classmethod
+    def path(cls, *parts):
+        """A path in the class's temporary directory."""
+        return os.path.join(cls.tmp, *parts)
+
+    @classmethod
     def tearDownClass(cls):
         if cls.gg:
             cls.gg.stop()
         if cls.up:
             cls.up.stop()
+        cls._release()
         shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def _release(cls):
+        """Undo what _run set up besides the servers, before the temporary
+        directory goes (nothing here)."""
 
     def setUp(self):
         if self.startup_error:
@@ -242,10 +279,7 @@ class AuditBase(unittest.TestCase):
 
     def assertVerifies(self, *paths, records=None):
         """`gitgate audit verify --log P ...` exits 0 with ok: N records."""
-        args = ["verify"]
-        for p in paths:
-            args += ["--log", p]
-        rc, out, err = audit_cli(*args)
+        rc, out, err = verify_cli(paths)
         self.assertEqual(rc, 0, "audit verify %s: %s%s" % (paths, out, err))
         m = re.match(r"^ok: (\d+) records, chain intact, last hash "
                      r"([0-9a-f]{64})\n$", out)
@@ -253,6 +287,13 @@ class AuditBase(unittest.TestCase):
         if records is not None:
             self.assertEqual(int(m.group(1)), records, out)
         return int(m.group(1)), m.group(2)
+
+    def assertVerifyBreaks(self, *paths):
+        """`gitgate audit verify --log P ...` finds the chain broken (the
+        files are out of order)."""
+        rc, out, err = verify_cli(paths)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("prev does not match", err)
 
     def assertWellFormed(self, rec):
         self.assertEqual(set(rec), FIELDS, rec)
@@ -283,7 +324,7 @@ class ScenarioTest(AuditBase):
 
     @classmethod
     def _run(cls):
-        p = lambda *a: os.path.join(cls.tmp, *a)  # noqa: E731
+        p = cls.path
         up = cls.up = h.Upstream().start()
         cls.head0 = up.create_repo(REPO, commits=3)
         up.create_repo("acme/other", commits=1)
@@ -705,7 +746,7 @@ class ScenarioTest(AuditBase):
         data = read_bytes(self.gg.audit_log)
         self.assertNotEqual(rc, 0, err)
         self.assertIn("remote rejected", err)
-        recs = [json.loads(l) for l in data.decode().splitlines()]
+        recs = parse_records(data)
         found = [r for r in recs if r["sub"] == "flush" and r["refs"]]
         self.assertEqual(len(found), 1, "refusal not in the log when git "
                          "exited")
@@ -717,7 +758,7 @@ class ScenarioTest(AuditBase):
                             auth(self.tok["flush"]))
         data = read_bytes(self.gg.audit_log)
         self.assertEqual(r.status, 403)
-        recs = [json.loads(l) for l in data.decode().splitlines()]
+        recs = parse_records(data)
         found = [x for x in recs if x["sub"] == "flush" and
                  x["status"] == 403]
         self.assertEqual(len(found), 1, "403 not in the log when the "
@@ -743,7 +784,7 @@ class ConcurrencyTest(AuditBase):
 
     @classmethod
     def _run(cls):
-        p = lambda *a: os.path.join(cls.tmp, *a)  # noqa: E731
+        p = cls.path
         up = cls.up = h.Upstream().start()
         cls.head = up.create_repo("acme/conc", commits=3)
         gg = cls.gg = h.Gitgate(up.url, up.secret).start()
@@ -795,8 +836,7 @@ class ConcurrencyTest(AuditBase):
         cls.after = read_bytes(gg.audit_log)
 
     def new_records(self):
-        return [json.loads(l) for l in
-                self.after[len(self.before):].decode().splitlines()]
+        return parse_records(self.after[len(self.before):])
 
     def test_clients_succeeded(self):
         for i, r in enumerate(self.results):
@@ -854,7 +894,7 @@ class RestartTest(AuditBase):
 
     @classmethod
     def _run(cls):
-        p = lambda *a: os.path.join(cls.tmp, *a)  # noqa: E731
+        p = cls.path
         up = cls.up = h.Upstream().start()
         up.create_repo("acme/rs", commits=2)
         gg = cls.gg = h.Gitgate(up.url, up.secret, root=p("gg"))
@@ -900,7 +940,7 @@ class RotationTest(AuditBase):
 
     @classmethod
     def _run(cls):
-        p = lambda *a: os.path.join(cls.tmp, *a)  # noqa: E731
+        p = cls.path
         up = cls.up = h.Upstream().start()
         up.create_repo("acme/rot", commits=2)
         gg = cls.gg = h.Gitgate(up.url, up.secret).start()
@@ -938,10 +978,7 @@ class RotationTest(AuditBase):
                             records=len(old) + len(new))
 
     def test_wrong_order_fails(self):
-        rc, out, err = audit_cli("verify", "--log", self.gg.audit_log,
-                                 "--log", self.rotated)
-        self.assertEqual(rc, 1, out + err)
-        self.assertIn("prev does not match", err)
+        self.assertVerifyBreaks(self.gg.audit_log, self.rotated)
 
 
 # --------------------------------------------------------------------------
@@ -1020,10 +1057,7 @@ class FollowTest(AuditBase):
     def test_chain_across_files(self):
         self.assertVerifies(self.rotated[0], self.rotated[1],
                             self.gg.audit_log, records=3)
-        rc, out, err = audit_cli("verify", "--log", self.rotated[1],
-                                 "--log", self.rotated[0])
-        self.assertEqual(rc, 1, out + err)
-        self.assertIn("prev does not match", err)
+        self.assertVerifyBreaks(self.rotated[1], self.rotated[0])
 
     def test_stderr_says_why_once_each(self):
         log = self.gg.audit_log
@@ -1042,14 +1076,14 @@ class FullDiskTest(AuditBase):
     """The audit log on a 64 KiB tmpfs that we fill up (root can write to
     a chmod 0 file, so a full file system is the way to fail a write)."""
 
-    up = None
-    gg = None
+    TMP_PREFIX = "gg-test-audit-full-"
     skip_reason = None
     mounted = False
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="gg-test-audit-full-")
+    def _mount(cls):
+        """Mount the tmpfs at cls.mnt; False (with skip_reason) where we
+        may not."""
         cls.mnt = os.path.join(cls.tmp, "tmpfs")
         os.makedirs(cls.mnt)
         p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k",
@@ -1057,23 +1091,15 @@ class FullDiskTest(AuditBase):
         if p.returncode != 0:
             cls.skip_reason = ("cannot mount a tmpfs to fill up (needs "
                                "root / CAP_SYS_ADMIN): %s" % p.stderr.strip())
-            return
+            return False
         cls.mounted = True
-        try:
-            cls._run()
-        except Exception as e:
-            cls._startup_failed(e)
+        return True
 
     @classmethod
-    def tearDownClass(cls):
-        if cls.gg:
-            cls.gg.stop()
-        if cls.up:
-            cls.up.stop()
+    def _release(cls):
         if cls.mounted:
             if subprocess.run(["umount", cls.mnt]).returncode != 0:
                 subprocess.run(["umount", "-l", cls.mnt])
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def setUp(self):
         if self.skip_reason:
@@ -1096,7 +1122,9 @@ class FullDiskTest(AuditBase):
 
     @classmethod
     def _run(cls):
-        p = lambda *a: os.path.join(cls.tmp, *a)  # noqa: E731
+        if not cls._mount():
+            return
+        p = cls.path
         up = cls.up = h.Upstream().start()
         up.create_repo("acme/full", commits=2)
         log = os.path.join(cls.mnt, "audit.jsonl")
@@ -1145,13 +1173,7 @@ class FullDiskTest(AuditBase):
         # gitgate probes the log every 200 ms while it is unhealthy, so it
         # recovers without traffic (a balancer that stopped sending requests
         # on 503 must see /healthz come back by itself).
-        cls.healthz_freed = None
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            cls.healthz_freed = gg.request("GET", "/healthz")
-            if cls.healthz_freed.status == 200:
-                break
-            time.sleep(0.05)
+        cls.healthz_freed = wait_healthy(gg)
         cls.recovery = []
         for _ in range(5):
             r = gg.request("GET", info_refs("acme/full"), ok)
@@ -1248,7 +1270,7 @@ class CutOffFetchTest(AuditBase):
 
     @classmethod
     def _run(cls):
-        p = lambda *a: os.path.join(cls.tmp, *a)  # noqa: E731
+        p = cls.path
         wrapper = p("gitgate-noxfsz")
         with open(wrapper, "w") as f:
             f.write("#!/bin/sh\ntrap '' XFSZ\nexec %s \"$@\"\n" %
@@ -1277,13 +1299,7 @@ class CutOffFetchTest(AuditBase):
         settle(log)
         cls.cut = read_bytes(log)
         cls.set_fsize(resource.RLIM_INFINITY)
-        cls.healthz = None
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            cls.healthz = gg.request("GET", "/healthz")
-            if cls.healthz.status == 200:
-                break
-            time.sleep(0.05)
+        cls.healthz = wait_healthy(gg)
         cls.clone3 = h.git(*git, "clone", url, p("c3"))
         settle(log)
         cls.after = read_bytes(log)

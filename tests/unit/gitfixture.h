@@ -1,7 +1,8 @@
 /*
  * gitfixture.h - shared by the Check suites that build real repositories
  * with the git CLI (test_mirror.c, test_push.c): run shell commands in the
- * test's scratch directory, and the sanitizer settings those suites need.
+ * test's scratch directory, make and remove that directory, and the
+ * sanitizer settings those suites need.
  *
  * Include after declaring the suite's scratch directory:
  *     static char tmp[1024];
@@ -28,6 +29,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 const char *__asan_default_options(void);
@@ -96,6 +98,43 @@ static void capture(char *out, size_t size, const char *fmt, ...)
 	ck_assert_msg(len < size - 1, "output too long: %s", cmd);
 	while (len > 0 && out[len - 1] == '\n')
 		out[--len] = '\0';
+}
+
+/*
+ * The helpers below are static inline: a suite including this header without
+ * using one of them must still build without an unused-function warning.
+ */
+
+/* Make a fresh scratch directory /tmp/gg-test-<name>-XXXXXX in tmp and point
+ * HOME at it, so that neither git nor libgit2 reads the user's config. */
+static inline void gitfixture_scratch(const char *name)
+{
+	snprintf(tmp, sizeof(tmp), "/tmp/gg-test-%s-XXXXXX", name);
+	ck_assert_ptr_nonnull(mkdtemp(tmp));
+	ck_assert_int_eq(setenv("HOME", tmp, 1), 0);
+}
+
+/* Remove the scratch directory; a failure is only reported (teardown). */
+static inline void gitfixture_remove_scratch(void)
+{
+	char cmd[1200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+	if (tmp[0] && system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", tmp);
+}
+
+/* The object id (40 hex) that what names in the repository at gitdir
+ * (absolute, or relative to tmp). */
+static inline void gitfixture_rev(char out[41], const char *gitdir,
+				  const char *what)
+{
+	char buf[256];
+
+	capture(buf, sizeof(buf), "git --git-dir='%s' rev-parse --verify '%s'",
+		gitdir, what);
+	ck_assert_uint_eq(strlen(buf), 40);
+	memcpy(out, buf, 41);
 }
 
 /* Run the suite with fixed git identities and dates (object ids are the

@@ -1,5 +1,6 @@
 /* test_report.c - receive-pack response parsing and merging. */
 #include <check.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,108 @@ static int parse(struct report *r, const struct pkt_buf *b, unsigned flags,
 		 struct gg_err *err)
 {
 	return report_parse(r, b->data, b->len, flags, err);
+}
+
+/* b (made here) = the lines of ap, up to a NULL, as pkt-lines, then a
+ * flush. */
+static void vlines(struct pkt_buf *b, va_list ap)
+{
+	const char *line;
+
+	pkt_buf_init(b, 1 << 20);
+	for (line = va_arg(ap, const char *); line != NULL;
+	     line = va_arg(ap, const char *))
+		pl(b, line);
+	flush(b);
+}
+
+/* b (made here) = the lines given as pkt-lines, then a flush. */
+static void lines(struct pkt_buf *b, ...) __attribute__((sentinel));
+static void lines(struct pkt_buf *b, ...)
+{
+	va_list ap;
+
+	va_start(ap, b);
+	vlines(b, ap);
+	va_end(ap);
+}
+
+/* Parse a report made of the lines given (NULL-terminated) and a flush;
+ * it must parse. */
+static void parse_lines(struct report *r, unsigned flags, ...)
+	__attribute__((sentinel));
+static void parse_lines(struct report *r, unsigned flags, ...)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct pkt_buf b;
+	va_list ap;
+
+	va_start(ap, flags);
+	vlines(&b, ap);
+	va_end(ap);
+	ck_assert_int_eq(parse(r, &b, flags, &err), 0);
+	pkt_buf_release(&b);
+}
+
+/* report_merge into out (made here), which must succeed. */
+static void merge(struct pkt_buf *out, const struct report_merge *m)
+{
+	struct gg_err err = GG_ERR_INIT;
+
+	pkt_buf_init(out, 1 << 20);
+	ck_assert_int_eq(report_merge(out, m, &err), 0);
+}
+
+/* out holds exactly want's bytes. */
+static void expect_bytes(const struct pkt_buf *out, const struct pkt_buf *want)
+{
+	ck_assert_uint_eq(out->len, want->len);
+	ck_assert_mem_eq(out->data, want->data, want->len);
+}
+
+/* The merge answers a client without side-band with exactly the lines
+ * given (NULL-terminated) and a flush. */
+static void expect_merged(const struct report_merge *m, ...)
+	__attribute__((sentinel));
+static void expect_merged(const struct report_merge *m, ...)
+{
+	struct pkt_buf out, want;
+	va_list ap;
+
+	merge(&out, m);
+	va_start(ap, m);
+	vlines(&want, ap);
+	va_end(ap);
+	expect_bytes(&out, &want);
+	pkt_buf_release(&want);
+	pkt_buf_release(&out);
+}
+
+/* The merge answers a side-band-64k client with the progress lines
+ * (NULL-terminated), then the report lines given (NULL-terminated) with a
+ * flush, in band 1, then the closing flush. */
+static void expect_merged_sideband(const struct report_merge *m,
+				   const char *const *progress, ...)
+	__attribute__((sentinel));
+static void expect_merged_sideband(const struct report_merge *m,
+				   const char *const *progress, ...)
+{
+	struct pkt_buf out, inner, want;
+	va_list ap;
+
+	merge(&out, m);
+	va_start(ap, progress);
+	vlines(&inner, ap);
+	va_end(ap);
+	pkt_buf_init(&want, 1 << 20);
+	for (; *progress; progress++)
+		band(&want, 2, *progress);
+	wrap_band1(&want, &inner, 65520);
+	flush(&want);
+	expect_bytes(&out, &want);
+	pkt_buf_release(&want);
+	pkt_buf_release(&inner);
+	pkt_buf_release(&out);
 }
 
 static void expect_parse_fail(const void *body, size_t len, unsigned flags,
@@ -91,17 +194,12 @@ static void make_req(struct rp_request *req, const char *caps,
 
 START_TEST(parse_plain_v1)
 {
-	struct gg_err err = GG_ERR_INIT;
-	struct pkt_buf b;
 	struct report r;
 
-	pkt_buf_init(&b, 1 << 20);
-	pl(&b, "unpack ok\n");
-	pl(&b, "ok refs/heads/main\n");
-	pl(&b, "ng refs/heads/x pre-receive hook declined\n");
-	pl(&b, "ng refs/heads/y\n");
-	flush(&b);
-	ck_assert_int_eq(parse(&r, &b, REPORT_EXPECT_STATUS, &err), 0);
+	parse_lines(&r, REPORT_EXPECT_STATUS, "unpack ok\n",
+		    "ok refs/heads/main\n",
+		    "ng refs/heads/x pre-receive hook declined\n",
+		    "ng refs/heads/y\n", NULL);
 	ck_assert(r.have_status);
 	ck_assert_str_eq(r.unpack, "ok");
 	ck_assert_uint_eq(r.nrefs, 3);
@@ -115,25 +213,19 @@ START_TEST(parse_plain_v1)
 	ck_assert_uint_eq(r.progress_len, 0);
 	ck_assert_ptr_null(r.fatal);
 	report_release(&r);
-	pkt_buf_release(&b);
 }
 END_TEST
 
 START_TEST(parse_unpack_error)
 {
-	struct gg_err err = GG_ERR_INIT;
-	struct pkt_buf b;
 	struct report r;
 
-	pkt_buf_init(&b, 1 << 20);
-	pl(&b, "unpack index-pack abnormal exit\n");
-	pl(&b, "ng refs/heads/a unpacker error\n");
-	flush(&b);
-	ck_assert_int_eq(parse(&r, &b, REPORT_EXPECT_STATUS, &err), 0);
+	parse_lines(&r, REPORT_EXPECT_STATUS,
+		    "unpack index-pack abnormal exit\n",
+		    "ng refs/heads/a unpacker error\n", NULL);
 	ck_assert_str_eq(r.unpack, "index-pack abnormal exit");
 	ck_assert_str_eq(r.refs[0].reason, "unpacker error");
 	report_release(&r);
-	pkt_buf_release(&b);
 }
 END_TEST
 
@@ -197,20 +289,13 @@ END_TEST
 
 START_TEST(parse_v2_options)
 {
-	struct gg_err err = GG_ERR_INIT;
-	struct pkt_buf b;
 	struct report r;
 
-	pkt_buf_init(&b, 1 << 20);
-	pl(&b, "unpack ok\n");
-	pl(&b, "ok refs/for/main/topic\n");
-	pl(&b, "option refname refs/changes/1/1\n");
-	pl(&b, "option old-oid " O1 "\n");
-	pl(&b, "option new-oid " O2 "\n");
-	pl(&b, "option forced-update\n");
-	pl(&b, "ok refs/heads/b\n");
-	flush(&b);
-	ck_assert_int_eq(parse(&r, &b, REPORT_EXPECT_STATUS, &err), 0);
+	parse_lines(&r, REPORT_EXPECT_STATUS, "unpack ok\n",
+		    "ok refs/for/main/topic\n",
+		    "option refname refs/changes/1/1\n",
+		    "option old-oid " O1 "\n", "option new-oid " O2 "\n",
+		    "option forced-update\n", "ok refs/heads/b\n", NULL);
 	ck_assert_uint_eq(r.nrefs, 2);
 	ck_assert_uint_eq(r.refs[0].noptions, 4);
 	ck_assert_str_eq(r.refs[0].options[0], "refname refs/changes/1/1");
@@ -219,7 +304,6 @@ START_TEST(parse_v2_options)
 	ck_assert_str_eq(r.refs[0].options[3], "forced-update");
 	ck_assert_uint_eq(r.refs[1].noptions, 0);
 	report_release(&r);
-	pkt_buf_release(&b);
 }
 END_TEST
 
@@ -388,8 +472,7 @@ START_TEST(merge_literal_sideband)
 		parse(&r, &up, REPORT_SIDEBAND | REPORT_EXPECT_STATUS, &err),
 		0);
 	m = (struct report_merge){&req, refusals, &r, NULL, res, NULL};
-	pkt_buf_init(&out, 1 << 20);
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	merge(&out, &m);
 	ck_assert_uint_eq(out.len, sizeof(want) - 1);
 	ck_assert_mem_eq(out.data, want, out.len);
 	ck_assert(res[0].ok);
@@ -411,35 +494,21 @@ static const char *const refuse_main[] = {
 
 START_TEST(merge_non_atomic_order_and_upstream_ng)
 {
-	struct gg_err err = GG_ERR_INIT;
-	struct pkt_buf up, out, want;
 	struct rp_request req;
 	struct report r;
 	struct report_merge m;
 
 	make_req(&req, " report-status", three_cmds, 3);
 	/* upstream answers in its own order; the client gets its order */
-	pkt_buf_init(&up, 1 << 20);
-	pl(&up, "unpack ok\n");
-	pl(&up, "ng refs/heads/agent/y protected branch hook declined\n");
-	pl(&up, "ok refs/heads/agent/x\n");
-	flush(&up);
-	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
+	parse_lines(&r, REPORT_EXPECT_STATUS, "unpack ok\n",
+		    "ng refs/heads/agent/y protected branch hook declined\n",
+		    "ok refs/heads/agent/x\n", NULL);
 	m = (struct report_merge){&req, refuse_main, &r, NULL, NULL, NULL};
-	pkt_buf_init(&out, 1 << 20);
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
-	pkt_buf_init(&want, 1 << 20);
-	pl(&want, "unpack ok\n");
-	pl(&want, "ok refs/heads/agent/x\n");
-	pl(&want, "ng refs/heads/main branch not allowed by token: allowed "
-		  "agent/*\n");
-	pl(&want, "ng refs/heads/agent/y protected branch hook declined\n");
-	flush(&want);
-	ck_assert_uint_eq(out.len, want.len);
-	ck_assert_mem_eq(out.data, want.data, want.len);
-	pkt_buf_release(&want);
-	pkt_buf_release(&out);
-	pkt_buf_release(&up);
+	expect_merged(&m, "unpack ok\n", "ok refs/heads/agent/x\n",
+		      "ng refs/heads/main branch not allowed by token: allowed "
+		      "agent/*\n",
+		      "ng refs/heads/agent/y protected branch hook declined\n",
+		      NULL);
 	report_release(&r);
 	rp_request_release(&req);
 }
@@ -447,37 +516,25 @@ END_TEST
 
 START_TEST(merge_atomic_refusal)
 {
-	struct gg_err err = GG_ERR_INIT;
+	static const char *const progress[] = {
+		"gitgate: refusing refs/heads/main: branch not allowed "
+		"by token: allowed agent/*\n",
+		NULL};
 	struct report_result res[3];
-	struct pkt_buf out, inner, want;
 	struct rp_request req;
 	struct report_merge m;
 
 	make_req(&req, " report-status-v2 side-band-64k atomic", three_cmds, 3);
 	m = (struct report_merge){&req, refuse_main, NULL, NULL, res, NULL};
-	pkt_buf_init(&out, 1 << 20);
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
-	pkt_buf_init(&inner, 1 << 20);
-	pl(&inner, "unpack ok\n");
-	pl(&inner, "ng refs/heads/agent/x atomic push failure\n");
-	pl(&inner, "ng refs/heads/main branch not allowed by token: allowed "
-		   "agent/*\n");
-	pl(&inner, "ng refs/heads/agent/y atomic push failure\n");
-	flush(&inner);
-	pkt_buf_init(&want, 1 << 20);
-	band(&want, 2,
-	     "gitgate: refusing refs/heads/main: branch not allowed "
-	     "by token: allowed agent/*\n");
-	wrap_band1(&want, &inner, 65520);
-	flush(&want);
-	ck_assert_uint_eq(out.len, want.len);
-	ck_assert_mem_eq(out.data, want.data, want.len);
+	expect_merged_sideband(
+		&m, progress, "unpack ok\n",
+		"ng refs/heads/agent/x atomic push failure\n",
+		"ng refs/heads/main branch not allowed by token: "
+		"allowed agent/*\n",
+		"ng refs/heads/agent/y atomic push failure\n", NULL);
 	ck_assert(!res[0].ok && !res[1].ok && !res[2].ok);
 	ck_assert_str_eq(res[0].reason, REPORT_ATOMIC_REASON);
 	ck_assert_str_eq(res[1].reason, refuse_main[1]);
-	pkt_buf_release(&want);
-	pkt_buf_release(&inner);
-	pkt_buf_release(&out);
 	rp_request_release(&req);
 }
 END_TEST
@@ -491,17 +548,12 @@ START_TEST(merge_atomic_all_allowed_passes_through)
 	struct report_merge m;
 
 	make_req(&req, " report-status atomic", two_cmds, 2);
-	pkt_buf_init(&up, 1 << 20);
-	pl(&up, "unpack ok\n");
-	pl(&up, "ok refs/heads/a\n");
-	pl(&up, "ok refs/heads/b\n");
-	flush(&up);
+	lines(&up, "unpack ok\n", "ok refs/heads/a\n", "ok refs/heads/b\n",
+	      NULL);
 	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
 	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL};
-	pkt_buf_init(&out, 1 << 20);
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
-	ck_assert_uint_eq(out.len, up.len);
-	ck_assert_mem_eq(out.data, up.data, up.len);
+	merge(&out, &m);
+	expect_bytes(&out, &up);
 	pkt_buf_release(&out);
 	pkt_buf_release(&up);
 	report_release(&r);
@@ -525,8 +577,7 @@ START_TEST(merge_without_report_status)
 				      REPORT_SIDEBAND, &err),
 			 0);
 	m = (struct report_merge){&req, refusals, &r, NULL, res, NULL};
-	pkt_buf_init(&out, 1 << 20);
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	merge(&out, &m);
 	ck_assert_uint_eq(out.len, 42 + 8 + 4);
 	ck_assert_mem_eq(out.data,
 			 "002a\002gitgate: refusing refs/heads/a: "
@@ -542,7 +593,7 @@ START_TEST(merge_without_report_status)
 	/* neither: the response body is empty */
 	make_req(&req, " quiet", two_cmds, 2);
 	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL};
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	merge(&out, &m);
 	ck_assert_uint_eq(out.len, 0);
 	rp_request_release(&req);
 }
@@ -551,40 +602,28 @@ END_TEST
 START_TEST(merge_upstream_error)
 {
 	static const char *const refusals[] = {NULL, "nope"};
-	struct gg_err err = GG_ERR_INIT;
-	struct pkt_buf out, inner, want;
+	static const char *const progress[] = {
+		"gitgate: refusing refs/heads/b: nope\n",
+		"gitgate: upstream failed: upstream returned HTTP 502\n", NULL};
 	struct rp_request req;
 	struct report_merge m;
 
 	make_req(&req, " report-status side-band-64k", two_cmds, 2);
 	m = (struct report_merge){&req, refusals, NULL,
 				  "upstream returned HTTP 502", NULL, NULL};
-	pkt_buf_init(&out, 1 << 20);
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
-	pkt_buf_init(&inner, 1 << 20);
-	pl(&inner, "unpack ok\n");
-	pl(&inner, "ng refs/heads/a upstream returned HTTP 502\n");
-	pl(&inner, "ng refs/heads/b nope\n");
-	flush(&inner);
-	pkt_buf_init(&want, 1 << 20);
-	band(&want, 2, "gitgate: refusing refs/heads/b: nope\n");
-	band(&want, 2,
-	     "gitgate: upstream failed: upstream returned HTTP 502\n");
-	wrap_band1(&want, &inner, 65520);
-	flush(&want);
-	ck_assert_uint_eq(out.len, want.len);
-	ck_assert_mem_eq(out.data, want.data, want.len);
-	pkt_buf_release(&want);
-	pkt_buf_release(&inner);
-	pkt_buf_release(&out);
+	expect_merged_sideband(&m, progress, "unpack ok\n",
+			       "ng refs/heads/a upstream returned HTTP 502\n",
+			       "ng refs/heads/b nope\n", NULL);
 	rp_request_release(&req);
 }
 END_TEST
 
 START_TEST(merge_upstream_fatal)
 {
+	static const char *const progress[] = {
+		"gitgate: upstream failed: pack too big\n", "Counting\n", NULL};
 	struct gg_err err = GG_ERR_INIT;
-	struct pkt_buf up, out, inner, want;
+	struct pkt_buf up;
 	struct rp_request req;
 	struct report r;
 	struct report_merge m;
@@ -597,118 +636,59 @@ START_TEST(merge_upstream_fatal)
 		parse(&r, &up, REPORT_SIDEBAND | REPORT_EXPECT_STATUS, &err),
 		0);
 	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL};
-	pkt_buf_init(&out, 1 << 20);
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
-	pkt_buf_init(&inner, 1 << 20);
-	pl(&inner, "unpack ok\n");
-	pl(&inner, "ng refs/heads/a pack too big\n");
-	pl(&inner, "ng refs/heads/b pack too big\n");
-	flush(&inner);
-	pkt_buf_init(&want, 1 << 20);
-	band(&want, 2, "gitgate: upstream failed: pack too big\n");
-	band(&want, 2, "Counting\n");
-	wrap_band1(&want, &inner, 65520);
-	flush(&want);
-	ck_assert_uint_eq(out.len, want.len);
-	ck_assert_mem_eq(out.data, want.data, want.len);
-	pkt_buf_release(&want);
-	pkt_buf_release(&inner);
-	pkt_buf_release(&out);
+	expect_merged_sideband(&m, progress, "unpack ok\n",
+			       "ng refs/heads/a pack too big\n",
+			       "ng refs/heads/b pack too big\n", NULL);
 	pkt_buf_release(&up);
 	report_release(&r);
 	rp_request_release(&req);
 }
 END_TEST
 
-/* Upstream's v2 report for a + b, with options on a and an unpack error. */
-static void v2_upstream(struct report *r)
-{
-	struct gg_err err = GG_ERR_INIT;
-	struct pkt_buf up;
-
-	pkt_buf_init(&up, 1 << 20);
-	pl(&up, "unpack ok\n");
-	pl(&up, "ok refs/heads/a\n");
-	pl(&up, "option old-oid " O1 "\n");
-	pl(&up, "option forced-update\n");
-	flush(&up);
-	ck_assert_int_eq(parse(r, &up, REPORT_EXPECT_STATUS, &err), 0);
-	pkt_buf_release(&up);
-}
-
 START_TEST(merge_v2_options)
 {
 	static const char *const refusals[] = {NULL, "nope"};
-	struct gg_err err = GG_ERR_INIT;
-	struct pkt_buf out, want;
 	struct rp_request req;
 	struct report r;
 	struct report_merge m;
 
-	v2_upstream(&r);
+	/* upstream's v2 report: a with options, nothing for b (refused) */
+	parse_lines(&r, REPORT_EXPECT_STATUS, "unpack ok\n",
+		    "ok refs/heads/a\n", "option old-oid " O1 "\n",
+		    "option forced-update\n", NULL);
 	/* v2 client: options follow their ref */
 	make_req(&req, " report-status-v2", two_cmds, 2);
 	m = (struct report_merge){&req, refusals, &r, NULL, NULL, NULL};
-	pkt_buf_init(&out, 1 << 20);
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
-	pkt_buf_init(&want, 1 << 20);
-	pl(&want, "unpack ok\n");
-	pl(&want, "ok refs/heads/a\n");
-	pl(&want, "option old-oid " O1 "\n");
-	pl(&want, "option forced-update\n");
-	pl(&want, "ng refs/heads/b nope\n");
-	flush(&want);
-	ck_assert_uint_eq(out.len, want.len);
-	ck_assert_mem_eq(out.data, want.data, want.len);
+	expect_merged(&m, "unpack ok\n", "ok refs/heads/a\n",
+		      "option old-oid " O1 "\n", "option forced-update\n",
+		      "ng refs/heads/b nope\n", NULL);
 	rp_request_release(&req);
-	pkt_buf_release(&out);
-	pkt_buf_release(&want);
 
 	/* v1 client: option lines are not part of its grammar */
 	make_req(&req, " report-status", two_cmds, 2);
 	m.req = &req;
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
-	pl(&want, "unpack ok\n");
-	pl(&want, "ok refs/heads/a\n");
-	pl(&want, "ng refs/heads/b nope\n");
-	flush(&want);
-	ck_assert_uint_eq(out.len, want.len);
-	ck_assert_mem_eq(out.data, want.data, want.len);
+	expect_merged(&m, "unpack ok\n", "ok refs/heads/a\n",
+		      "ng refs/heads/b nope\n", NULL);
 	rp_request_release(&req);
-	pkt_buf_release(&out);
-	pkt_buf_release(&want);
 	report_release(&r);
 }
 END_TEST
 
 START_TEST(merge_missing_ref_and_unpack_error)
 {
-	struct gg_err err = GG_ERR_INIT;
-	struct pkt_buf up, out, want;
 	struct rp_request req;
 	struct report r;
 	struct report_merge m;
 
 	make_req(&req, " report-status", two_cmds, 2);
-	pkt_buf_init(&up, 1 << 20);
-	pl(&up, "unpack unpack-objects abnormal exit\n");
-	pl(&up, "ng refs/heads/a unpacker error\n");
-	pl(&up, "ok refs/heads/not-asked\n");
-	flush(&up);
-	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
+	parse_lines(&r, REPORT_EXPECT_STATUS,
+		    "unpack unpack-objects abnormal exit\n",
+		    "ng refs/heads/a unpacker error\n",
+		    "ok refs/heads/not-asked\n", NULL);
 	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL};
-	pkt_buf_init(&out, 1 << 20);
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
-	pkt_buf_init(&want, 1 << 20);
-	pl(&want, "unpack unpack-objects abnormal exit\n");
-	pl(&want, "ng refs/heads/a unpacker error\n");
-	pl(&want, "ng refs/heads/b no status from upstream\n");
-	flush(&want);
-	ck_assert_uint_eq(out.len, want.len);
-	ck_assert_mem_eq(out.data, want.data, want.len);
-	pkt_buf_release(&want);
-	pkt_buf_release(&out);
-	pkt_buf_release(&up);
+	expect_merged(&m, "unpack unpack-objects abnormal exit\n",
+		      "ng refs/heads/a unpacker error\n",
+		      "ng refs/heads/b no status from upstream\n", NULL);
 	report_release(&r);
 	rp_request_release(&req);
 }
@@ -736,8 +716,7 @@ START_TEST(merge_plain_sideband_is_not_used)
 	}
 	make_req(&req, " report-status side-band", cmds, 60);
 	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL};
-	pkt_buf_init(&out, 1 << 20);
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	merge(&out, &m);
 	while (pos < out.len) {
 		ck_assert_int_eq(pkt_read(&p, &used, out.data + pos,
 					  out.len - pos, PKT_EOF, &err),
@@ -764,31 +743,21 @@ END_TEST
 START_TEST(merge_cleans_local_reasons)
 {
 	static const char *const refusals[] = {"bad\nline\tand more", NULL};
-	struct gg_err err = GG_ERR_INIT;
 	char long_reason[400];
 	const char *refusals2[2] = {long_reason, long_reason};
 	struct rp_request req;
-	struct pkt_buf out, want;
+	struct pkt_buf out;
 	struct report_merge m;
 
 	make_req(&req, " report-status atomic", two_cmds, 2);
 	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL};
-	pkt_buf_init(&out, 1 << 20);
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
-	pkt_buf_init(&want, 1 << 20);
-	pl(&want, "unpack ok\n");
-	pl(&want, "ng refs/heads/a bad?line?and more\n");
-	pl(&want, "ng refs/heads/b atomic push failure\n");
-	flush(&want);
-	ck_assert_uint_eq(out.len, want.len);
-	ck_assert_mem_eq(out.data, want.data, want.len);
-	pkt_buf_release(&want);
-	pkt_buf_release(&out);
+	expect_merged(&m, "unpack ok\n", "ng refs/heads/a bad?line?and more\n",
+		      "ng refs/heads/b atomic push failure\n", NULL);
 
 	memset(long_reason, 'r', sizeof(long_reason) - 1);
 	long_reason[sizeof(long_reason) - 1] = '\0';
 	m.refusals = refusals2;
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	merge(&out, &m);
 	/* unpack line (14) + two ng lines cut to 200 reason bytes + flush */
 	ck_assert_uint_eq(out.len, 14 + 2 * (4 + 16 + 200 + 1) + 4);
 	pkt_buf_release(&out);
@@ -838,8 +807,7 @@ START_TEST(merge_max_length_upstream_line)
 	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
 	ck_assert_uint_eq(strlen(r.refs[0].reason), GG_MAX_PKT_DATA - 16);
 	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL};
-	pkt_buf_init(&out, 1 << 20);
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	merge(&out, &m);
 	pos = 14;
 	ck_assert_int_eq(pkt_read(&p, &used, out.data + pos, out.len - pos,
 				  PKT_EOF, &err),
@@ -877,10 +845,8 @@ START_TEST(merge_progress_packets)
 	ck_assert_uint_eq(r.nprogress_chunks, 3);
 	make_req(&req, " side-band-64k", cmds, 1);
 	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL};
-	pkt_buf_init(&out, 1 << 20);
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
-	ck_assert_uint_eq(out.len, up.len);
-	ck_assert_mem_eq(out.data, up.data, up.len);
+	merge(&out, &m);
+	expect_bytes(&out, &up);
 	rp_request_release(&req);
 	pkt_buf_release(&out);
 
@@ -888,7 +854,7 @@ START_TEST(merge_progress_packets)
 	 * and no report-status asked for, so there is nothing to send. */
 	make_req(&req, " side-band", cmds, 1);
 	m.req = &req;
-	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
+	merge(&out, &m);
 	ck_assert_uint_eq(out.len, 0);
 	pkt_buf_release(&out);
 	pkt_buf_release(&up);

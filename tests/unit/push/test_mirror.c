@@ -40,36 +40,15 @@ static char c1[41], c2[41], d1[41], n1[41];
 
 #include "gitfixture.h"
 
-static void rev(char out[41], const char *repo, const char *what)
-{
-	char buf[256];
-
-	capture(buf, sizeof(buf), "git --git-dir='%s' rev-parse --verify '%s'",
-		repo, what);
-	ck_assert_uint_eq(strlen(buf), 40);
-	memcpy(out, buf, 41);
-}
-
 static void setup(void)
 {
 	struct gg_err err = GG_ERR_INIT;
 
-	snprintf(tmp, sizeof(tmp), "/tmp/gg-test-mirror-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmp));
+	gitfixture_scratch("mirror");
 	snprintf(cache, sizeof(cache), "%s/cache", tmp);
 	snprintf(up, sizeof(up), "%s/up.git", tmp);
 	snprintf(mpath, sizeof(mpath), "%s/mirrors/%s.git", cache, REPO);
-	ck_assert_int_eq(setenv("HOME", tmp, 1), 0);
 	ck_assert_int_eq(mirror_global_init(&err), 0);
-}
-
-static void teardown(void)
-{
-	char cmd[1200];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-	if (tmp[0] && system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", tmp);
 }
 
 /*
@@ -96,10 +75,10 @@ static void make_upstream(void)
 	    " cd work && git checkout -q -b next main &&"
 	    " sed -i 's/^line 100$/line hundred/' big.txt &&"
 	    " git commit -qam n1 && git checkout -q main");
-	rev(c1, "work/.git", "main~1");
-	rev(c2, "work/.git", "main");
-	rev(d1, "work/.git", "side");
-	rev(n1, "work/.git", "next");
+	gitfixture_rev(c1, "work/.git", "main~1");
+	gitfixture_rev(c2, "work/.git", "main");
+	gitfixture_rev(d1, "work/.git", "side");
+	gitfixture_rev(n1, "work/.git", "next");
 }
 
 /* A thin pack of revs (lines like "<new>" and "^<old>") from work, as git
@@ -126,6 +105,16 @@ static uint64_t make_pack(const char *name, const char *revs, bool thin,
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert_uint_gt((uint64_t)st.st_size, prefix_len);
 	return (uint64_t)st.st_size - prefix_len;
+}
+
+/* The pushed pack of most tests, tmp/thin.pack: n1 thin against c2, so its
+ * big.txt is a delta against a blob only upstream has. */
+static uint64_t make_thin_pack(size_t prefix_len)
+{
+	char revs[128];
+
+	snprintf(revs, sizeof(revs), "%s\n^%s\n", n1, c2);
+	return make_pack("thin.pack", revs, true, prefix_len);
 }
 
 static int open_in_tmp(const char *name, int flags)
@@ -163,6 +152,23 @@ static struct mirror *open_mirror(void)
 	ck_assert_msg(mirror_open(&m, cache, REPO, &err) == 0, "%s", err.msg);
 	ck_assert_ptr_nonnull(m);
 	return m;
+}
+
+/* Fetch url into m; must succeed. */
+static void fetch(struct mirror *m, const char *url)
+{
+	struct gg_err err = GG_ERR_INIT;
+
+	ck_assert_msg(mirror_fetch(m, url, "s", &err) == 0, "%s", err.msg);
+}
+
+/* Attach len bytes of fd from off as the pushed pack; must succeed. */
+static void add_pack(struct mirror *m, int fd, uint64_t off, uint64_t len)
+{
+	struct gg_err err = GG_ERR_INIT;
+
+	ck_assert_msg(mirror_add_pack(m, fd, off, len, &err) == 0, "%s",
+		      err.msg);
 }
 
 static struct mirror *open_fetched_mirror(void)
@@ -276,7 +282,7 @@ START_TEST(fetch_brings_branches_and_tags)
 	/* objects, not names: one ref per tip object (main and feature share
 	 * one; v2's is the tag object) */
 	assert_tips_match();
-	rev(tagobj, up, "refs/tags/v2");
+	gitfixture_rev(tagobj, up, "refs/tags/v2");
 	ck_assert(mirror_has(m, tagobj));
 	ck_assert(mirror_has(m, c1));
 	ck_assert(mirror_has(m, c2));
@@ -293,16 +299,15 @@ END_TEST
 
 START_TEST(fetch_file_url_and_annotated_tag_object)
 {
-	struct gg_err err = GG_ERR_INIT;
 	char url[1200], tagobj[41];
 	struct mirror *m;
 
 	make_upstream();
-	rev(tagobj, up, "refs/tags/v2");
+	gitfixture_rev(tagobj, up, "refs/tags/v2");
 	ck_assert_str_ne(tagobj, c2); /* an annotated tag object */
 	snprintf(url, sizeof(url), "file://%s", up);
 	m = open_mirror();
-	ck_assert_msg(mirror_fetch(m, url, "s", &err) == 0, "%s", err.msg);
+	fetch(m, url);
 	ck_assert(mirror_has(m, tagobj));
 	ck_assert(mirror_has(m, c2));
 	mirror_close(m);
@@ -436,7 +441,7 @@ START_TEST(has_true_false)
 	struct mirror *m;
 
 	make_upstream();
-	rev(blob, up, "main:big.txt");
+	gitfixture_rev(blob, up, "main:big.txt");
 	m = open_fetched_mirror();
 	ck_assert(mirror_has(m, c1));
 	ck_assert(mirror_has(m, blob));
@@ -509,9 +514,9 @@ START_TEST(ancestry_non_commit)
 	bool ff = true;
 
 	make_upstream();
-	rev(blob, up, "main:big.txt");
-	rev(tree, up, "main^{tree}");
-	rev(tagobj, up, "refs/tags/v2");
+	gitfixture_rev(blob, up, "main:big.txt");
+	gitfixture_rev(tree, up, "main^{tree}");
+	gitfixture_rev(tagobj, up, "refs/tags/v2");
 	m = open_fetched_mirror();
 	ck_assert(mirror_has(m, blob));
 	ck_assert(mirror_has(m, tree));
@@ -535,21 +540,19 @@ END_TEST
 START_TEST(add_thin_pack_not_persisted)
 {
 	struct gg_err err = GG_ERR_INIT;
-	char revs[128], tree[41], blob[41];
+	char tree[41], blob[41];
 	struct mirror *m;
 	uint64_t len;
 	int fd;
 
 	make_upstream();
-	rev(tree, "work/.git", "next^{tree}");
-	rev(blob, "work/.git", "next:big.txt");
-	snprintf(revs, sizeof(revs), "%s\n^%s\n", n1, c2);
-	len = make_pack("thin.pack", revs, true, 123);
+	gitfixture_rev(tree, "work/.git", "next^{tree}");
+	gitfixture_rev(blob, "work/.git", "next:big.txt");
+	len = make_thin_pack(123);
 	m = open_fetched_mirror();
 	ck_assert(!mirror_has(m, n1));
 	fd = open_in_tmp("thin.pack", O_RDONLY);
-	ck_assert_msg(mirror_add_pack(m, fd, 123, len, &err) == 0, "%s",
-		      err.msg);
+	add_pack(m, fd, 123, len);
 	ck_assert(mirror_has(m, n1));
 	ck_assert(mirror_has(m, tree));
 	ck_assert(mirror_has(m, blob));
@@ -584,7 +587,6 @@ START_TEST(fetch_with_pack_attached)
 	 * itself, even though this handle can already see it through the
 	 * pack, or the mirror's refs would point at objects it lacks once the
 	 * pack is gone. */
-	struct gg_err err = GG_ERR_INIT;
 	char revs[128], early[1200];
 	struct mirror *m;
 	uint64_t len;
@@ -597,14 +599,14 @@ START_TEST(fetch_with_pack_attached)
 	snprintf(revs, sizeof(revs), "%s\n^%s\n", n1, c1);
 	len = make_pack("pack", revs, true, 0);
 	m = open_mirror();
-	ck_assert_msg(mirror_fetch(m, early, "s", &err) == 0, "%s", err.msg);
+	fetch(m, early);
 	ck_assert(mirror_has(m, c1));
 	ck_assert(!mirror_has(m, c2));
 	fd = open_in_tmp("pack", O_RDONLY);
-	ck_assert_msg(mirror_add_pack(m, fd, 0, len, &err) == 0, "%s", err.msg);
+	add_pack(m, fd, 0, len);
 	ck_assert(mirror_has(m, c2));
 	ck_assert(mirror_has(m, n1));
-	ck_assert_msg(mirror_fetch(m, up, "s", &err) == 0, "%s", err.msg);
+	fetch(m, up);
 	/* The pack stays attached across the fetch. */
 	ck_assert(mirror_has(m, n1));
 	ck_assert(mirror_has(m, d1));
@@ -623,7 +625,6 @@ END_TEST
 
 START_TEST(add_empty_pack)
 {
-	struct gg_err err = GG_ERR_INIT;
 	char revs[128];
 	struct mirror *m;
 	uint64_t len;
@@ -637,7 +638,7 @@ START_TEST(add_empty_pack)
 	ck_assert_uint_eq(len, 32); /* header + trailer */
 	m = open_fetched_mirror();
 	fd = open_in_tmp("empty.pack", O_RDONLY);
-	ck_assert_msg(mirror_add_pack(m, fd, 0, len, &err) == 0, "%s", err.msg);
+	add_pack(m, fd, 0, len);
 	expect_ancestor(m, c1, c2, true);
 	mirror_close(m);
 	close(fd);
@@ -648,14 +649,12 @@ END_TEST
 START_TEST(add_thin_pack_missing_bases)
 {
 	struct gg_err err = GG_ERR_INIT;
-	char revs[128];
 	struct mirror *m;
 	uint64_t len;
 	int fd;
 
 	make_upstream();
-	snprintf(revs, sizeof(revs), "%s\n^%s\n", n1, c2);
-	len = make_pack("thin.pack", revs, true, 0);
+	len = make_thin_pack(0);
 	m = open_mirror(); /* empty: no bases */
 	fd = open_in_tmp("thin.pack", O_RDONLY);
 	ck_assert_int_eq(mirror_add_pack(m, fd, 0, len, &err), GG_ENOTFOUND);
@@ -664,9 +663,8 @@ START_TEST(add_thin_pack_missing_bases)
 	ck_assert_int_eq(incoming_dirs(), 0);
 
 	/* After a fetch the same pack goes in (what push.c's retry does). */
-	gg_err_init(&err);
-	ck_assert_msg(mirror_fetch(m, up, "s", &err) == 0, "%s", err.msg);
-	ck_assert_msg(mirror_add_pack(m, fd, 0, len, &err) == 0, "%s", err.msg);
+	fetch(m, up);
+	add_pack(m, fd, 0, len);
 	ck_assert(mirror_has(m, n1));
 	expect_ancestor(m, c2, n1, true);
 	mirror_close(m);
@@ -679,15 +677,13 @@ START_TEST(add_truncated_pack)
 {
 	static const uint64_t cut[] = {1, 10, 12, 40};
 	struct gg_err err = GG_ERR_INIT;
-	char revs[128];
 	struct mirror *m;
 	uint64_t len;
 	size_t i;
 	int fd;
 
 	make_upstream();
-	snprintf(revs, sizeof(revs), "%s\n^%s\n", n1, c2);
-	len = make_pack("thin.pack", revs, true, 0);
+	len = make_thin_pack(0);
 	m = open_fetched_mirror();
 	fd = open_in_tmp("thin.pack", O_RDONLY);
 	/* The pack cut short: only its first len - cut bytes, and the
@@ -708,8 +704,7 @@ START_TEST(add_truncated_pack)
 	ck_assert_int_eq(incoming_dirs(), 0);
 	ck_assert(!mirror_has(m, n1));
 	/* The handle is still usable. */
-	gg_err_init(&err);
-	ck_assert_msg(mirror_add_pack(m, fd, 0, len, &err) == 0, "%s", err.msg);
+	add_pack(m, fd, 0, len);
 	ck_assert(mirror_has(m, n1));
 	mirror_close(m);
 	close(fd);
@@ -720,15 +715,13 @@ START_TEST(add_corrupt_pack)
 {
 	struct gg_err err = GG_ERR_INIT;
 	unsigned char byte;
-	char revs[128];
 	struct mirror *m;
 	uint64_t len, pos[6];
 	size_t i;
 	int fd;
 
 	make_upstream();
-	snprintf(revs, sizeof(revs), "%s\n^%s\n", n1, c2);
-	len = make_pack("thin.pack", revs, true, 0);
+	len = make_thin_pack(0);
 	/* signature, version, first object, middle, trailer */
 	pos[0] = 1;
 	pos[1] = 7;
@@ -750,8 +743,7 @@ START_TEST(add_corrupt_pack)
 		byte ^= 0x5a;
 		ck_assert_int_eq(pwrite(fd, &byte, 1, (off_t)pos[i]), 1);
 	}
-	gg_err_init(&err);
-	ck_assert_msg(mirror_add_pack(m, fd, 0, len, &err) == 0, "%s", err.msg);
+	add_pack(m, fd, 0, len);
 	mirror_close(m);
 	close(fd);
 }
@@ -776,14 +768,12 @@ END_TEST
 START_TEST(add_len_zero_noop)
 {
 	struct gg_err err = GG_ERR_INIT;
-	char revs[128];
 	struct mirror *m;
 	uint64_t len;
 	int fd;
 
 	make_upstream();
-	snprintf(revs, sizeof(revs), "%s\n^%s\n", n1, c2);
-	len = make_pack("thin.pack", revs, true, 0);
+	len = make_thin_pack(0);
 	m = open_fetched_mirror();
 	/* Not even the descriptor is looked at. */
 	ck_assert_int_eq(mirror_add_pack(m, -1, 0, 0, &err), 0);
@@ -791,7 +781,7 @@ START_TEST(add_len_zero_noop)
 	ck_assert_int_eq(incoming_dirs(), 0);
 	/* A real pack can still be attached afterwards. */
 	fd = open_in_tmp("thin.pack", O_RDONLY);
-	ck_assert_msg(mirror_add_pack(m, fd, 0, len, &err) == 0, "%s", err.msg);
+	add_pack(m, fd, 0, len);
 	ck_assert(mirror_has(m, n1));
 	mirror_close(m);
 	close(fd);
@@ -825,6 +815,16 @@ static void *worker_thread(void *arg)
 	return NULL;
 }
 
+/* Open REPO's mirror (and fetch into it if asked) in a new thread t. */
+static void worker_start(pthread_t *t, struct worker *w, bool do_fetch)
+{
+	w->repo = REPO;
+	w->fetch = do_fetch;
+	w->rc = -100;
+	atomic_init(&w->done, 0);
+	ck_assert_int_eq(pthread_create(t, NULL, worker_thread, w), 0);
+}
+
 static void sleep_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -848,7 +848,7 @@ static int hold_writer_lock(void)
 
 START_TEST(fetch_waits_for_writer_lock)
 {
-	struct worker w = {.repo = REPO, .fetch = true, .rc = -100};
+	struct worker w;
 	struct mirror *m;
 	pthread_t t;
 	int fd;
@@ -856,9 +856,8 @@ START_TEST(fetch_waits_for_writer_lock)
 	make_upstream();
 	m = open_mirror(); /* creates the mirror */
 	mirror_close(m);
-	atomic_init(&w.done, 0);
 	fd = hold_writer_lock();
-	ck_assert_int_eq(pthread_create(&t, NULL, worker_thread, &w), 0);
+	worker_start(&t, &w, true);
 	sleep_ms(200);
 	ck_assert_int_eq(atomic_load(&w.done), 0);
 	close(fd); /* releases the lock */
@@ -870,15 +869,14 @@ END_TEST
 
 START_TEST(readers_do_not_wait_for_writers)
 {
-	struct worker w = {.repo = REPO, .fetch = false, .rc = -100};
+	struct worker w;
 	struct mirror *m = open_mirror();
 	pthread_t t;
 	int fd, i;
 
 	mirror_close(m);
-	atomic_init(&w.done, 0);
 	fd = hold_writer_lock();
-	ck_assert_int_eq(pthread_create(&t, NULL, worker_thread, &w), 0);
+	worker_start(&t, &w, false);
 	for (i = 0; i < 1000 && !atomic_load(&w.done); i++)
 		sleep_ms(10);
 	close(fd);
@@ -895,14 +893,8 @@ START_TEST(concurrent_fetches_are_serialised_and_succeed)
 	int i;
 
 	make_upstream();
-	for (i = 0; i < 4; i++) {
-		w[i].repo = REPO;
-		w[i].fetch = true;
-		w[i].rc = -100;
-		atomic_init(&w[i].done, 0);
-		ck_assert_int_eq(pthread_create(&t[i], NULL, worker_thread,
-						&w[i]), 0);
-	}
+	for (i = 0; i < 4; i++)
+		worker_start(&t[i], &w[i], true);
 	for (i = 0; i < 4; i++) {
 		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
 		ck_assert_int_eq(w[i].rc, 0);
@@ -923,7 +915,8 @@ static Suite *mirror_suite(void)
 	size_t i;
 
 	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-		tcase_add_checked_fixture(all[i], setup, teardown);
+		tcase_add_checked_fixture(all[i], setup,
+					  gitfixture_remove_scratch);
 		tcase_set_timeout(all[i], 60);
 		suite_add_tcase(s, all[i]);
 	}
