@@ -217,7 +217,7 @@ out:
 }
 
 /* Map an upstream status to what the client gets; NULL = pass through. */
-const char *forward_refusal(long status, unsigned *client_status)
+static const char *upstream_refusal(long status, unsigned *client_status)
 {
 	if (status >= 200 && status < 300)
 		return NULL;
@@ -309,27 +309,41 @@ static void copy_headers(struct MHD_Response *resp,
 	}
 }
 
-/* Refuse what must not stream to the client: upstream's refusals, and a
- * receive-pack advertisement gitgate cannot rewrite or will not serve.
- * true when *ret holds the refusal's answer. */
-static bool refused(struct request *req, const struct relay_response *meta,
-		    enum MHD_Result *ret)
+bool forward_wait(struct request *req, struct relay_response *meta,
+		  bool status_in_reason, enum MHD_Result *ret)
 {
 	struct gg_err err = GG_ERR_INIT;
 	unsigned status = MHD_HTTP_BAD_GATEWAY;
-	const char *refusal = forward_refusal(meta->status, &status);
+	const char *refusal;
 	char why[GG_ERR_MSG_MAX];
-	int peek;
 
-	if (refusal) {
-		snprintf(why, sizeof(why), "%s (HTTP %ld)", refusal,
-			 meta->status);
-		log_warnx("request %s: %s: %s", req->id, req->route.repo, why);
-		relay_abort(req->relay);
-		*ret = request_deny(req, status,
-				    meta->status == 404 ? refusal : why);
+	if (relay_wait_headers(req->relay, meta, &err) != 0) {
+		log_warnx("request %s: %s: %s", req->id, req->route.repo,
+			  err.msg);
+		*ret = request_deny(req, MHD_HTTP_BAD_GATEWAY, err.msg);
 		return true;
 	}
+	refusal = upstream_refusal(meta->status, &status);
+	if (!refusal)
+		return false;
+	snprintf(why, sizeof(why), "%s (HTTP %ld)", refusal, meta->status);
+	log_warnx("request %s: %s: %s", req->id, req->route.repo, why);
+	relay_abort(req->relay);
+	*ret = request_deny(req, status,
+			    status_in_reason && meta->status != 404 ? why
+								    : refusal);
+	return true;
+}
+
+/* Refuse a receive-pack advertisement gitgate cannot rewrite or will not
+ * serve. true when *ret holds the refusal's answer. */
+static bool advert_refused(struct request *req,
+			   const struct relay_response *meta,
+			   enum MHD_Result *ret)
+{
+	struct gg_err err = GG_ERR_INIT;
+	int peek;
+
 	if (req->route.kind != ROUTE_INFO_REFS ||
 	    req->route.service != ROUTE_SVC_RECEIVE || meta->status != 200 ||
 	    relay_response_has(meta, "Content-Encoding"))
@@ -348,16 +362,11 @@ static bool refused(struct request *req, const struct relay_response *meta,
 enum MHD_Result forward_answer(struct request *req)
 {
 	struct relay_response meta;
-	struct gg_err err = GG_ERR_INIT;
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
-	if (relay_wait_headers(req->relay, &meta, &err) != 0) {
-		log_warnx("request %s: %s: %s", req->id, req->route.repo,
-			  err.msg);
-		return request_deny(req, MHD_HTTP_BAD_GATEWAY, err.msg);
-	}
-	if (refused(req, &meta, &ret))
+	if (forward_wait(req, &meta, true, &ret) ||
+	    advert_refused(req, &meta, &ret))
 		return ret;
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
 						 256 * 1024, read_relay, req,

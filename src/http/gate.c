@@ -8,7 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "gitgate/audit/audit.h"
 #include "gitgate/core/limits.h"
 #include "gitgate/core/log.h"
 #include "gitgate/core/timeutil.h"
@@ -218,8 +217,7 @@ enum MHD_Result gate_admit(struct request *req)
 	ret = take_quota(req);
 	if (ret != MHD_YES || req->state == REQ_ANSWERED)
 		return ret;
-	if ((req->px->audit && !audit_healthy(req->px->audit)) ||
-	    request_reserve_record(req) != 0)
+	if (request_audit_down(req) || request_reserve_record(req) != 0)
 		return request_deny(req, MHD_HTTP_SERVICE_UNAVAILABLE,
 				    "audit log unavailable");
 	return MHD_YES;

@@ -176,29 +176,15 @@ static bool forward_push(struct request *req, unsigned char **reply,
 			 enum MHD_Result *ret)
 {
 	struct gg_err err = GG_ERR_INIT;
-	unsigned status = MHD_HTTP_BAD_GATEWAY;
 	struct relay_response meta;
-	const char *refusal;
 
 	if (send_push(req, &err) != 0) {
 		*ret = request_deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				    err.msg);
 		return true;
 	}
-	if (relay_wait_headers(req->relay, &meta, &err) != 0) {
-		log_warnx("request %s: %s: %s", req->id, req->route.repo,
-			  err.msg);
-		*ret = request_deny(req, MHD_HTTP_BAD_GATEWAY, err.msg);
+	if (forward_wait(req, &meta, false, ret))
 		return true;
-	}
-	refusal = forward_refusal(meta.status, &status);
-	if (refusal) {
-		log_warnx("request %s: %s: %s (HTTP %ld)", req->id,
-			  req->route.repo, refusal, meta.status);
-		relay_abort(req->relay);
-		*ret = request_deny(req, status, refusal);
-		return true;
-	}
 	*upstream_error = read_upstream_reply(req, reply, reply_len);
 	return false;
 }

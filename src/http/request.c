@@ -114,7 +114,7 @@ enum MHD_Result request_deny(struct request *req, unsigned status,
 {
 	bool challenge;
 
-	if (req->px->audit && !audit_healthy(req->px->audit)) {
+	if (request_audit_down(req)) {
 		status = MHD_HTTP_SERVICE_UNAVAILABLE;
 		reason = "audit log unavailable";
 	}
@@ -181,6 +181,11 @@ void request_audit(struct request *req, const struct audit_ref *refs,
 		req->audit_failed = true;
 		warn_audit(&err);
 	}
+}
+
+bool request_audit_down(const struct request *req)
+{
+	return req->px->audit && !audit_healthy(req->px->audit);
 }
 
 /* An allowed request may stream its answer before its line is written

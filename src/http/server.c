@@ -59,7 +59,7 @@ static enum MHD_Result answer_healthz(struct request *req)
 {
 	req->state = REQ_ANSWERED;
 	req->audited = true;
-	if (req->px->audit && !audit_healthy(req->px->audit))
+	if (request_audit_down(req))
 		return request_text(req, MHD_HTTP_SERVICE_UNAVAILABLE,
 				    "audit log unavailable", false);
 	return request_text(req, MHD_HTTP_OK, "ok", false);

@@ -9,9 +9,12 @@
 #ifndef GITGATE_HTTP_FORWARD_H
 #define GITGATE_HTTP_FORWARD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "gitgate/http/request.h"
+
+struct relay_response;
 
 /* Start req->relay to the upstream URL of req's route, forwarding the
  * client headers upstream may need (never Authorization). content_length
@@ -23,8 +26,13 @@ int forward_start(struct request *req, int64_t content_length,
  * an upstream refusal or failure is answered as a refusal (404/502). */
 enum MHD_Result forward_answer(struct request *req);
 
-/* Map an upstream status to the client's refusal: NULL when it passes
- * through (2xx), else the reason, with *client_status set. */
-const char *forward_refusal(long status, unsigned *client_status);
+/* Wait for upstream's status and headers into *meta. true when they
+ * refused the request (upstream failed, or answered other than 2xx): it is
+ * then answered (404/502, audited) and *ret holds libmicrohttpd's result.
+ * The client's reason names upstream's status, except for a 404 or when
+ * status_in_reason is false (a push's reason, which git prints, stays
+ * short); the log line always does. */
+bool forward_wait(struct request *req, struct relay_response *meta,
+		  bool status_in_reason, enum MHD_Result *ret);
 
 #endif

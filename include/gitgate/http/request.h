@@ -106,6 +106,10 @@ enum MHD_Result request_deny(struct request *req, unsigned status,
 void request_audit(struct request *req, const struct audit_ref *refs,
 		   size_t nrefs);
 
+/* Is the audit log failing to take lines? Every request is then refused
+ * (503), and /healthz says so. */
+bool request_audit_down(const struct request *req);
+
 /* Set room aside in the audit log for this request's line, before an
  * answer that streams ahead of it. 0, or the audit error (logged). */
 int request_reserve_record(struct request *req);
