@@ -14,6 +14,7 @@ static const char usage[] =
 	"  inspect  [--key FILE] TOKEN       show (and verify) a token's claims\n"
 	"  revoke   --config FILE TOKEN|JTI… revoke tokens\n"
 	"  audit    --config FILE|--log FILE review or verify the audit log\n"
+	"  policy   check FILE               validate a site-policy file\n"
 	"\n"
 	"Run 'gitgate <command> --help' for a command's options;\n"
 	"'gitgate --version' prints the version.\n";
@@ -27,6 +28,7 @@ static const struct command commands[] = {
 	{ "serve", cmd_serve },	    { "keygen", cmd_keygen },
 	{ "mint", cmd_mint },	    { "inspect", cmd_inspect },
 	{ "revoke", cmd_revoke },   { "audit", cmd_audit },
+	{ "policy", cmd_policy },
 };
 
 int main(int argc, char **argv)

@@ -368,12 +368,28 @@ static char *path_key(json_t *root, const char *key, const char *def,
 	return resolve(dir, v ? v : def);
 }
 
+/* An optional path key: NULL when absent (or wrong, reported). */
+static char *optional_path(json_t *root, const char *key, const char *dir,
+			   struct problems *p)
+{
+	const char *v = get_string(root, key, key, 0, p);
+	char *path;
+
+	if (!v)
+		return NULL;
+	path = resolve(dir, v);
+	if (!path)
+		problem(p, "%s: out of memory", key);
+	return path;
+}
+
 static void parse_root(struct config *cfg, json_t *root, const char *dir,
 		       struct problems *p)
 {
 	static const char *const keys[] = { "listen", "verify_key",
 					    "upstream", "audit_log",
-					    "revocations", "cache_dir", NULL };
+					    "revocations", "cache_dir",
+					    "policy", NULL };
 	const char *listen;
 
 	check_keys(root, keys, "", p);
@@ -385,6 +401,7 @@ static void parse_root(struct config *cfg, json_t *root, const char *dir,
 	cfg->audit_log = path_key(root, "audit_log", "audit.jsonl", dir, p);
 	cfg->revocations = path_key(root, "revocations", "revoked.txt", dir, p);
 	cfg->cache_dir = path_key(root, "cache_dir", "cache", dir, p);
+	cfg->policy = optional_path(root, "policy", dir, p);
 }
 
 int config_parse(struct config **out, const char *path, const char *text,
@@ -539,6 +556,7 @@ void config_free(struct config *cfg)
 	free(cfg->audit_log);
 	free(cfg->revocations);
 	free(cfg->cache_dir);
+	free(cfg->policy);
 	free(cfg);
 }
 

@@ -1,31 +1,21 @@
 /*
  * policy.c - ref pattern matching and push decisions (see policy.h).
  *
- * Matching semantics, precisely (patterns written below as segment lists,
- * because a slash followed by a star cannot appear in a C comment):
- *   - A pattern and a ref name are split into '/'-separated segments.
- *   - A pattern segment "**" matches zero or more whole segments, except
- *     when it is the last segment of a pattern that has other segments,
- *     like ["agent", "**"]: there it matches one or more. This is the
- *     gitignore rule: ["agent", "**"] grants everything inside agent/ but
- *     not a branch named "agent" itself, while ["**", "x"] matches "x" and
- *     ["a", "**", "b"] matches "a/b".
- *   - Any other pattern segment matches exactly one name segment; in it
- *     '*' matches any run of characters (possibly empty), everything else
- *     matches itself, case-sensitively.
- *   - Tags (refs/tags/...) match only patterns that start with
- *     "refs/tags/", so ["refs", "**"] or ["*"] never grants a tag.
- *
- * Cost is bounded, never exponential: segments are matched with the
- * classic single-backtrack-point wildcard algorithm (a later "**" makes
- * earlier ones irrelevant), and '*' inside a segment the same way; each
- * is O(pattern length x name length) in the worst case.
+ * Matching is glob.h's segmented matching (the same code matches the
+ * site policy's path globs), on the name under refs/heads/ or, for a
+ * pattern starting with "refs/", on the full name. On top of it:
+ *   - patterns follow git's ref-name rules (pattern_rule below), stricter
+ *     than glob_check, so every valid pattern is also a valid glob;
+ *   - tags (refs/tags/...) match only patterns that start with
+ *     "refs/tags/", so a pattern ["refs", "**"] or ["*"] never grants a
+ *     tag.
  */
 #include "gitgate/push/policy.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "gitgate/core/glob.h"
 #include "gitgate/core/limits.h"
 
 #define HEADS "refs/heads/"
@@ -125,106 +115,6 @@ int policy_pattern_check(const char *pattern, struct gg_err *err)
 
 /* ---- matching ---- */
 
-/* '*'-glob within one segment: p[0..pn) against s[0..sn). */
-static bool segment_match(const char *p, size_t pn, const char *s, size_t sn)
-{
-	size_t pi = 0, si = 0, star_p = 0, star_s = 0;
-	bool star = false;
-
-	while (si < sn) {
-		if (pi < pn && p[pi] == '*') {
-			star = true;
-			star_p = ++pi;
-			star_s = si;
-		} else if (pi < pn && p[pi] == s[si]) {
-			pi++;
-			si++;
-		} else if (star) {
-			pi = star_p;
-			si = ++star_s;
-		} else {
-			return false;
-		}
-	}
-	while (pi < pn && p[pi] == '*')
-		pi++;
-	return pi == pn;
-}
-
-/* Segment cursor: [s, e) is the current segment; s == NULL at the end. */
-struct seg {
-	const char *s;
-	size_t n;
-};
-
-static struct seg seg_first(const char *str)
-{
-	struct seg g = {str, strcspn(str, "/")};
-
-	return g;
-}
-
-static struct seg seg_next(struct seg g)
-{
-	if (g.s[g.n] == '\0') {
-		g.s = NULL;
-		g.n = 0;
-		return g;
-	}
-	return seg_first(g.s + g.n + 1);
-}
-
-static bool seg_is_globstar(struct seg g)
-{
-	return g.s && g.n == 2 && g.s[0] == '*' && g.s[1] == '*';
-}
-
-/*
- * Match segment lists. star_p/star_n remember where the last "**" began
- * and how much of the name it has absorbed; on a mismatch it absorbs one
- * more segment and matching resumes after it.
- */
-static bool path_match(const char *pattern, const char *name)
-{
-	struct seg p = seg_first(pattern), n = seg_first(name);
-	struct seg star_p = {NULL, 0}, star_n = {NULL, 0};
-	bool have_star = false, first = true;
-
-	for (;;) {
-		if (seg_is_globstar(p)) {
-			if (!first && !seg_next(p).s)
-				return n.s != NULL; /* trailing: one or more */
-			have_star = true;
-			star_p = p = seg_next(p);
-			star_n = n;
-			first = false;
-			continue;
-		}
-		first = false;
-		if (!n.s)
-			return p.s == NULL;
-		if (p.s && segment_match(p.s, p.n, n.s, n.n)) {
-			p = seg_next(p);
-			n = seg_next(n);
-			continue;
-		}
-		if (!have_star || !star_n.s)
-			return false;
-		star_n = seg_next(star_n);
-		n = star_n;
-		p = star_p;
-	}
-}
-
-/* A ref name we are willing to match: no empty segments anywhere. */
-static bool name_shape_ok(const char *name)
-{
-	size_t len = strlen(name);
-
-	return len > 0 && name[0] != '/' && name[len - 1] != '/' &&
-	       !strstr(name, "//");
-}
-
 static bool starts_with(const char *s, const char *pre)
 {
 	return strncmp(s, pre, strlen(pre)) == 0;
@@ -236,16 +126,15 @@ bool policy_match(const char *pattern, const char *refname)
 	    pattern_rule(pattern, strnlen(pattern, GG_MAX_PATTERN_LEN + 1)) !=
 		    NULL)
 		return false;
-	if (strnlen(refname, GG_MAX_REFNAME + 1) > GG_MAX_REFNAME ||
-	    !name_shape_ok(refname))
+	if (strnlen(refname, GG_MAX_REFNAME + 1) > GG_MAX_REFNAME)
 		return false;
 	if (starts_with(refname, TAGS) && !starts_with(pattern, TAGS))
 		return false;
 	if (starts_with(pattern, "refs/"))
-		return path_match(pattern, refname);
+		return glob_match(pattern, refname, 0);
 	if (!starts_with(refname, HEADS))
 		return false;
-	return path_match(pattern, refname + strlen(HEADS));
+	return glob_match(pattern, refname + strlen(HEADS), 0);
 }
 
 /* ---- decisions ---- */

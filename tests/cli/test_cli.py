@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CLI tests for `gitgate keygen`, `mint`, `inspect` and `revoke`.
+"""CLI tests for `gitgate keygen`, `mint`, `inspect`, `revoke` and `policy`.
 
 Runs the binary named by $GITGATE against files in a temporary directory.
 Python 3 stdlib only. Exit codes and messages follow interface.md: --help
@@ -601,6 +601,172 @@ class TestRevoke(Base):
         self.assertUsage("revoke", run("revoke", "--config", self.config,
                                        "--all"),
                          "gitgate: revoke: unknown option '--all'")
+
+
+POLICY_EXAMPLE = """{
+  "protected_refs": ["main", "release/**", "refs/tags/**"],
+  "protected_paths": [".github/workflows/**", "CODEOWNERS"],
+  "forbidden_paths": ["**/*.pem", "**/id_rsa"],
+  "max_file_size": "50M",
+  "commit_emails": ["*@example.com"],
+  "secrets": true,
+  "secret_rules": [ { "id": "acme-api-key", "regex": "acme_[0-9a-f]{32}" },
+                    { "id": "acme-old", "regex": "acme\\tv1" } ],
+  "repos": {
+    "acme/infra": { "protected_paths": ["terraform/**"],
+                    "max_file_size": "5M", "secrets": false },
+    "other/*": {}
+  }
+}
+"""
+
+POLICY_EXAMPLE_OUT = """\
+top level:
+  protected_refs:  main, release/**, refs/tags/**
+  protected_paths: .github/workflows/**, CODEOWNERS
+  forbidden_paths: **/*.pem, **/id_rsa
+  max_file_size:   50.0 MiB (52428800 bytes)
+  commit_emails:   *@example.com
+  secrets:         on (built-in rules)
+  secret_rules:    acme-api-key /acme_[0-9a-f]{32}/
+                   acme-old /acme\\x09v1/
+repos acme/infra (top level and this entry):
+  protected_refs:  main, release/**, refs/tags/**
+  protected_paths: .github/workflows/**, CODEOWNERS, terraform/**
+  forbidden_paths: **/*.pem, **/id_rsa
+  max_file_size:   5.0 MiB (5242880 bytes)
+  commit_emails:   *@example.com
+  secrets:         off
+  secret_rules:    acme-api-key /acme_[0-9a-f]{32}/
+                   acme-old /acme\\x09v1/
+repos other/* (top level and this entry):
+  protected_refs:  main, release/**, refs/tags/**
+  protected_paths: .github/workflows/**, CODEOWNERS
+  forbidden_paths: **/*.pem, **/id_rsa
+  max_file_size:   50.0 MiB (52428800 bytes)
+  commit_emails:   *@example.com
+  secrets:         on (built-in rules)
+  secret_rules:    acme-api-key /acme_[0-9a-f]{32}/
+                   acme-old /acme\\x09v1/
+"""
+
+
+class TestPolicy(Base):
+    """`gitgate policy check FILE` (site policy, README "Site policy")."""
+
+    def write(self, text, name="policy.json"):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_prints_effective_rules(self):
+        path = self.write(POLICY_EXAMPLE)
+        self.assertEqual(run("policy", "check", path),
+                         (0, POLICY_EXAMPLE_OUT, ""))
+
+    def test_empty_policy(self):
+        path = self.write("{}")
+        self.assertEqual(run("policy", "check", path), (0, """\
+top level:
+  protected_refs:  none
+  protected_paths: none
+  forbidden_paths: none
+  max_file_size:   no limit
+  commit_emails:   any
+  secrets:         off
+  secret_rules:    none
+""", ""))
+
+    def test_every_problem_with_position(self):
+        path = self.write('{\n'
+                          '  "protected_refs": ["main", "a..b"],\n'
+                          '  "max_file_size": 50,\n'
+                          '  "secrets": "yes",\n'
+                          '  "colour": "blue",\n'
+                          '  "repos": { "acme": { "max_file_size": "5m" } }\n'
+                          '}\n')
+        p = "gitgate: policy check: " + path
+        self.assertEqual(run("policy", "check", path), (1, "", "".join([
+            p + ':2:30: protected_refs[1]: invalid ref pattern "a..b": '
+                'contains ".."\n',
+            p + ':3:20: max_file_size: must be a string such as "50M" '
+                '(a bare number would not say its unit)\n',
+            p + ':4:14: secrets: must be true or false\n',
+            p + ':5:3: colour: unknown key\n',
+            p + ':6:14: repos["acme"]: invalid repository glob "acme": '
+                "must be OWNER/NAME (each may use '*')\n",
+            p + ':6:41: repos["acme"].max_file_size: "5m" is not a size: '
+                'want digits and at most one unit, B, K, M or G '
+                '(e.g. "50M")\n',
+        ])))
+
+    def test_syntax_and_duplicates(self):
+        path = self.write('{\n  "secrets": true,\n  "secrets": false\n}\n')
+        self.assertFail(run("policy", "check", path),
+                        "gitgate: policy check: %s:3:11: duplicate object "
+                        "key near '\"secrets\"'" % path)
+        path = self.write('{"protected_refs": ["main",]}')
+        self.assertFail(run("policy", "check", path),
+                        "gitgate: policy check: %s:1:28: unexpected token "
+                        "near ']'" % path)
+        path = self.write('["main"]')
+        self.assertFail(run("policy", "check", path),
+                        "gitgate: policy check: %s:1:1: the policy must be "
+                        "a JSON object" % path)
+
+    def test_too_many_problems_counted(self):
+        path = self.write('{"forbidden_paths": [%s]}'
+                          % ", ".join(['"/x"'] * 130))
+        rc, out, err = run("policy", "check", path)
+        lines = err.splitlines()
+        self.assertEqual((rc, out, len(lines)), (1, "", 101))
+        self.assertEqual(lines[-1], "gitgate: policy check: %s: 30 more "
+                         "problems not shown" % path)
+
+    def test_file_errors(self):
+        missing = os.path.join(self.tmp, "nope.json")
+        self.assertFail(run("policy", "check", missing),
+                        "gitgate: policy check: %s: No such file or "
+                        "directory" % missing)
+        self.assertFail(run("policy", "check", self.tmp),
+                        "gitgate: policy check: %s: not a regular file"
+                        % self.tmp)
+        fifo = os.path.join(self.tmp, "fifo")
+        os.mkfifo(fifo)
+        self.assertFail(run("policy", "check", fifo),
+                        "gitgate: policy check: %s: not a regular file"
+                        % fifo)
+        big = self.write("{" + " " * (1024 * 1024) + "}")
+        self.assertFail(run("policy", "check", big),
+                        "gitgate: policy check: %s: larger than 1048576 "
+                        "bytes" % big)
+
+    def test_help(self):
+        for args in (("policy", "--help"), ("policy", "check", "--help"),
+                     ("policy", "-h")):
+            rc, out, err = run(*args)
+            self.assertEqual((rc, err), (0, ""), args)
+            self.assertTrue(out.startswith("usage: gitgate policy check "
+                                           "FILE\n"), out)
+        self.assertIn("policy   check FILE", run("--help")[1])
+
+    def test_usage_errors(self):
+        self.assertUsage("policy", run("policy"),
+                         "gitgate: policy: missing subcommand (check)")
+        self.assertUsage("policy", run("policy", "lint"),
+                         "gitgate: policy: unknown subcommand 'lint'")
+        self.assertUsage("policy", run("policy", "test", "--policy", "p"),
+                         "gitgate: policy: 'test' is not available in this "
+                         "version (only 'check')")
+        self.assertUsage("policy", run("policy", "check"),
+                         "gitgate: policy check: missing FILE")
+        self.assertUsage("policy", run("policy", "check", "a", "b"),
+                         "gitgate: policy check: unexpected argument 'b'")
+        self.assertUsage("policy", run("policy", "check", "--strict", "a"),
+                         "gitgate: policy check: unknown option '--strict'")
+        self.assertUsage("policy", run("policy", "check", "-x", "a"),
+                         "gitgate: policy check: unknown option '-x'")
 
 
 class TestInterop(Base):

@@ -25,6 +25,7 @@ struct config {
 	char *audit_log;
 	char *revocations;
 	char *cache_dir;
+	char *policy;         /* site-policy file (sitepolicy.h); NULL: none */
 };
 
 /* Parse text (the file's contents) as if read from path; pure except for

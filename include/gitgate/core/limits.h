@@ -88,4 +88,22 @@
 #define GG_SCAN_WORK_FACTOR 8                  /* resolve+walk work per pack byte */
 #define GG_SCAN_WORK_BASE ((uint64_t)64 << 20) /* ... plus this much */
 
+/* Site policy (sitepolicy); its secret rules are bounded below. The pattern
+ * count covers every list of the file together, so that no merge of a
+ * repos entry into the top level can exceed it either. */
+#define GG_MAX_POLICY_LEN (1024 * 1024) /* the policy file */
+#define GG_MAX_POLICY_PATTERNS 4096   /* ref patterns and globs, all lists */
+#define GG_MAX_POLICY_REPOS 1024      /* entries of "repos" */
+#define GG_MAX_POLICY_PROBLEMS 100    /* problem lines kept; more counted */
+
+/* Secret scan (secretscan) */
+#define GG_MAX_SECRET_RULES 256       /* custom rules (secret_rules) */
+#define GG_MAX_SECRET_RULE_ID 64      /* one rule id, [A-Za-z0-9._-] */
+#define GG_MAX_SECRET_REGEX 1024      /* one custom rule's regex */
+#define GG_MAX_SECRET_LITERAL 4096    /* the upstream secret, matched as is */
+/* A shorter upstream secret would match ordinary text. */
+#define GG_MIN_SECRET_LITERAL 8
+/* git's FIRST_FEW_BYTES: a NUL among them makes a blob binary. */
+#define GG_BINARY_PROBE_LEN 8000
+
 #endif

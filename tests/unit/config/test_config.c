@@ -65,8 +65,25 @@ START_TEST(test_minimal)
 	ck_assert_str_eq(cfg->audit_log, "/etc/gitgate/audit.jsonl");
 	ck_assert_str_eq(cfg->revocations, "/etc/gitgate/revoked.txt");
 	ck_assert_str_eq(cfg->cache_dir, "/etc/gitgate/cache");
+	ck_assert_ptr_null(cfg->policy); /* optional, no default */
 	config_free(cfg);
 	config_free(NULL);
+}
+END_TEST
+
+/* "policy": resolved like every path, relative to the config file. */
+START_TEST(test_policy_path)
+{
+	struct config *cfg = parse_ok(
+		"{'listen':'h:1','verify_key':'k','upstream':{'url':'http://u'},"
+		"'policy':'policy/site.json'}");
+
+	ck_assert_str_eq(cfg->policy, "/etc/gitgate/policy/site.json");
+	config_free(cfg);
+	cfg = parse_ok("{'listen':'h:1','verify_key':'k',"
+		       "'upstream':{'url':'http://u'},'policy':'/srv/p.json'}");
+	ck_assert_str_eq(cfg->policy, "/srv/p.json");
+	config_free(cfg);
 }
 END_TEST
 
@@ -379,6 +396,12 @@ static const struct {
 	  "revocations: must be a non-empty string" },
 	{ "{" LI "," VK "," UP ",'cache_dir':''}",
 	  "cache_dir: must be a non-empty string" },
+	{ "{" LI "," VK "," UP ",'policy':''}",
+	  "policy: must be a non-empty string" },
+	{ "{" LI "," VK "," UP ",'policy':true}",
+	  "policy: must be a non-empty string" },
+	{ "{" LI "," VK "," UP ",'policy':{'file':'p.json'}}",
+	  "policy: must be a non-empty string" },
 	/* upstream.url shape */
 	{ "{" LI "," VK ",'upstream':{'url':'ftp://h'}}",
 	  "upstream.url: must start with http:// or https://" },
@@ -1026,6 +1049,7 @@ static Suite *config_suite(void)
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 	tcase_add_test(tc, test_minimal);
 	tcase_add_test(tc, test_full);
+	tcase_add_test(tc, test_policy_path);
 	tcase_add_test(tc, test_verify_key_max_entries);
 	tcase_add_test(tc, test_verify_key_too_many);
 	tcase_add_loop_test(tc, test_upstream_url_trailing_slash, 0,
