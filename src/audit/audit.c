@@ -271,6 +271,12 @@ static int set(json_t *obj, const char *key, json_t *value)
 	return json_object_set_new(obj, key, value) < 0 ? GG_ENOMEM : 0;
 }
 
+/* An optional member: left out when s is NULL. */
+static int set_opt(json_t *obj, const char *key, const char *s)
+{
+	return s ? set(obj, key, jstr(s)) : 0;
+}
+
 static json_t *build_refs(const struct audit_ref *refs, size_t nrefs)
 {
 	json_t *arr = json_array();
@@ -284,6 +290,12 @@ static json_t *build_refs(const struct audit_ref *refs, size_t nrefs)
 		    set(o, "new", jstr(refs[i].new)) ||
 		    set(o, "action", jstr(refs[i].action)) ||
 		    set(o, "result", jstr(refs[i].result)) ||
+		    set_opt(o, "rule", refs[i].rule) ||
+		    set_opt(o, "path", refs[i].path) ||
+		    set_opt(o, "commit", refs[i].commit) ||
+		    (refs[i].line &&
+		     set(o, "line", json_integer((json_int_t)refs[i].line))) ||
+		    set_opt(o, "hash", refs[i].hash) ||
 		    json_array_append_new(arr, o) < 0) {
 			json_decref(arr);
 			return NULL;

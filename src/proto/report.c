@@ -433,7 +433,9 @@ struct merge_ctx {
 	struct ref_index ix;
 	bool any_refused;
 	bool v2;
-	size_t max_pkt; /* side-band packet size, 0 without side-band */
+	size_t max_pkt;	    /* side-band packet size, 0 without side-band */
+	size_t notes_bytes; /* note line bytes written so far */
+	bool notes_full;    /* REPORT_MAX_NOTES_BYTES reached: no more notes */
 };
 
 static bool refused(const struct merge_ctx *c, size_t i)
@@ -441,16 +443,23 @@ static bool refused(const struct merge_ctx *c, size_t i)
 	return c->m->refusals && c->m->refusals[i];
 }
 
-/* One local reason as a single report line: cut, control chars -> '?'. */
-static void clean_reason(char *dst, size_t size, const char *src)
+/* The len bytes of local text at src as a single report line: cut to
+ * size - 1 bytes, control chars -> '?'. */
+static void clean_text(char *dst, size_t size, const char *src, size_t len)
 {
 	size_t i;
 
-	for (i = 0; src[i] && i + 1 < size; i++)
+	for (i = 0; i < len && src[i] && i + 1 < size; i++)
 		dst[i] = ((unsigned char)src[i] < 0x20 || src[i] == 0x7f)
 				 ? '?'
 				 : src[i];
 	dst[i] = '\0';
+}
+
+/* One local reason as a single report line. */
+static void clean_reason(char *dst, size_t size, const char *src)
+{
+	clean_text(dst, size, src, strlen(src));
 }
 
 static int write_ng(struct pkt_buf *out, const char *ref, const char *reason,
@@ -605,6 +614,84 @@ static int band2_line(struct pkt_buf *out, const struct merge_ctx *c,
 	return pkt_write_sideband(out, 2, line, (size_t)n, c->max_pkt, err);
 }
 
+/* Prefix of a note line: under its "gitgate: refusing" line, indented. */
+#define NOTE_PREFIX "gitgate:   "
+
+/* The next line of notes at *p (without its '\n'), or NULL at the end;
+ * *p moves past it. */
+static const char *next_note(const char **p, size_t *len)
+{
+	const char *s = *p, *nl;
+
+	if (!*s)
+		return NULL;
+	nl = strchr(s, '\n');
+	*len = nl ? (size_t)(nl - s) : strlen(s);
+	*p = nl ? nl + 1 : s + *len;
+	return s;
+}
+
+/* Write one note line unless it would pass REPORT_MAX_NOTES_BYTES; 1 when
+ * it did not fit (nothing written), 0 when written, negative on error. */
+static int note_line(struct pkt_buf *out, struct merge_ctx *c, const char *text,
+		     size_t len, struct gg_err *err)
+{
+	char clean[GG_MAX_REASON_LEN + 1];
+	char line[sizeof(NOTE_PREFIX) + GG_MAX_REASON_LEN + 1];
+	int n, rc;
+
+	clean_text(clean, sizeof(clean), text, len);
+	n = snprintf(line, sizeof(line), NOTE_PREFIX "%s\n", clean);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return gg_err_set(err, GG_ELIMIT, "progress line too long");
+	if ((size_t)n > REPORT_MAX_NOTES_BYTES - c->notes_bytes)
+		return 1;
+	rc = pkt_write_sideband(out, 2, line, (size_t)n, c->max_pkt, err);
+	if (rc < 0)
+		return rc;
+	c->notes_bytes += (size_t)n;
+	return 0;
+}
+
+/*
+ * The notes of one refused command, one band-2 line per non-empty line:
+ * at most REPORT_MAX_NOTE_LINES, none once REPORT_MAX_NOTES_BYTES have
+ * gone out over the whole response; the lines left out are counted in a
+ * last "... and N more" line.
+ */
+static int write_notes(struct pkt_buf *out, struct merge_ctx *c,
+		       const char *notes, struct gg_err *err)
+{
+	const char *p = notes, *text;
+	char line[sizeof(NOTE_PREFIX) + 48];
+	size_t len = 0, shown = 0, more = 0;
+	int n, rc;
+
+	for (text = next_note(&p, &len); text; text = next_note(&p, &len)) {
+		if (len == 0)
+			continue;
+		if (more == 0 && !c->notes_full &&
+		    shown < REPORT_MAX_NOTE_LINES) {
+			rc = note_line(out, c, text, len, err);
+			if (rc < 0)
+				return rc;
+			if (rc == 0) {
+				shown++;
+				continue;
+			}
+			c->notes_full = true;
+		}
+		more++;
+	}
+	if (more == 0)
+		return 0;
+	n = snprintf(line, sizeof(line), NOTE_PREFIX "... and %zu more\n",
+		     more);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return gg_err_set(err, GG_ELIMIT, "progress line too long");
+	return pkt_write_sideband(out, 2, line, (size_t)n, c->max_pkt, err);
+}
+
 /* Upstream's band-2 packets as they came (split further only if the
  * client's side-band packets are smaller). */
 static int write_upstream_progress(struct pkt_buf *out,
@@ -623,7 +710,7 @@ static int write_upstream_progress(struct pkt_buf *out,
 	return rc;
 }
 
-static int write_progress(struct pkt_buf *out, const struct merge_ctx *c,
+static int write_progress(struct pkt_buf *out, struct merge_ctx *c,
 			  struct gg_err *err)
 {
 	const struct report_merge *m = c->m;
@@ -631,11 +718,14 @@ static int write_progress(struct pkt_buf *out, const struct merge_ctx *c,
 	size_t i;
 	int rc = 0;
 
-	for (i = 0; i < m->req->ncommands && rc == 0; i++)
-		if (refused(c, i))
-			rc = band2_line(out, c, "refusing",
-					m->req->commands[i].refname,
-					m->refusals[i], err);
+	for (i = 0; i < m->req->ncommands && rc == 0; i++) {
+		if (!refused(c, i))
+			continue;
+		rc = band2_line(out, c, "refusing", m->req->commands[i].refname,
+				m->refusals[i], err);
+		if (rc == 0 && m->notes && m->notes[i])
+			rc = write_notes(out, c, m->notes[i], err);
+	}
 	if (!failed && m->upstream && m->upstream->fatal)
 		failed = m->upstream->fatal;
 	if (rc == 0 && failed)
@@ -678,6 +768,8 @@ static void ctx_init(struct merge_ctx *c, const struct report_merge *m)
 		if (refused(c, i))
 			c->any_refused = true;
 	c->v2 = caps->report_status_v2;
+	c->notes_bytes = 0;
+	c->notes_full = false;
 	c->max_pkt = 0;
 	if (caps->side_band_64k)
 		c->max_pkt = GG_MAX_PKT_LEN;

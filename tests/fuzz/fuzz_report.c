@@ -43,7 +43,7 @@ static void check_merge(const struct report *r, unsigned flags, bool atomic)
 	req.caps.side_band_64k = flags & REPORT_SIDEBAND;
 	req.caps.report_status_v2 = flags & REPORT_EXPECT_STATUS;
 	req.caps.atomic = atomic;
-	m = (struct report_merge){&req, why, r, NULL, NULL, NULL};
+	m = (struct report_merge){.req = &req, .refusals = why, .upstream = r};
 	pkt_buf_init(&out, 2 * GG_MAX_REPORT_LEN);
 	if (report_merge(&out, &m, NULL) != 0 ||
 	    report_parse(&back, out.data, out.len, flags, NULL) != 0 ||

@@ -57,6 +57,15 @@ struct audit_ref {
 	const char *new;    /* 40-hex */
 	const char *action; /* create|update|force|delete */
 	const char *result; /* "ok" or the refusal/failure reason */
+	/* Optional, for a ref gitgate refused; NULL = key left out. */
+	const char *rule;   /* protected_ref, protected_path, forbidden_path,
+			     * max_file_size, commit_email, secret:<id>,
+			     * content_check */
+	const char *path;   /* the file the rule matched */
+	const char *commit; /* full 40-hex id of the offending commit */
+	size_t line;	    /* secret:<id>: its line in path; 0 = left out */
+	const char *hash;   /* secret:<id>: keyed hash of the match, never
+			     * the match (secretscan.h) */
 };
 
 struct audit_record {

@@ -32,6 +32,14 @@
  * git push shows "! [remote rejected] x -> x (atomic push failure)". */
 #define REPORT_ATOMIC_REASON "atomic push failure"
 
+/* Notes explaining local refusals (struct report_merge.notes), shown in
+ * band 2: at most REPORT_MAX_NOTE_LINES lines per ref, and at most
+ * REPORT_MAX_NOTES_BYTES bytes of note lines (prefix and LF counted) over
+ * the whole response; what is left out is counted in one
+ * "gitgate:   ... and N more" line per ref. */
+#define REPORT_MAX_NOTE_LINES 50
+#define REPORT_MAX_NOTES_BYTES (64 * 1024)
+
 struct report_ref {
 	char *refname; /* owned */
 	bool ok;
@@ -99,16 +107,24 @@ struct report_merge {
 	 * reported as "unpack <error>" as git's receive-pack would; NULL
 	 * otherwise. */
 	const char *local_unpack_error;
+	/* Optional, indexed like refusals: notes[i] is NULL or extra lines,
+	 * separated by '\n', explaining refusals[i] (e.g. every finding of a
+	 * content check). Only side-band clients see them (report-status has
+	 * no room), and only for refused commands; notes itself may be NULL. */
+	const char *const *notes;
 };
 
 /*
  * Append to out the response body for the client, shaped by the client's
  * capabilities (req->caps):
  *   - side-band: one band-2 line "gitgate: refusing <ref>: <reason>\n" per
- *     local refusal, a "gitgate: upstream failed: ..." line if upstream
- *     failed, upstream's band-2 progress (packet for packet, re-split only
- *     to fit the client's side-band size), then the report in band-1 packets
- *     (<= 65520 bytes for side-band-64k, <= 1000 for side-band), then flush;
+ *     local refusal, each followed by one "gitgate:   <note>\n" line per
+ *     non-empty line of its notes (cleaned like reasons; capped, see
+ *     REPORT_MAX_NOTE_LINES), a "gitgate: upstream failed: ..." line if
+ *     upstream failed, upstream's band-2 progress (packet for packet,
+ *     re-split only to fit the client's side-band size), then the report in
+ *     band-1 packets (<= 65520 bytes for side-band-64k, <= 1000 for
+ *     side-band), then flush;
  *   - report-status: "unpack ok" (or upstream's unpack error), then one
  *     "ok <ref>" / "ng <ref> <reason>" per command in the client's original
  *     order (v2 option lines kept when the client asked for v2), flush.
@@ -116,8 +132,8 @@ struct report_merge {
  * other ref fails with REPORT_ATOMIC_REASON; else upstream_error, then
  * upstream's fatal message, then upstream's line(s) for that ref, else
  * "ng <ref> no status from upstream".
- * Local reasons are cut to GG_MAX_REASON_LEN bytes and control characters
- * replaced, so they always fit one report line.
+ * Local reasons and note lines are cut to GG_MAX_REASON_LEN bytes and
+ * control characters replaced, so they always fit one report line.
  */
 int report_merge(struct pkt_buf *out, const struct report_merge *m,
 		 struct gg_err *err);

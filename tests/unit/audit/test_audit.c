@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
@@ -35,7 +36,35 @@
 #define KNOWN_HASH "f86cfd449bacaa20b72aa933d56d9b6c09324d7781cf15c91028deaa06a38e9f"
 
 static const struct audit_ref known_ref = {
-	"refs/heads/agent/x", ZERO40, ONE40, "create", "ok",
+	.ref = "refs/heads/agent/x",
+	.old = ZERO40,
+	.new = ONE40,
+	.action = "create",
+	.result = "ok",
+};
+
+#define COMMIT40 "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
+
+/* A ref refused by a content rule, and an allowed one beside it. */
+static const struct audit_ref rule_refs[] = {
+	{
+		.ref = "refs/heads/agent/x",
+		.old = ZERO40,
+		.new = ONE40,
+		.action = "create",
+		.result = "secret detected (github-pat) in src/a.py:3 "
+			  "(commit 1a2b3c4)",
+		.rule = "secret:github-pat",
+		.path = "src/a.py",
+		.commit = COMMIT40,
+	},
+	{
+		.ref = "refs/heads/agent/y",
+		.old = ONE40,
+		.new = ZERO40,
+		.action = "delete",
+		.result = "atomic push failure",
+	},
 };
 
 static struct audit_record known_record(void)
@@ -255,6 +284,70 @@ START_TEST(test_format_nulls)
 	ck_assert_ptr_nonnull(strstr(line, "\"refs\":[]"));
 	ck_assert_ptr_nonnull(strstr(line, "\"reason\":\"\""));
 	ck_assert_ptr_nonnull(strstr(line, "\"bytes_in\":9223372036854775807"));
+	free(line);
+}
+END_TEST
+
+/* The string member key of obj, which must exist. */
+static const char *member(const json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	ck_assert_msg(s != NULL, "no string member '%s'", key);
+	return s;
+}
+
+/* rule, path and commit go into the ref object when set, and are left
+ * out (not null) when not; the line still checks. */
+START_TEST(test_format_rule_fields)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct audit_record rec = known_record();
+	struct audit_ref only_rule = known_ref;
+	char hash[AUDIT_HASH_HEX + 1], *line = NULL;
+	struct audit_line parsed;
+	json_error_t jerr;
+	json_t *obj, *refs, *r0, *r1;
+	size_t len;
+
+	rec.decision = "deny";
+	rec.refs = rule_refs;
+	rec.nrefs = 2;
+	ck_assert_int_eq(audit_line_format(&line, &len, hash, &rec,
+					   AUDIT_GENESIS, &err),
+			 0);
+	obj = json_loadb(line, len - 1, JSON_REJECT_DUPLICATES, &jerr);
+	ck_assert_msg(obj != NULL, "%s", jerr.text);
+	refs = json_object_get(obj, "refs");
+	ck_assert_uint_eq(json_array_size(refs), 2);
+	r0 = json_array_get(refs, 0);
+	ck_assert_uint_eq(json_object_size(r0), 8);
+	ck_assert_str_eq(member(r0, "ref"), "refs/heads/agent/x");
+	ck_assert_str_eq(member(r0, "result"), rule_refs[0].result);
+	ck_assert_str_eq(member(r0, "rule"), "secret:github-pat");
+	ck_assert_str_eq(member(r0, "path"), "src/a.py");
+	ck_assert_str_eq(member(r0, "commit"), COMMIT40);
+	r1 = json_array_get(refs, 1);
+	ck_assert_uint_eq(json_object_size(r1), 5);
+	ck_assert_str_eq(member(r1, "result"), "atomic push failure");
+	ck_assert_ptr_null(json_object_get(r1, "rule"));
+	ck_assert_ptr_null(json_object_get(r1, "path"));
+	ck_assert_ptr_null(json_object_get(r1, "commit"));
+	json_decref(obj);
+	ck_assert_int_eq(audit_line_check(&parsed, line, len - 1, &err), 0);
+	ck_assert_str_eq(parsed.hash, hash);
+	free(line);
+
+	/* each is optional on its own */
+	only_rule.rule = "protected_ref";
+	rec.refs = &only_rule;
+	rec.nrefs = 1;
+	ck_assert_int_eq(audit_line_format(&line, &len, hash, &rec,
+					   AUDIT_GENESIS, &err),
+			 0);
+	ck_assert_ptr_nonnull(strstr(line, "\"rule\":\"protected_ref\""));
+	ck_assert_ptr_null(strstr(line, "\"path\""));
+	ck_assert_ptr_null(strstr(line, "\"commit\""));
 	free(line);
 }
 END_TEST
@@ -510,6 +603,43 @@ START_TEST(test_chain_intact)
 	ck_assert_str_eq(chain.last, parsed.hash);
 	ck_assert_ptr_nonnull(strstr(buf, "\"prev\":\"" AUDIT_GENESIS "\""));
 	free(buf);
+	teardown_dir();
+}
+END_TEST
+
+/* A log whose refs carry rule, path and commit verifies; editing one of
+ * them breaks the chain. */
+START_TEST(test_chain_rule_fields)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct audit_record rec = known_record();
+	struct audit_log *log = NULL;
+	struct audit_chain chain;
+	size_t len, i;
+	char *buf, *p;
+
+	setup_dir();
+	ck_assert_msg(audit_open(&log, tpath("r.jsonl"), &err) == 0, "%s",
+		      err.msg);
+	for (i = 0; i < 4; i++) {
+		rec.refs = i % 2 ? &known_ref : rule_refs;
+		rec.nrefs = i % 2 ? 1 : 2;
+		rec.decision = i % 2 ? "allow" : "deny";
+		ck_assert_msg(audit_append(log, &rec, &err) == 0, "%s",
+			      err.msg);
+	}
+	audit_close(log);
+	ck_assert_msg(verify(tpath("r.jsonl"), &chain, &err) == 0, "%s",
+		      err.msg);
+	ck_assert_uint_eq(chain.records, 4);
+
+	buf = slurp(tpath("r.jsonl"), &len);
+	p = strstr(buf + line_off(buf, 3), "\"rule\":\"secret:github-pat\"");
+	ck_assert_ptr_nonnull(p);
+	memcpy(p + 8, "SECRET", 6);
+	spit(tpath("r.jsonl"), buf, len);
+	free(buf);
+	expect_fail(tpath("r.jsonl"), "line 3: hash mismatch");
 	teardown_dir();
 }
 END_TEST
@@ -1264,6 +1394,7 @@ static Suite *audit_suite(void)
 
 	tcase_add_test(fmt, test_format_known_hash);
 	tcase_add_test(fmt, test_format_nulls);
+	tcase_add_test(fmt, test_format_rule_fields);
 	tcase_add_test(fmt, test_format_time);
 	tcase_add_test(fmt, test_format_refuses);
 	tcase_add_test(fmt, test_redaction);
@@ -1275,6 +1406,7 @@ static Suite *audit_suite(void)
 	suite_add_tcase(s, fmt);
 
 	tcase_add_test(chain, test_chain_intact);
+	tcase_add_test(chain, test_chain_rule_fields);
 	tcase_add_test(chain, test_chain_empty);
 	tcase_add_test(chain, test_chain_edit_byte);
 	tcase_add_test(chain, test_chain_edit_hash_and_prev);

@@ -452,6 +452,7 @@ START_TEST(merge_literal_sideband)
 		"0000"
 		"0000";
 	static const char *const refusals[] = {NULL, "no"};
+	static const char *const quiet_notes[] = {"a is not refused", "\n\n"};
 	struct gg_err err = GG_ERR_INIT;
 	struct report_result res[2];
 	struct rp_request req;
@@ -471,7 +472,7 @@ START_TEST(merge_literal_sideband)
 	ck_assert_int_eq(
 		parse(&r, &up, REPORT_SIDEBAND | REPORT_EXPECT_STATUS, &err),
 		0);
-	m = (struct report_merge){&req, refusals, &r, NULL, res, NULL};
+	m = (struct report_merge){&req, refusals, &r, NULL, res, NULL, NULL};
 	merge(&out, &m);
 	ck_assert_uint_eq(out.len, sizeof(want) - 1);
 	ck_assert_mem_eq(out.data, want, out.len);
@@ -479,6 +480,14 @@ START_TEST(merge_literal_sideband)
 	ck_assert_ptr_null(res[0].reason);
 	ck_assert(!res[1].ok);
 	ck_assert_str_eq(res[1].reason, "no");
+	pkt_buf_release(&out);
+
+	/* notes with nothing to show (an allowed ref's, blank lines) leave
+	 * the bytes exactly as without notes */
+	m.notes = quiet_notes;
+	merge(&out, &m);
+	ck_assert_uint_eq(out.len, sizeof(want) - 1);
+	ck_assert_mem_eq(out.data, want, out.len);
 	pkt_buf_release(&out);
 	pkt_buf_release(&up);
 	report_release(&r);
@@ -503,7 +512,8 @@ START_TEST(merge_non_atomic_order_and_upstream_ng)
 	parse_lines(&r, REPORT_EXPECT_STATUS, "unpack ok\n",
 		    "ng refs/heads/agent/y protected branch hook declined\n",
 		    "ok refs/heads/agent/x\n", NULL);
-	m = (struct report_merge){&req, refuse_main, &r, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refuse_main, &r,  NULL,
+				  NULL, NULL,	     NULL};
 	expect_merged(&m, "unpack ok\n", "ok refs/heads/agent/x\n",
 		      "ng refs/heads/main branch not allowed by token: allowed "
 		      "agent/*\n",
@@ -525,7 +535,8 @@ START_TEST(merge_atomic_refusal)
 	struct report_merge m;
 
 	make_req(&req, " report-status-v2 side-band-64k atomic", three_cmds, 3);
-	m = (struct report_merge){&req, refuse_main, NULL, NULL, res, NULL};
+	m = (struct report_merge){&req, refuse_main, NULL, NULL,
+				  res,	NULL,	     NULL};
 	expect_merged_sideband(
 		&m, progress, "unpack ok\n",
 		"ng refs/heads/agent/x atomic push failure\n",
@@ -551,7 +562,7 @@ START_TEST(merge_atomic_all_allowed_passes_through)
 	lines(&up, "unpack ok\n", "ok refs/heads/a\n", "ok refs/heads/b\n",
 	      NULL);
 	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
-	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL, NULL};
 	merge(&out, &m);
 	expect_bytes(&out, &up);
 	pkt_buf_release(&out);
@@ -576,7 +587,7 @@ START_TEST(merge_without_report_status)
 	ck_assert_int_eq(report_parse(&r, LIT("0008\002up\n0000"),
 				      REPORT_SIDEBAND, &err),
 			 0);
-	m = (struct report_merge){&req, refusals, &r, NULL, res, NULL};
+	m = (struct report_merge){&req, refusals, &r, NULL, res, NULL, NULL};
 	merge(&out, &m);
 	ck_assert_uint_eq(out.len, 42 + 8 + 4);
 	ck_assert_mem_eq(out.data,
@@ -592,7 +603,7 @@ START_TEST(merge_without_report_status)
 
 	/* neither: the response body is empty */
 	make_req(&req, " quiet", two_cmds, 2);
-	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL, NULL};
 	merge(&out, &m);
 	ck_assert_uint_eq(out.len, 0);
 	rp_request_release(&req);
@@ -609,8 +620,9 @@ START_TEST(merge_upstream_error)
 	struct report_merge m;
 
 	make_req(&req, " report-status side-band-64k", two_cmds, 2);
-	m = (struct report_merge){&req, refusals, NULL,
-				  "upstream returned HTTP 502", NULL, NULL};
+	m = (struct report_merge){
+		&req, refusals, NULL, "upstream returned HTTP 502",
+		NULL, NULL,	NULL};
 	expect_merged_sideband(&m, progress, "unpack ok\n",
 			       "ng refs/heads/a upstream returned HTTP 502\n",
 			       "ng refs/heads/b nope\n", NULL);
@@ -635,7 +647,7 @@ START_TEST(merge_upstream_fatal)
 	ck_assert_int_eq(
 		parse(&r, &up, REPORT_SIDEBAND | REPORT_EXPECT_STATUS, &err),
 		0);
-	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL, NULL};
 	expect_merged_sideband(&m, progress, "unpack ok\n",
 			       "ng refs/heads/a pack too big\n",
 			       "ng refs/heads/b pack too big\n", NULL);
@@ -658,7 +670,7 @@ START_TEST(merge_v2_options)
 		    "option forced-update\n", NULL);
 	/* v2 client: options follow their ref */
 	make_req(&req, " report-status-v2", two_cmds, 2);
-	m = (struct report_merge){&req, refusals, &r, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, &r, NULL, NULL, NULL, NULL};
 	expect_merged(&m, "unpack ok\n", "ok refs/heads/a\n",
 		      "option old-oid " O1 "\n", "option forced-update\n",
 		      "ng refs/heads/b nope\n", NULL);
@@ -685,7 +697,7 @@ START_TEST(merge_missing_ref_and_unpack_error)
 		    "unpack unpack-objects abnormal exit\n",
 		    "ng refs/heads/a unpacker error\n",
 		    "ok refs/heads/not-asked\n", NULL);
-	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL, NULL};
 	expect_merged(&m, "unpack unpack-objects abnormal exit\n",
 		      "ng refs/heads/a unpacker error\n",
 		      "ng refs/heads/b no status from upstream\n", NULL);
@@ -715,7 +727,7 @@ START_TEST(merge_plain_sideband_is_not_used)
 		refusals[i] = "branch not allowed by token: allowed agent/*";
 	}
 	make_req(&req, " report-status side-band", cmds, 60);
-	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL, NULL};
 	merge(&out, &m);
 	while (pos < out.len) {
 		ck_assert_int_eq(pkt_read(&p, &used, out.data + pos,
@@ -727,7 +739,8 @@ START_TEST(merge_plain_sideband_is_not_used)
 			ck_assert_mem_eq(p.data, "unpack ok\n", p.len);
 		} else if (n <= 60) {
 			ck_assert_int_eq(p.type, PKT_DATA);
-			ck_assert_mem_eq(p.data, "ng refs/heads/branch-number-", 28);
+			ck_assert_mem_eq(p.data, "ng refs/heads/branch-number-",
+					 28);
 		}
 		pos += used;
 		n++;
@@ -750,7 +763,7 @@ START_TEST(merge_cleans_local_reasons)
 	struct report_merge m;
 
 	make_req(&req, " report-status atomic", two_cmds, 2);
-	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL, NULL};
 	expect_merged(&m, "unpack ok\n", "ng refs/heads/a bad?line?and more\n",
 		      "ng refs/heads/b atomic push failure\n", NULL);
 
@@ -774,7 +787,7 @@ START_TEST(merge_output_cap)
 	struct report_merge m;
 
 	make_req(&req, " report-status", two_cmds, 2);
-	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL, NULL};
 	pkt_buf_init(&out, 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), GG_ELIMIT);
 	ck_assert_uint_eq(out.len, 0);
@@ -806,7 +819,7 @@ START_TEST(merge_max_length_upstream_line)
 	flush(&up);
 	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
 	ck_assert_uint_eq(strlen(r.refs[0].reason), GG_MAX_PKT_DATA - 16);
-	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL, NULL};
 	merge(&out, &m);
 	pos = 14;
 	ck_assert_int_eq(pkt_read(&p, &used, out.data + pos, out.len - pos,
@@ -844,7 +857,7 @@ START_TEST(merge_progress_packets)
 	ck_assert_int_eq(parse(&r, &up, REPORT_SIDEBAND, &err), 0);
 	ck_assert_uint_eq(r.nprogress_chunks, 3);
 	make_req(&req, " side-band-64k", cmds, 1);
-	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL, NULL};
 	merge(&out, &m);
 	expect_bytes(&out, &up);
 	rp_request_release(&req);
@@ -860,6 +873,244 @@ START_TEST(merge_progress_packets)
 	pkt_buf_release(&up);
 	report_release(&r);
 	rp_request_release(&req);
+}
+END_TEST
+
+/* ---- notes under local refusals ---- */
+
+/* The band-2 payloads of a merged side-band response, in order, each as a
+ * string (made here; free each). Returns how many. */
+static size_t band2_payloads(char **lines, size_t max,
+			     const struct pkt_buf *out)
+{
+	struct gg_err err = GG_ERR_INIT;
+	size_t pos = 0, used, n = 0;
+	struct pkt p;
+
+	while (pos < out->len) {
+		ck_assert_int_eq(pkt_read(&p, &used, out->data + pos,
+					  out->len - pos, PKT_EOF, &err),
+				 0);
+		pos += used;
+		if (p.type != PKT_DATA || p.data[0] != 2)
+			continue;
+		ck_assert_uint_lt(n, max);
+		lines[n] = pkt_dup_bytes(p.data + 1, p.len - 1);
+		ck_assert_ptr_nonnull(lines[n]);
+		n++;
+	}
+	return n;
+}
+
+static void free_lines(char **lines, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(lines[i]);
+}
+
+/* Each refusal's notes follow its line in band 2, indented, blank lines
+ * skipped, cleaned like reasons; the report itself is unchanged. */
+START_TEST(merge_notes_sideband)
+{
+	static const char *const refusals[] = {
+		"content check failed: 2 findings", "nope"};
+	static const char *const notes[] = {
+		"secret detected (github-pat) in a.py:3 (commit 1a2b3c4)\n"
+		"\n"
+		"secret detected (aws-access-key) in b/c.env:12 (commit "
+		"1a2b3c4)\n",
+		"x\ty\r\033[31mred\177"};
+	static const char *const progress[] = {
+		"gitgate: refusing refs/heads/a: content check failed: 2 "
+		"findings\n",
+		"gitgate:   secret detected (github-pat) in a.py:3 (commit "
+		"1a2b3c4)\n",
+		"gitgate:   secret detected (aws-access-key) in b/c.env:12 "
+		"(commit 1a2b3c4)\n",
+		"gitgate: refusing refs/heads/b: nope\n",
+		"gitgate:   x?y??[31mred?\n",
+		NULL};
+	struct rp_request req;
+	struct report_merge m;
+
+	make_req(&req, " report-status side-band-64k", two_cmds, 2);
+	m = (struct report_merge){
+		.req = &req, .refusals = refusals, .notes = notes};
+	expect_merged_sideband(&m, progress, "unpack ok\n",
+			       "ng refs/heads/a content check failed: 2 "
+			       "findings\n",
+			       "ng refs/heads/b nope\n", NULL);
+	rp_request_release(&req);
+}
+END_TEST
+
+/* Notes belong to local refusals: an atomic failure or an allowed ref
+ * shows none. */
+START_TEST(merge_notes_only_for_refused)
+{
+	static const char *const refusals[] = {NULL, "nope"};
+	static const char *const notes[] = {"not shown", "shown"};
+	static const char *const progress[] = {
+		"gitgate: refusing refs/heads/b: nope\n", "gitgate:   shown\n",
+		NULL};
+	struct rp_request req;
+	struct report_merge m;
+
+	make_req(&req, " report-status side-band-64k atomic", two_cmds, 2);
+	m = (struct report_merge){
+		.req = &req, .refusals = refusals, .notes = notes};
+	expect_merged_sideband(&m, progress, "unpack ok\n",
+			       "ng refs/heads/a atomic push failure\n",
+			       "ng refs/heads/b nope\n", NULL);
+	rp_request_release(&req);
+}
+END_TEST
+
+/* More than REPORT_MAX_NOTE_LINES lines: the first 50, then a count. */
+START_TEST(merge_notes_line_cap)
+{
+	static const char *const cmds[] = {ZZ " " O1 " refs/heads/a"};
+	const char *refusals[1] = {"60 findings"};
+	const char *notes[1];
+	char text[60 * 16], *lines[64];
+	char want[32];
+	struct rp_request req;
+	struct report_merge m;
+	struct pkt_buf out;
+	size_t i, n, pos = 0;
+
+	for (i = 0; i < 60; i++)
+		pos += (size_t)snprintf(text + pos, sizeof(text) - pos,
+					"finding %zu\n", i);
+	notes[0] = text;
+	make_req(&req, " report-status side-band-64k", cmds, 1);
+	m = (struct report_merge){
+		.req = &req, .refusals = refusals, .notes = notes};
+	merge(&out, &m);
+	n = band2_payloads(lines, 64, &out);
+	ck_assert_uint_eq(n, 1 + REPORT_MAX_NOTE_LINES + 1);
+	ck_assert_str_eq(lines[0], "gitgate: refusing refs/heads/a: 60 "
+				   "findings\n");
+	for (i = 0; i < REPORT_MAX_NOTE_LINES; i++) {
+		snprintf(want, sizeof(want), "gitgate:   finding %zu\n", i);
+		ck_assert_str_eq(lines[1 + i], want);
+	}
+	ck_assert_str_eq(lines[n - 1], "gitgate:   ... and 10 more\n");
+	free_lines(lines, n);
+	pkt_buf_release(&out);
+
+	/* exactly 50 ("finding N\n" x 10, "finding NN\n" x 40): no count */
+	text[10 * 10 + 40 * 11] = '\0';
+	merge(&out, &m);
+	n = band2_payloads(lines, 64, &out);
+	ck_assert_uint_eq(n, 1 + REPORT_MAX_NOTE_LINES);
+	ck_assert_str_eq(lines[n - 1], "gitgate:   finding 49\n");
+	free_lines(lines, n);
+	pkt_buf_release(&out);
+	rp_request_release(&req);
+}
+END_TEST
+
+/* All notes together stay within REPORT_MAX_NOTES_BYTES: once a line
+ * does not fit, no further note goes out, each ref saying how many it
+ * lost. Long lines are cut to GG_MAX_REASON_LEN. */
+START_TEST(merge_notes_byte_cap)
+{
+	enum { NREFS = 8, LONG = 300 };
+	static const char *const cmds[NREFS] = {
+		ZZ " " O1 " refs/heads/r0", ZZ " " O1 " refs/heads/r1",
+		ZZ " " O1 " refs/heads/r2", ZZ " " O1 " refs/heads/r3",
+		ZZ " " O1 " refs/heads/r4", ZZ " " O1 " refs/heads/r5",
+		ZZ " " O1 " refs/heads/r6", ZZ " " O1 " refs/heads/r7"};
+	const char *refusals[NREFS], *notes[NREFS];
+	static char many[50 * (LONG + 1) + 1], last[sizeof(many) + 8];
+	const size_t line_len = strlen("gitgate:   ") + GG_MAX_REASON_LEN + 1;
+	const size_t fit = REPORT_MAX_NOTES_BYTES / line_len;
+	char *lines[NREFS * 52];
+	char want[64];
+	struct rp_request req;
+	struct report_merge m;
+	struct pkt_buf out;
+	size_t i, n, k, shown = 0, bytes = 0, ref = 0;
+
+	for (i = 0; i < 50; i++) {
+		memset(many + i * (LONG + 1), 'a' + (char)(i % 26), LONG);
+		many[i * (LONG + 1) + LONG] = '\n';
+	}
+	many[sizeof(many) - 1] = '\0';
+	/* a short note that would still fit after the cap: not shown */
+	snprintf(last, sizeof(last), "short\n%s", many);
+	for (i = 0; i < NREFS; i++) {
+		refusals[i] = "secrets";
+		notes[i] = i == NREFS - 1 ? last : many;
+	}
+	ck_assert_uint_lt(fit, (NREFS - 1) * 50);
+	ck_assert_uint_gt(REPORT_MAX_NOTES_BYTES - fit * line_len, 6 + 11);
+	make_req(&req, " report-status side-band-64k", cmds, NREFS);
+	m = (struct report_merge){
+		.req = &req, .refusals = refusals, .notes = notes};
+	merge(&out, &m);
+	n = band2_payloads(lines, NREFS * 52, &out);
+	for (k = 0; k < n; k++) {
+		if (strncmp(lines[k], "gitgate: refusing ", 18) == 0) {
+			snprintf(want, sizeof(want),
+				 "gitgate: refusing refs/heads/r%zu: secrets\n",
+				 ref++);
+			ck_assert_str_eq(lines[k], want);
+			continue;
+		}
+		ck_assert_mem_eq(lines[k], "gitgate:   ", 11);
+		if (strncmp(lines[k] + 11, "... and ", 8) == 0)
+			continue;
+		ck_assert_uint_eq(strlen(lines[k]), line_len);
+		shown++;
+		bytes += strlen(lines[k]);
+	}
+	ck_assert_uint_eq(ref, NREFS);
+	ck_assert_uint_eq(shown, fit);
+	ck_assert_uint_le(bytes, REPORT_MAX_NOTES_BYTES);
+	/* refs 0..5 show all 50; ref 6 what fits, then its count; ref 7 only
+	 * its count (short line included) */
+	snprintf(want, sizeof(want), "gitgate:   ... and %zu more\n",
+		 50 - (fit - 6 * 50));
+	ck_assert_str_eq(lines[n - 3], want);
+	ck_assert_str_eq(lines[n - 2],
+			 "gitgate: refusing refs/heads/r7: secrets\n");
+	ck_assert_str_eq(lines[n - 1], "gitgate:   ... and 51 more\n");
+	free_lines(lines, n);
+	pkt_buf_release(&out);
+	rp_request_release(&req);
+}
+END_TEST
+
+/* Without side-band-64k there is no channel for notes: the response is
+ * byte for byte the one without them. */
+START_TEST(merge_notes_without_sideband)
+{
+	static const char *const refusals[] = {"secrets", NULL};
+	static const char *const notes[] = {"secret detected (x) in a:1", NULL};
+	static const char *const caps[] = {" report-status",
+					   " report-status side-band"};
+	struct pkt_buf with, without;
+	struct rp_request req;
+	struct report_merge m;
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		make_req(&req, caps[i], two_cmds, 2);
+		m = (struct report_merge){.req = &req,
+					  .refusals = refusals,
+					  .upstream_error = "down"};
+		merge(&without, &m);
+		m.notes = notes;
+		merge(&with, &m);
+		expect_bytes(&with, &without);
+		pkt_buf_release(&with);
+		pkt_buf_release(&without);
+		rp_request_release(&req);
+	}
 }
 END_TEST
 
@@ -963,7 +1214,7 @@ START_TEST(real_git_responses)
 	} else {
 		ck_assert_uint_eq(r.progress_len, 0);
 	}
-	m = (struct report_merge){&req, NULL, &r, NULL, res, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, res, NULL, NULL};
 	pkt_buf_init(&out, GG_MAX_REPORT_LEN);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, len);
@@ -1022,7 +1273,7 @@ START_TEST(real_git_atomic_refused)
 
 	load_case(&real_cases[2], &req, &resp, &len);
 	ck_assert(req.caps.atomic);
-	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL, NULL};
 	pkt_buf_init(&out, GG_MAX_REPORT_LEN);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, sizeof(want) - 1);
@@ -1134,7 +1385,8 @@ START_TEST(gate_fixtures)
 		ck_assert_int_eq(report_parse(&r, up, ulen,
 					      report_flags(&req.caps), &err),
 				 0);
-	m = (struct report_merge){&req, why, up ? &r : NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, why, up ? &r : NULL, NULL, NULL,
+				  NULL, NULL};
 	pkt_buf_release(&out);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, wlen);
@@ -1186,6 +1438,11 @@ static Suite *report_suite(void)
 	tcase_add_test(m, merge_output_cap);
 	tcase_add_test(m, merge_max_length_upstream_line);
 	tcase_add_test(m, merge_progress_packets);
+	tcase_add_test(m, merge_notes_sideband);
+	tcase_add_test(m, merge_notes_only_for_refused);
+	tcase_add_test(m, merge_notes_line_cap);
+	tcase_add_test(m, merge_notes_byte_cap);
+	tcase_add_test(m, merge_notes_without_sideband);
 	tcase_add_loop_test(g, real_git_responses, 0,
 			    sizeof(real_cases) / sizeof(real_cases[0]));
 	tcase_add_test(g, real_git_probe_response);
