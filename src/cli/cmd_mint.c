@@ -24,6 +24,7 @@ static const char usage[] =
 	"usage: gitgate mint --key FILE --repo OWNER/NAME [--repo ...]\n"
 	"                    [--push PATTERN ...] [--allow-force] "
 	"[--allow-delete]\n"
+	"                    [--allow-path GLOB ...] [--email ADDR ...]\n"
 	"                    [--no-fetch] [--ttl DUR] [--sub TEXT]\n"
 	"\n"
 	"Print one token (v4.public...) and a newline on stdout.\n"
@@ -35,6 +36,11 @@ static const char usage[] =
 	"                    segments; 'refs/tags/v*' grants tags\n"
 	"  --allow-force     allow non-fast-forward pushes to those branches\n"
 	"  --allow-delete    allow deleting those branches\n"
+	"  --allow-path GLOB path the token may change although the site\n"
+	"                    policy protects it (repeatable; never unlocks\n"
+	"                    forbidden_paths)\n"
+	"  --email ADDR      the only author/committer email its commits may\n"
+	"                    carry (repeatable; narrows commit_emails)\n"
 	"  --no-fetch        do not grant fetch/clone\n"
 	"  --ttl DUR         lifetime: <n>s, <n>m, <n>h or <n>d (default 1h,\n"
 	"                    at most 7d)\n"
@@ -49,6 +55,10 @@ struct mint_opts {
 	size_t npushes;
 	bool allow_force;
 	bool allow_delete;
+	char *allow_paths[GG_MAX_CLAIM_ITEMS];
+	size_t nallow_paths;
+	char *emails[GG_MAX_CLAIM_ITEMS];
+	size_t nemails;
 	bool no_fetch;
 	int64_t ttl;
 	const char *sub;
@@ -63,13 +73,16 @@ enum {
 	OPT_NO_FETCH,
 	OPT_TTL,
 	OPT_SUB,
+	OPT_ALLOW_PATH,
+	OPT_EMAIL,
 };
 
-/* Append a validated --repo / --push value. The same value twice is
- * refused rather than silently merged: it is most often a copy-paste slip
- * where a different repository or branch was meant, and the token would
- * lack the grant the user thinks it has. Repositories compare
- * case-insensitively, as the proxy matches them. */
+/* Append a validated --repo / --push / --allow-path / --email value. The
+ * same value twice is refused rather than silently merged: it is most
+ * often a copy-paste slip where a different repository or branch was
+ * meant, and the token would lack the grant the user thinks it has.
+ * Repositories and emails compare case-insensitively, as the proxy and
+ * the site policy match them. */
 static int add_item(char **items, size_t *n, const char *value,
 		    const char *flag, bool nocase,
 		    int (*check)(const char *, struct gg_err *))
@@ -129,6 +142,12 @@ static int parse_one(struct mint_opts *o, int c, int argc, char **argv)
 	case OPT_PUSH:
 		return add_item(o->pushes, &o->npushes, optarg, "--push", false,
 				token_check_pattern);
+	case OPT_ALLOW_PATH:
+		return add_item(o->allow_paths, &o->nallow_paths, optarg,
+				"--allow-path", false, token_check_allow_path);
+	case OPT_EMAIL:
+		return add_item(o->emails, &o->nemails, optarg, "--email", true,
+				token_check_email);
 	case OPT_FORCE:
 		o->allow_force = true;
 		return CLI_OK;
@@ -165,6 +184,11 @@ static int check_opts(const struct mint_opts *o)
 		return cli_usage_error(usage, "mint: %s needs --push PATTERN",
 				       o->allow_force ? "--allow-force"
 						      : "--allow-delete");
+	/* Both only shape what a push may carry. */
+	if ((o->nallow_paths || o->nemails) && o->npushes == 0)
+		return cli_usage_error(usage, "mint: %s needs --push PATTERN",
+				       o->nallow_paths ? "--allow-path"
+						       : "--email");
 	if (o->sub && token_check_sub(o->sub, &err) != GG_OK)
 		return cli_usage_error(usage, "mint: --sub: %s", err.msg);
 	return CLI_OK;
@@ -181,6 +205,8 @@ static int parse_args(struct mint_opts *o, int argc, char **argv)
 		{"no-fetch", no_argument, NULL, OPT_NO_FETCH},
 		{"ttl", required_argument, NULL, OPT_TTL},
 		{"sub", required_argument, NULL, OPT_SUB},
+		{"allow-path", required_argument, NULL, OPT_ALLOW_PATH},
+		{"email", required_argument, NULL, OPT_EMAIL},
 		{NULL, 0, NULL, 0},
 	};
 	int c, rc;
@@ -236,6 +262,10 @@ static int sign_and_print(const struct mint_opts *o, const char *sub,
 		.nbranches = o->npushes,
 		.allow_force = o->allow_force,
 		.allow_delete = o->allow_delete,
+		.allow_paths = (char **)o->allow_paths,
+		.nallow_paths = o->nallow_paths,
+		.emails = (char **)o->emails,
+		.nemails = o->nemails,
 	};
 	char *token = NULL;
 	int rc = CLI_OK;

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "gitgate/token/b64.h"
+#include "gitgate/core/glob.h"
 #include "gitgate/core/limits.h"
 #include "gitgate/token/paserk.h"
 #include "gitgate/token/paseto.h"
@@ -165,6 +166,41 @@ int token_check_sub(const char *sub, struct gg_err *err)
 	return GG_OK;
 }
 
+int token_check_allow_path(const char *glob, struct gg_err *err)
+{
+	return glob_check(glob, 0, err);
+}
+
+/* A literal address as git records it: git itself strips '<' and '>', so
+ * an entry holding one could never match a commit. */
+int token_check_email(const char *email, struct gg_err *err)
+{
+	size_t len = strnlen(email, TOKEN_MAX_EMAIL_LEN + 1), i;
+	const char *at = memchr(email, '@', len);
+	char shown[80];
+
+	if (len == 0 || len > TOKEN_MAX_EMAIL_LEN)
+		return gg_err_set(err, GG_EINVAL, "email must be 1-%d bytes",
+				  TOKEN_MAX_EMAIL_LEN);
+	gg_err_sanitize(shown, sizeof(shown), email, len);
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)email[i];
+
+		if (c <= 0x20 || c == 0x7f || c == '<' || c == '>')
+			return gg_err_set(err, GG_EINVAL,
+					  "email '%s': may not contain spaces, "
+					  "control characters, '<' or '>'",
+					  shown);
+	}
+	if (!at || at == email || at + 1 == email + len ||
+	    memchr(at + 1, '@', len - (size_t)(at + 1 - email)))
+		return gg_err_set(err, GG_EINVAL,
+				  "email '%s': needs exactly one '@' with "
+				  "something on each side",
+				  shown);
+	return GG_OK;
+}
+
 /* ---- claims <- JSON --------------------------------------------------- */
 
 void token_claims_free(struct token_claims *claims)
@@ -181,6 +217,12 @@ void token_claims_free(struct token_claims *claims)
 	for (i = 0; i < claims->nbranches; i++)
 		free(claims->branches[i]);
 	free(claims->branches);
+	for (i = 0; i < claims->nallow_paths; i++)
+		free(claims->allow_paths[i]);
+	free(claims->allow_paths);
+	for (i = 0; i < claims->nemails; i++)
+		free(claims->emails[i]);
+	free(claims->emails);
 	free(claims);
 }
 
@@ -328,6 +370,27 @@ static int get_string_array(char ***out, size_t *n, json_t *obj,
 	return GG_OK;
 }
 
+/*
+ * An optional list that only matters when it holds something (allow_paths,
+ * emails). An empty one is refused rather than read as absent: for a claim
+ * that narrows (emails), [] would otherwise silently mean "no limit".
+ */
+static int get_optional_list(char ***out, size_t *n, json_t *obj,
+			     const char *name, check_fn check,
+			     struct gg_err *err)
+{
+	json_t *arr = json_object_get(obj, name);
+
+	*out = NULL;
+	*n = 0;
+	if (json_is_array(arr) && json_array_size(arr) == 0)
+		return gg_err_set(err, GG_EINVAL,
+				  "malformed: claim '%s' is empty (leave it "
+				  "out instead)",
+				  name);
+	return get_string_array(out, n, obj, name, false, check, err);
+}
+
 static int check_op(const char *op, struct gg_err *err)
 {
 	if (strcmp(op, "fetch") != 0 && strcmp(op, "push") != 0)
@@ -380,6 +443,13 @@ static int claims_from_object(struct token_claims *c, json_t *obj,
 		rc = get_bool(&c->allow_force, obj, "allow_force", err);
 	if (rc == GG_OK)
 		rc = get_bool(&c->allow_delete, obj, "allow_delete", err);
+	if (rc == GG_OK)
+		rc = get_optional_list(&c->allow_paths, &c->nallow_paths, obj,
+				       "allow_paths", token_check_allow_path,
+				       err);
+	if (rc == GG_OK)
+		rc = get_optional_list(&c->emails, &c->nemails, obj, "emails",
+				       token_check_email, err);
 	return rc;
 }
 
@@ -655,6 +725,12 @@ static json_t *claims_json(const struct token_claims *c, const char *jti)
 	bad |= put(obj, "branches", strings_json(c->branches, c->nbranches));
 	bad |= put(obj, "allow_force", json_boolean(c->allow_force));
 	bad |= put(obj, "allow_delete", json_boolean(c->allow_delete));
+	/* Optional lists only when present: the parser refuses them empty. */
+	if (c->nallow_paths)
+		bad |= put(obj, "allow_paths",
+			   strings_json(c->allow_paths, c->nallow_paths));
+	if (c->nemails)
+		bad |= put(obj, "emails", strings_json(c->emails, c->nemails));
 	if (bad) {
 		json_decref(obj);
 		return NULL;

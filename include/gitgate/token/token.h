@@ -37,6 +37,17 @@ struct token_claims {
 	size_t nbranches;
 	bool allow_force;
 	bool allow_delete;
+	/* Optional lists: absent from the token = NULL and 0. A list that is
+	 * present is never empty (the parser refuses []), so a count of 0
+	 * always means "claim absent".
+	 * allow_paths: path globs (glob.h, segmented) the token may change
+	 * although the site policy's protected_paths lists them.
+	 * emails: the only author/committer addresses its new commits may
+	 * carry (literal addresses, not globs). */
+	char **allow_paths;
+	size_t nallow_paths;
+	char **emails;
+	size_t nemails;
 };
 
 void token_claims_free(struct token_claims *claims);
@@ -92,6 +103,9 @@ int token_sign(char **out, const struct token_claims *claims,
 bool token_claims_has_repo(const struct token_claims *claims,
 			   const char *repo);
 
+/* Longest address in the emails claim (RFC 5321's path limit). */
+#define TOKEN_MAX_EMAIL_LEN 254
+
 /*
  * Claim validators shared by token parsing and `mint` (added to the
  * contract; source-compatible). Each returns 0 or GG_EINVAL with a message
@@ -105,9 +119,15 @@ bool token_claims_has_repo(const struct token_claims *claims,
  *            bytes, no "@{", not "@"), '*' anywhere but "**" only as a
  *            whole segment.
  *   sub:     1..GG_MAX_CLAIM_STR bytes, no control characters.
+ *   allow_path: a segmented path glob, glob_check(glob, 0, err) (its
+ *            message: `invalid glob "<glob>": <why>`).
+ *   email:   1..TOKEN_MAX_EMAIL_LEN bytes, exactly one '@' with at least
+ *            one byte on each side, no space, control byte, '<' or '>'.
  */
 int token_check_repo(const char *repo, struct gg_err *err);
 int token_check_pattern(const char *pattern, struct gg_err *err);
 int token_check_sub(const char *sub, struct gg_err *err);
+int token_check_allow_path(const char *glob, struct gg_err *err);
+int token_check_email(const char *email, struct gg_err *err);
 
 #endif

@@ -642,6 +642,291 @@ START_TEST(test_too_many_items)
 }
 END_TEST
 
+/* ---- allow_paths and emails ------------------------------------------- */
+
+START_TEST(test_lists_parse)
+{
+	char *token =
+		sign_raw("{" BASE ",\"allow_paths\":[\".github/"
+			 "workflows/**\",\"CODEOWNERS\"],\"emails\":["
+			 "\"bot@example.com\",\"Dev.One+x@Example.ORG\"]}",
+			 NULL, 0);
+	struct token_claims *c;
+
+	ck_assert_int_eq(
+		token_verify(&c, token, strlen(token), &first, NOW, NULL, NULL),
+		GG_OK);
+	ck_assert_uint_eq(c->nallow_paths, 2);
+	ck_assert_str_eq(c->allow_paths[0], ".github/workflows/**");
+	ck_assert_str_eq(c->allow_paths[1], "CODEOWNERS");
+	ck_assert_uint_eq(c->nemails, 2);
+	ck_assert_str_eq(c->emails[0], "bot@example.com");
+	ck_assert_str_eq(c->emails[1], "Dev.One+x@Example.ORG");
+	token_claims_free(c);
+	free(token);
+	/* absent: NULL and 0 */
+	token = sign_raw("{" BASE "}", NULL, 0);
+	ck_assert_int_eq(
+		token_decode_unverified(&c, token, strlen(token), NULL), GG_OK);
+	ck_assert_ptr_null(c->allow_paths);
+	ck_assert_uint_eq(c->nallow_paths, 0);
+	ck_assert_ptr_null(c->emails);
+	ck_assert_uint_eq(c->nemails, 0);
+	token_claims_free(c);
+	free(token);
+}
+END_TEST
+
+static const struct {
+	const char *payload;
+	const char *msg;
+} bad_lists[] = {
+	{"{" BASE ",\"allow_paths\":\"CODEOWNERS\"}",
+	 "malformed: claim 'allow_paths' must be an array"},
+	{"{" BASE ",\"allow_paths\":{}}",
+	 "malformed: claim 'allow_paths' must be an array"},
+	{"{" BASE ",\"allow_paths\":[\"a\",7]}",
+	 "malformed: claim 'allow_paths' must hold strings"},
+	{"{" BASE ",\"allow_paths\":[null]}",
+	 "malformed: claim 'allow_paths' must hold strings"},
+	{"{" BASE ",\"allow_paths\":[\"\"]}",
+	 "malformed: allow_paths: invalid glob \"\": is empty"},
+	{"{" BASE ",\"allow_paths\":[\"a//b\"]}",
+	 "malformed: allow_paths: invalid glob \"a//b\": has an empty "
+	 "segment"},
+	{"{" BASE ",\"allow_paths\":[\"/etc/passwd\"]}",
+	 "malformed: allow_paths: invalid glob \"/etc/passwd\": starts with "
+	 "'/'"},
+	{"{" BASE ",\"allow_paths\":[\"src/../x\"]}",
+	 "malformed: allow_paths: invalid glob \"src/../x\": has a \".\" or "
+	 "\"..\" segment"},
+	{"{" BASE ",\"allow_paths\":[\"a**/b\"]}",
+	 "malformed: allow_paths: invalid glob \"a**/b\": uses \"**\" inside "
+	 "a segment (it must be a whole segment)"},
+	{"{" BASE ",\"allow_paths\":[\"a\\tb\"]}",
+	 "malformed: allow_paths: invalid glob \"a?b\": contains a control "
+	 "character"},
+	{"{" BASE ",\"allow_paths\":[]}",
+	 "malformed: claim 'allow_paths' is empty (leave it out instead)"},
+	{"{" BASE ",\"emails\":\"a@b\"}",
+	 "malformed: claim 'emails' must be an array"},
+	{"{" BASE ",\"emails\":[true]}",
+	 "malformed: claim 'emails' must hold strings"},
+	{"{" BASE ",\"emails\":[\"\"]}",
+	 "malformed: emails: email must be 1-254 bytes"},
+	{"{" BASE ",\"emails\":[\"alice\"]}",
+	 "malformed: emails: email 'alice': needs exactly one '@' with "
+	 "something on each side"},
+	{"{" BASE ",\"emails\":[\"@example.com\"]}",
+	 "malformed: emails: email '@example.com': needs exactly one '@' "
+	 "with something on each side"},
+	{"{" BASE ",\"emails\":[\"alice@\"]}",
+	 "malformed: emails: email 'alice@': needs exactly one '@' with "
+	 "something on each side"},
+	{"{" BASE ",\"emails\":[\"a@evil.test@example.com\"]}",
+	 "malformed: emails: email 'a@evil.test@example.com': needs exactly "
+	 "one '@' with something on each side"},
+	{"{" BASE ",\"emails\":[\"a b@example.com\"]}",
+	 "malformed: emails: email 'a b@example.com': may not contain "
+	 "spaces, control characters, '<' or '>'"},
+	{"{" BASE ",\"emails\":[\"a\\nb@example.com\"]}",
+	 "malformed: emails: email 'a?b@example.com': may not contain "
+	 "spaces, control characters, '<' or '>'"},
+	{"{" BASE ",\"emails\":[\"<a@example.com>\"]}",
+	 "malformed: emails: email '<a@example.com>': may not contain "
+	 "spaces, control characters, '<' or '>'"},
+	{"{" BASE ",\"emails\":[]}",
+	 "malformed: claim 'emails' is empty (leave it out instead)"},
+};
+
+/* Exact messages, with and without a key. */
+START_TEST(test_malformed_lists)
+{
+	char *token = sign_raw(bad_lists[_i].payload, NULL, 0);
+	struct token_claims *c = (struct token_claims *)1;
+	struct gg_err err = GG_ERR_INIT;
+
+	ck_assert_int_eq(verify_with(token, &first, NOW, &err), GG_EINVAL);
+	ck_assert_str_eq(err.msg, bad_lists[_i].msg);
+	gg_err_init(&err);
+	ck_assert_int_eq(
+		token_decode_unverified(&c, token, strlen(token), &err),
+		GG_EINVAL);
+	ck_assert_ptr_null(c);
+	ck_assert_str_eq(err.msg, bad_lists[_i].msg);
+	free(token);
+}
+END_TEST
+
+/* An email of exactly TOKEN_MAX_EMAIL_LEN bytes is fine, one more is not. */
+START_TEST(test_email_length)
+{
+	char email[TOKEN_MAX_EMAIL_LEN + 2], payload[512], *token;
+	struct gg_err err = GG_ERR_INIT;
+
+	memset(email, 'a', sizeof(email) - 1);
+	email[200] = '@';
+	email[TOKEN_MAX_EMAIL_LEN] = '\0';
+	ck_assert_int_eq(token_check_email(email, NULL), GG_OK);
+	snprintf(payload, sizeof(payload), "{" BASE ",\"emails\":[\"%s\"]}",
+		 email);
+	token = sign_raw(payload, NULL, 0);
+	ck_assert_int_eq(verify_with(token, &first, NOW, NULL), GG_OK);
+	free(token);
+	email[TOKEN_MAX_EMAIL_LEN] = 'a';
+	email[TOKEN_MAX_EMAIL_LEN + 1] = '\0';
+	ck_assert_int_eq(token_check_email(email, &err), GG_EINVAL);
+	ck_assert_str_eq(err.msg, "email must be 1-254 bytes");
+	snprintf(payload, sizeof(payload), "{" BASE ",\"emails\":[\"%s\"]}",
+		 email);
+	token = sign_raw(payload, NULL, 0);
+	gg_err_init(&err);
+	ck_assert_int_eq(verify_with(token, &first, NOW, &err), GG_EINVAL);
+	ck_assert_str_eq(err.msg,
+			 "malformed: emails: email must be 1-254 bytes");
+	free(token);
+}
+END_TEST
+
+/* The cap of branches applies: GG_MAX_CLAIM_ITEMS entries pass, one more
+ * is refused. _i: 0 = allow_paths, 1 = emails. */
+START_TEST(test_lists_too_many)
+{
+	static const char *const name[] = {"allow_paths", "emails"};
+	static const char *const item[] = {"p", "a@b"};
+	char *payload = malloc(8192), *token, want[128];
+	struct token_claims *c;
+	struct gg_err err = GG_ERR_INIT;
+	size_t len, base;
+	int i;
+
+	base = (size_t)snprintf(payload, 8192, "{" BASE ",\"%s\":[", name[_i]);
+	len = base;
+	for (i = 0; i < GG_MAX_CLAIM_ITEMS; i++)
+		len += (size_t)snprintf(payload + len, 8192 - len, "%s\"%s\"",
+					i ? "," : "", item[_i]);
+	snprintf(payload + len, 8192 - len, "]}");
+	token = sign_raw(payload, NULL, 0);
+	ck_assert_int_eq(
+		token_verify(&c, token, strlen(token), &first, NOW, NULL, NULL),
+		GG_OK);
+	ck_assert_uint_eq(_i ? c->nemails : c->nallow_paths,
+			  GG_MAX_CLAIM_ITEMS);
+	token_claims_free(c);
+	free(token);
+	len += (size_t)snprintf(payload + len, 8192 - len, ",\"%s\"]}",
+				item[_i]);
+	token = sign_raw(payload, NULL, 0);
+	ck_assert_int_eq(verify_with(token, &first, NOW, &err), GG_EINVAL);
+	snprintf(want, sizeof(want),
+		 "malformed: claim '%s' has more than 256 entries", name[_i]);
+	ck_assert_str_eq(err.msg, want);
+	free(token);
+	free(payload);
+}
+END_TEST
+
+/* mint -> verify keeps both lists, in order, after allow_delete in the
+ * payload; claims_to_json (inspect) shows them the same way. */
+START_TEST(test_lists_roundtrip)
+{
+	char *repos[] = {"a/b"};
+	char *branches[] = {"agent/*"};
+	char *paths[] = {".github/workflows/**", "CODEOWNERS"};
+	char *emails[] = {"bot@example.com", "Dev@Example.org"};
+	struct token_claims in = {
+		.sub = "s",
+		.jti = "fixed",
+		.exp = NOW + 60,
+		.repos = repos,
+		.nrepos = 1,
+		.ops = TOKEN_OP_PUSH,
+		.branches = branches,
+		.nbranches = 1,
+		.allow_paths = paths,
+		.nallow_paths = 2,
+		.emails = emails,
+		.nemails = 2,
+	};
+	static const char want[] =
+		"{\"sub\":\"s\",\"jti\":\"fixed\",\"exp\":\"2023-11-14T22:"
+		"14:20Z\",\"repos\":[\"a/b\"],\"ops\":[\"push\"],"
+		"\"branches\":[\"agent/*\"],\"allow_force\":false,"
+		"\"allow_delete\":false,\"allow_paths\":[\".github/"
+		"workflows/**\",\"CODEOWNERS\"],\"emails\":[\"bot@example."
+		"com\",\"Dev@Example.org\"]}";
+	struct token_claims *c;
+	struct paseto_msg msg;
+	struct gg_err err = GG_ERR_INIT;
+	char *token, *json;
+
+	ck_assert_int_eq(token_sign(&token, &in, sk[0], &err), GG_OK);
+	ck_assert_int_eq(
+		paseto_v4_public_split(&msg, token, strlen(token), NULL),
+		GG_OK);
+	ck_assert_uint_eq(msg.mlen, strlen(want));
+	ck_assert(!memcmp(msg.m, want, msg.mlen));
+	paseto_msg_release(&msg);
+	ck_assert_int_eq(
+		token_verify(&c, token, strlen(token), &first, NOW, NULL, &err),
+		GG_OK);
+	ck_assert_uint_eq(c->nallow_paths, 2);
+	ck_assert_str_eq(c->allow_paths[0], ".github/workflows/**");
+	ck_assert_str_eq(c->allow_paths[1], "CODEOWNERS");
+	ck_assert_uint_eq(c->nemails, 2);
+	ck_assert_str_eq(c->emails[0], "bot@example.com");
+	ck_assert_str_eq(c->emails[1], "Dev@Example.org");
+	json = token_claims_to_json(c);
+	ck_assert_ptr_nonnull(strstr(json, "  \"allow_delete\": false,\n"
+					   "  \"allow_paths\": [\n"
+					   "    \".github/workflows/**\",\n"
+					   "    \"CODEOWNERS\"\n"
+					   "  ],\n"
+					   "  \"emails\": [\n"
+					   "    \"bot@example.com\",\n"
+					   "    \"Dev@Example.org\"\n"
+					   "  ]\n"
+					   "}"));
+	free(json);
+	token_claims_free(c);
+	free(token);
+}
+END_TEST
+
+/* token_sign parses its own payload back: a bad entry is never signed. */
+START_TEST(test_sign_refuses_bad_lists)
+{
+	char *repos[] = {"a/b"};
+	char *paths[] = {"ok/**", "/abs"};
+	char *emails[] = {"nobody"};
+	struct token_claims in = {
+		.sub = "s",
+		.exp = NOW,
+		.repos = repos,
+		.nrepos = 1,
+		.ops = TOKEN_OP_PUSH,
+		.allow_paths = paths,
+		.nallow_paths = 2,
+	};
+	struct gg_err err = GG_ERR_INIT;
+	char *token = (char *)1;
+
+	ck_assert_int_eq(token_sign(&token, &in, sk[0], &err), GG_EINVAL);
+	ck_assert_ptr_null(token);
+	ck_assert_str_eq(err.msg, "malformed: allow_paths: invalid glob "
+				  "\"/abs\": starts with '/'");
+	in.nallow_paths = 1;
+	in.emails = emails;
+	in.nemails = 1;
+	gg_err_init(&err);
+	ck_assert_int_eq(token_sign(&token, &in, sk[0], &err), GG_EINVAL);
+	ck_assert_ptr_null(token);
+	ck_assert_str_eq(err.msg, "malformed: emails: email 'nobody': needs "
+				  "exactly one '@' with something on each "
+				  "side");
+}
+END_TEST
+
 /* ---- malformed framing and footers ------------------------------------ */
 
 static const struct {
@@ -837,6 +1122,54 @@ START_TEST(test_check_pattern)
 }
 END_TEST
 
+START_TEST(test_check_email)
+{
+	static const char *const good[] = {
+		"a@b",
+		"alice@example.com",
+		"Dev.One+tag@Example.ORG",
+		"x/y@host",
+		"caf\xc3\xa9@example.com",
+		"*@example.com",
+	};
+	static const char *const bad[] = {
+		"",	   "alice",   "@b",    "a@",	  "a@b@c",
+		"@",	   "a b@c",   "a@b c", " a@b",	  "a@b\n",
+		"a\x7f@b", "a\x1b@b", "<a@b>", "A <a@b>",
+	};
+	struct gg_err err = GG_ERR_INIT;
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(token_check_email(good[i], NULL) == GG_OK,
+			      "refused %s", good[i]);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(token_check_email(bad[i], NULL) == GG_EINVAL,
+			      "accepted %s", bad[i]);
+	ck_assert_int_eq(token_check_email("a\tb@c", &err), GG_EINVAL);
+	ck_assert_str_eq(err.msg, "email 'a?b@c': may not contain spaces, "
+				  "control characters, '<' or '>'");
+}
+END_TEST
+
+START_TEST(test_check_allow_path)
+{
+	struct gg_err err = GG_ERR_INIT;
+
+	ck_assert_int_eq(token_check_allow_path("CODEOWNERS", NULL), GG_OK);
+	ck_assert_int_eq(token_check_allow_path("**/*.lock", NULL), GG_OK);
+	ck_assert_int_eq(token_check_allow_path(".github/workflows/**", NULL),
+			 GG_OK);
+	ck_assert_int_eq(token_check_allow_path("a b/c:d", NULL), GG_OK);
+	ck_assert_int_eq(token_check_allow_path("", NULL), GG_EINVAL);
+	ck_assert_int_eq(token_check_allow_path("a/", NULL), GG_EINVAL);
+	ck_assert_int_eq(token_check_allow_path("./a", NULL), GG_EINVAL);
+	ck_assert_int_eq(token_check_allow_path("a/**b", &err), GG_EINVAL);
+	ck_assert_str_eq(err.msg, "invalid glob \"a/**b\": uses \"**\" inside "
+				  "a segment (it must be a whole segment)");
+}
+END_TEST
+
 START_TEST(test_check_sub)
 {
 	ck_assert_int_eq(token_check_sub("user@host", NULL), GG_OK);
@@ -874,6 +1207,13 @@ static Suite *token_suite(void)
 			    sizeof(bad_payload) / sizeof(bad_payload[0]));
 	tcase_add_test(tc, test_duplicate_key_message);
 	tcase_add_test(tc, test_too_many_items);
+	tcase_add_test(tc, test_lists_parse);
+	tcase_add_loop_test(tc, test_malformed_lists, 0,
+			    sizeof(bad_lists) / sizeof(bad_lists[0]));
+	tcase_add_test(tc, test_email_length);
+	tcase_add_loop_test(tc, test_lists_too_many, 0, 2);
+	tcase_add_test(tc, test_lists_roundtrip);
+	tcase_add_test(tc, test_sign_refuses_bad_lists);
 	tcase_add_loop_test(tc, test_malformed_footer, 0,
 			    sizeof(bad_footer) / sizeof(bad_footer[0]));
 	tcase_add_test(tc, test_oversize_token);
@@ -882,6 +1222,8 @@ static Suite *token_suite(void)
 	tcase_add_test(tc, test_decode_unverified);
 	tcase_add_test(tc, test_check_repo);
 	tcase_add_test(tc, test_check_pattern);
+	tcase_add_test(tc, test_check_email);
+	tcase_add_test(tc, test_check_allow_path);
 	tcase_add_test(tc, test_check_sub);
 	suite_add_tcase(s, tc);
 	return s;
