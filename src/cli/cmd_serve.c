@@ -2,8 +2,10 @@
  * cmd_serve.c - `gitgate serve --config FILE`: run the proxy in the
  * foreground. The main thread owns the signals (blocked everywhere else and
  * taken with sigtimedwait), so reloads and shutdown run in ordinary code,
- * not in async signal handlers; its 200 ms wake-ups also poll the key and
- * revocation files, which bounds how late a revocation takes effect.
+ * not in async signal handlers; its 200 ms wake-ups also poll the key,
+ * revocation and site-policy files, which bounds how late a revocation
+ * takes effect. A site policy with problems stops the start (each one
+ * logged); a reload that fails keeps the previous policy.
  */
 #include "gitgate/core/cli.h"
 #include "gitgate/config/config.h"
@@ -29,7 +31,8 @@ static const char usage[] =
 	"  --config FILE   JSON config (see README \"Config file\")\n"
 	"  --verbose       also log debug messages\n"
 	"Signals: SIGTERM/SIGINT stop gracefully (transfers in flight get\n"
-	"30 s to finish); SIGHUP reloads keys and revocations and reopens the\n"
+	"30 s to finish); SIGHUP reloads keys, revocations and the site\n"
+	"policy (a broken policy file keeps the previous one) and reopens the\n"
 	"audit log (for rotation).\n";
 
 /* Secrets live in this process's memory: never let it dump core or be

@@ -15,6 +15,7 @@ static const char usage[] =
 	"  revoke   --config FILE TOKEN|JTI… revoke tokens\n"
 	"  audit    --config FILE|--log FILE review or verify the audit log\n"
 	"  policy   check FILE               validate a site-policy file\n"
+	"  policy   test --policy FILE ...   judge one ref update of a local repo\n"
 	"\n"
 	"Run 'gitgate <command> --help' for a command's options;\n"
 	"'gitgate --version' prints the version.\n";

@@ -13,13 +13,16 @@
 #include "gitgate/http/forward.h"
 #include "gitgate/http/gate.h"
 #include "gitgate/http/relay.h"
+#include "gitgate/push/policystate.h"
 #include "gitgate/push/push.h"
 
 /* ---- spooling ------------------------------------------------------ */
 
 /* Known before the body arrives, so inspection can start as soon as the
  * command list is parsed (mirror refresh and pack indexing overlap the
- * client's upload). */
+ * client's upload). The site policy is taken once, here: the whole push
+ * is judged by the policy in force when it began, whatever reloads come
+ * meanwhile; request_free gives it back. */
 static int set_push_ctx(struct request *req, struct gg_err *err)
 {
 	char *url = request_repo_url(req, "");
@@ -34,6 +37,9 @@ static int set_push_ctx(struct request *req, struct gg_err *err)
 	ctx.upstream_repo_url = url;
 	ctx.secret = req->px->secret;
 	ctx.claims = req->claims;
+	if (!req->policy)
+		req->policy = policystate_get(req->px->policy);
+	ctx.policy = req->policy;
 	ret = push_set_ctx(req->push, &ctx, err); /* copies the strings */
 	free(url);
 	return ret;

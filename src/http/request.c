@@ -16,6 +16,7 @@
 #include "gitgate/core/timeutil.h"
 #include "gitgate/http/quota.h"
 #include "gitgate/http/relay.h"
+#include "gitgate/push/policystate.h"
 #include "gitgate/push/push.h"
 #include "gitgate/token/token.h"
 
@@ -70,6 +71,7 @@ void request_free(struct request *req)
 	relay_free(req->relay);
 	free(req->prefix);
 	push_free(req->push);
+	policysnap_put(req->policy); /* after the push that borrowed it */
 	token_claims_free(req->claims);
 	sodium_memzero(req, sizeof(*req));
 	free(req);

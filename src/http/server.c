@@ -36,7 +36,9 @@
 #include "gitgate/http/relay.h"
 #include "gitgate/http/request.h"
 #include "gitgate/push/mirror.h"
+#include "gitgate/push/policystate.h"
 #include "gitgate/push/push.h"
+#include "gitgate/push/sitepolicy.h"
 #include "gitgate/token/authstate.h"
 
 struct server {
@@ -328,6 +330,44 @@ static int check_cache_dir(const char *dir, struct gg_err *err)
 	return GG_OK;
 }
 
+/* The start-up / reload line: what is in force, no pattern or secret. */
+static void log_policy(struct server *srv, const char *what)
+{
+	struct policysnap *s = policystate_get(srv->px.policy);
+	char line[POLICYSNAP_DESCRIBE_MAX];
+
+	if (!s)
+		return;
+	policysnap_describe(line, sizeof(line), s);
+	log_info("%s %s: %s", what, policystate_path(srv->px.policy), line);
+	policysnap_put(s);
+}
+
+/* A site policy with problems stops the start: every problem is logged, a
+ * line each (file:line:column), and err is the summary. */
+static int load_policy(struct server *srv, const struct config *cfg,
+		       struct gg_err *err)
+{
+	struct sitepolicy_problems probs = { NULL, 0, 0 };
+	struct gg_err why = GG_ERR_INIT;
+	size_t i;
+	int ret;
+
+	ret = policystate_new(&srv->px.policy, cfg->policy, srv->px.secret,
+			      strlen(srv->px.secret), &probs, &why);
+	if (ret == GG_OK) {
+		log_policy(srv, "site policy");
+		return GG_OK;
+	}
+	for (i = 0; i < probs.n; i++)
+		log_warnx("policy: %s", probs.lines[i]);
+	if (probs.more)
+		log_warnx("policy: %s: %zu more problems not shown",
+			  cfg->policy, probs.more);
+	sitepolicy_problems_release(&probs);
+	return gg_err_set(err, ret, "policy: %s", why.msg);
+}
+
 static int load_state(struct server *srv, const struct config *cfg,
 		      struct gg_err *err)
 {
@@ -341,6 +381,9 @@ static int load_state(struct server *srv, const struct config *cfg,
 	if (ret)
 		return ret;
 	ret = check_cache_dir(srv->px.cache_dir, err);
+	if (ret)
+		return ret;
+	ret = load_policy(srv, cfg, err);
 	if (ret)
 		return ret;
 	ret = authstate_new(&srv->px.auth, (const char *const *)cfg->verify_keys,
@@ -463,6 +506,21 @@ static void follow_audit_log(struct server *srv)
 		 ret < 0 ? err.msg : "");
 }
 
+/* A broken edit keeps the policy in force (policystate.h): pushes go on
+ * being judged by the last good one, never by none. */
+static void refresh_policy(struct server *srv, int force)
+{
+	struct gg_err err = GG_ERR_INIT;
+	int ret = policystate_refresh(srv->px.policy, force, &err);
+
+	if (ret < 0)
+		log_warnx("site policy reload failed, keeping the previous "
+			  "one: %s",
+			  err.msg);
+	if (ret > 0)
+		log_policy(srv, "reloaded site policy from");
+}
+
 void server_tick(struct server *srv, int force)
 {
 	struct gg_err err = GG_ERR_INIT;
@@ -478,6 +536,7 @@ void server_tick(struct server *srv, int force)
 			 authstate_nrevoked(srv->px.auth));
 	if (ret != 0)
 		warn_revocation_problems(srv);
+	refresh_policy(srv, force);
 	if (force) {
 		gg_err_init(&err);
 		if (audit_reopen(srv->px.audit, &err) != 0)
@@ -536,6 +595,7 @@ void server_free(struct server *srv)
 	relay_shared_free(srv->px.shared);
 	audit_close(srv->px.audit);
 	authstate_free(srv->px.auth);
+	policystate_free(srv->px.policy); /* pushes are over: no snapshot held */
 	config_secret_free(srv->px.secret);
 	free(srv->px.upstream_url);
 	free(srv->px.cache_dir);

@@ -188,6 +188,16 @@ void mirror_close(struct mirror *m)
 	free(m);
 }
 
+struct git_repository *mirror_repo(struct mirror *m)
+{
+	return m->repo;
+}
+
+bool mirror_has_pack(const struct mirror *m)
+{
+	return m->tmpdir[0] && !m->idx;
+}
+
 bool mirror_has(struct mirror *m, const char *hex)
 {
 	git_oid oid;
@@ -471,8 +481,10 @@ static int attach_pack(struct mirror *m, git_indexer *idx, struct gg_err *err)
 }
 
 /* Drop a pack being indexed (after an error). */
-static void pack_abandon(struct mirror *m)
+void mirror_pack_abandon(struct mirror *m)
 {
+	if (!m->idx)
+		return; /* nothing being indexed (an attached pack stays) */
 	git_indexer_free(m->idx);
 	m->idx = NULL;
 	remove_tmpdir(m);
@@ -481,7 +493,7 @@ static void pack_abandon(struct mirror *m)
 /* Indexing in steps (begin, append chunks, commit, which attaches): after
  * a failed append or commit nothing is attached and the next begin starts
  * afresh. */
-static int pack_begin(struct mirror *m, struct gg_err *err)
+int mirror_pack_begin(struct mirror *m, struct gg_err *err)
 {
 	git_indexer_options opts;
 
@@ -498,26 +510,26 @@ static int pack_begin(struct mirror *m, struct gg_err *err)
 	memset(&m->stats, 0, sizeof(m->stats));
 	/* The mirror's odb completes thin packs (their delta bases). */
 	if (git_indexer_new(&m->idx, m->tmpdir, 0600, m->odb, &opts) < 0) {
-		pack_abandon(m);
+		mirror_pack_abandon(m);
 		return gg_err_set(err, GG_EIO, "indexer: %s", git_why());
 	}
 	return GG_OK;
 }
 
-static int pack_append(struct mirror *m, const void *data, size_t len,
+int mirror_pack_append(struct mirror *m, const void *data, size_t len,
 		       struct gg_err *err)
 {
 	if (!m->idx)
 		return gg_err_set(err, GG_EINVAL, "no pack being indexed");
 	if (git_indexer_append(m->idx, data, len, &m->stats) < 0) {
-		pack_abandon(m);
+		mirror_pack_abandon(m);
 		return gg_err_set(err, GG_EINVAL, "pushed pack: %s",
 				  git_why());
 	}
 	return GG_OK;
 }
 
-static int pack_commit(struct mirror *m, struct gg_err *err)
+int mirror_pack_commit(struct mirror *m, struct gg_err *err)
 {
 	int ret = GG_OK;
 
@@ -550,25 +562,25 @@ int mirror_add_pack(struct mirror *m, int fd, uint64_t off, uint64_t len,
 
 	if (len == 0)
 		return GG_OK;
-	ret = pack_begin(m, err);
+	ret = mirror_pack_begin(m, err);
 	while (ret == 0 && len > 0) {
 		n = pread(fd, buf, len < sizeof(buf) ? (size_t)len : sizeof(buf),
 			  (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			pack_abandon(m);
+			mirror_pack_abandon(m);
 			return n < 0 ? gg_err_errno(err, GG_EIO,
 						    "reading pushed pack")
 				     : gg_err_set(err, GG_EINVAL,
 						  "pushed pack is truncated");
 		}
-		ret = pack_append(m, buf, (size_t)n, err);
+		ret = mirror_pack_append(m, buf, (size_t)n, err);
 		off += (uint64_t)n;
 		len -= (uint64_t)n;
 	}
 	if (ret == 0)
-		ret = pack_commit(m, err);
+		ret = mirror_pack_commit(m, err);
 	return ret;
 }
 

@@ -7,10 +7,13 @@
 #include "gitgate/push/push.h"
 #include "gitgate/core/limits.h"
 #include "gitgate/core/log.h"
+#include "gitgate/push/content.h"
 #include "gitgate/push/mirror.h"
 #include "gitgate/push/packscan.h"
 #include "gitgate/proto/pktline.h"
 #include "gitgate/push/policy.h"
+#include "gitgate/push/policystate.h"
+#include "gitgate/push/sitepolicy.h"
 #include "gitgate/proto/receivepack.h"
 #include "gitgate/proto/report.h"
 
@@ -23,6 +26,13 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 #include <zlib.h>
+
+/* The site rule that refused a command; strings owned, NULL when none. */
+struct site_refusal {
+	char *rule, *path, *commit;
+	size_t line;
+	char hash[SECRETSCAN_HASH_HEX + 1];
+};
 
 struct push {
 	int fd;
@@ -49,6 +59,7 @@ struct push {
 	bool fetched;      /* the mirror was refreshed for this push */
 	bool fetch_failed; /* ... and that failed: nothing more to try */
 	struct packscan *scan; /* reads the pack's commits as it arrives */
+	bool indexing;     /* ... and the mirror indexes it (content rules) */
 	unsigned walks;        /* of the mirror's history, for this push */
 	int prep_ret;      /* the mirror could not be opened early */
 	struct gg_err prep_err; /* why */
@@ -65,6 +76,14 @@ struct push {
 	struct pkt_buf header; /* rewritten command section */
 
 	char *pack_error; /* the pushed pack could not be read */
+
+	/* Site policy for this repository (NULL: none) and the content
+	 * rules built from it and the token; set by first_pass. */
+	struct sitepolicy_rules *site;
+	struct content_rules content;
+	/* Per command: which site rule refused it (for the audit record). */
+	struct site_refusal *site_why;
+	char **notes; /* per command, owned: every finding (remote: lines) */
 
 	/* After push_respond: */
 	struct audit_ref *arefs;
@@ -140,6 +159,25 @@ int push_new(struct push **out, const char *cache_dir, bool gzip,
 static int first_pass(struct push *p);
 static int open_mirror(struct push *p, struct gg_err *err);
 
+static bool wants_content(const struct push *p, size_t i);
+
+/* Content rules read trees and blobs, which only libgit2's index of the
+ * pack gives: build it while the pack streams in, overlapping the
+ * client's upload, when some command will be checked. Failing here only
+ * means the pack is indexed from the spool later. */
+static void start_indexing(struct push *p)
+{
+	size_t i;
+	bool any = false;
+
+	for (i = 0; i < p->req.ncommands; i++)
+		any = any || wants_content(p, i);
+	if (!any || !content_rules_active(&p->content))
+		return;
+	p->prep_ret = open_mirror(p, &p->prep_err);
+	p->indexing = p->prep_ret == 0 && mirror_pack_begin(p->m, NULL) == 0;
+}
+
 /* The command list is complete: classify what needs no history and, with
  * a context, open the mirror and start scanning the pack as it arrives.
  * Only allocation failures are errors here; anything else is retried, or
@@ -154,11 +192,13 @@ static int header_done(struct push *p)
 		return GG_OK;
 	if (first_pass(p) != 0)
 		return GG_ENOMEM;
+	start_indexing(p);
 	for (i = 0; i < p->req.ncommands; i++)
 		any = any || p->need[i];
 	if (!any)
 		return GG_OK;
-	p->prep_ret = open_mirror(p, &p->prep_err);
+	if (!p->m)
+		p->prep_ret = open_mirror(p, &p->prep_err);
 	if (packscan_new(&p->scan, &p->prep_err) != 0)
 		return GG_ENOMEM;
 	return GG_OK;
@@ -170,6 +210,9 @@ static void stream_pack(struct push *p, const unsigned char *data, size_t len)
 {
 	if (p->scan && len > 0)
 		packscan_feed(p->scan, data, len, NULL);
+	if (p->indexing && len > 0 &&
+	    mirror_pack_append(p->m, data, len, NULL) != 0)
+		p->indexing = false; /* abandoned: index from the spool */
 }
 
 void push_set_spool_reserve(struct push *p, uint64_t bytes)
@@ -349,6 +392,66 @@ static int refuse(struct push *p, size_t i, const char *reason)
 	return p->refusals[i] ? GG_OK : GG_ENOMEM;
 }
 
+/* Record which site rule refused command i (for the audit record). */
+static int note_rule(struct push *p, size_t i, const char *rule,
+		     const struct content_finding *f)
+{
+	struct site_refusal *w = &p->site_why[i];
+
+	if (w->rule)
+		return GG_OK;
+	w->rule = strdup(rule);
+	if (!w->rule)
+		return GG_ENOMEM;
+	if (!f)
+		return GG_OK;
+	w->path = f->path ? strdup(f->path) : NULL;
+	w->commit = strdup(f->commit);
+	w->line = f->line;
+	memcpy(w->hash, f->hash, sizeof(w->hash));
+	return (f->path && !w->path) || !w->commit ? GG_ENOMEM : GG_OK;
+}
+
+/* The site policy's rules for this repository, and with the token's
+ * claims, the content rules. */
+static int site_setup(struct push *p)
+{
+	const struct token_claims *cl = p->ctx.claims;
+	struct gg_err e = GG_ERR_INIT;
+
+	if (p->ctx.policy &&
+	    sitepolicy_for_repo(&p->site, policysnap_policy(p->ctx.policy),
+				p->ctx.repo, &e) != 0)
+		return GG_ENOMEM;
+	p->content.policy = p->site;
+	p->content.db = p->ctx.policy ? policysnap_db(p->ctx.policy) : NULL;
+	p->content.allow_paths = (const char *const *)cl->allow_paths;
+	p->content.nallow_paths = cl->nallow_paths;
+	p->content.emails = (const char *const *)cl->emails;
+	p->content.nemails = cl->nemails;
+	return GG_OK;
+}
+
+/* protected_refs: no token may touch them, whatever its claims. */
+static int check_protected_ref(struct push *p, size_t i, bool *refused)
+{
+	const char *ref = p->req.commands[i].refname;
+	char why[GG_MAX_REFNAME + 64];
+	size_t k;
+
+	*refused = false;
+	for (k = 0; p->site && k < p->site->protected_refs.n; k++)
+		if (policy_match(p->site->protected_refs.v[k], ref))
+			break;
+	if (!p->site || k == p->site->protected_refs.n)
+		return GG_OK;
+	*refused = true;
+	snprintf(why, sizeof(why), "%s is protected by site policy", ref);
+	if (refuse(p, i, why) || note_rule(p, i, "protected_ref", NULL))
+		return GG_ENOMEM;
+	return GG_OK;
+}
+
 /* Everything decidable without history; sets need[i] for branch updates
  * whose fast-forwardness matters. */
 static int first_pass(struct push *p)
@@ -356,12 +459,16 @@ static int first_pass(struct push *p)
 	struct policy_rules rules = rules_of(p->ctx.claims);
 	struct gg_err perr;
 	size_t i, n = p->req.ncommands;
+	bool prot;
 
 	p->actions = calloc(n, sizeof(*p->actions));
 	p->refusals = calloc(n, sizeof(*p->refusals));
 	p->keep = calloc(n, sizeof(*p->keep));
 	p->need = calloc(n, sizeof(*p->need));
-	if (!p->actions || !p->refusals || !p->keep || !p->need)
+	p->site_why = calloc(n, sizeof(*p->site_why));
+	p->notes = calloc(n, sizeof(*p->notes));
+	if (!p->actions || !p->refusals || !p->keep || !p->need ||
+	    !p->site_why || !p->notes || site_setup(p) != 0)
 		return GG_ENOMEM;
 	for (i = 0; i < n; i++) {
 		const struct rp_command *c = &p->req.commands[i];
@@ -382,7 +489,11 @@ static int first_pass(struct push *p)
 			break;
 		}
 		gg_err_init(&perr);
-		if (p->req.caps.push_options) {
+		if (check_protected_ref(p, i, &prot) != 0)
+			return GG_ENOMEM;
+		if (prot) {
+			p->need[i] = false;
+		} else if (p->req.caps.push_options) {
 			/* Server-side automation can act on other branches
 			 * (GitLab: -o merge_request.target=main with
 			 * merge_when_pipeline_succeeds), beyond what the
@@ -580,16 +691,25 @@ static int scan_ancestry(struct push *p, struct gg_err *err)
 	return ret;
 }
 
-/* The slow, complete path: index the whole pack into the mirror handle
- * with libgit2 (thin bases from the mirror) and ask the commit graph. */
-static int index_and_walk(struct push *p, struct gg_err *err)
+/* Attach the pushed pack, indexed by libgit2, to the mirror handle (once):
+ * the index built while it streamed in, else one from the spool. A thin
+ * pack's missing bases are fetched once. */
+static int attach_pushed_pack(struct push *p, struct gg_err *err)
 {
 	uint64_t pack_len = p->len - p->req.header_len;
-	int ret = mirror_add_pack(p->m, p->fd, p->req.header_len, pack_len,
-				  err);
+	int ret = GG_ENOTFOUND;
 
+	if (mirror_has_pack(p->m) || pack_len == 0)
+		return GG_OK;
+	if (p->indexing) {
+		p->indexing = false;
+		ret = mirror_pack_commit(p->m, err);
+		if (ret == 0)
+			return GG_OK;
+		gg_err_init(err); /* indexed again below, told apart there */
+	}
+	ret = mirror_add_pack(p->m, p->fd, p->req.header_len, pack_len, err);
 	if (ret == GG_ENOTFOUND && !p->fetched) {
-		/* A thin pack's bases are missing: refresh and retry once. */
 		gg_err_init(err);
 		ret = refresh(p, err);
 		if (ret == 0)
@@ -598,6 +718,15 @@ static int index_and_walk(struct push *p, struct gg_err *err)
 	}
 	if (ret == GG_EINVAL && !p->pack_error)
 		p->pack_error = strdup(err->msg);
+	return ret;
+}
+
+/* The slow, complete path: index the whole pack into the mirror handle
+ * with libgit2 (thin bases from the mirror) and ask the commit graph. */
+static int index_and_walk(struct push *p, struct gg_err *err)
+{
+	int ret = attach_pushed_pack(p, err);
+
 	if (ret == 0)
 		ret = ancestry(p, err);
 	if (ret != 0 && ret != GG_EINVAL && !p->fetched && !p->pack_error) {
@@ -624,6 +753,8 @@ static int classify_with_mirror(struct push *p, struct gg_err *err)
 		return ret;
 	return index_and_walk(p, err);
 }
+
+static int check_content(struct push *p);
 
 static int decide_commands(struct push *p)
 {
@@ -658,7 +789,165 @@ static int decide_commands(struct push *p)
 		    refuse(p, i, perr.msg))
 			return GG_ENOMEM;
 	}
-	return GG_OK;
+	return check_content(p);
+}
+
+/* ---- content rules ------------------------------------------------- */
+
+/* Does command i carry commits the content rules must see? */
+static bool wants_content(const struct push *p, size_t i)
+{
+	return !p->refusals[i] && p->actions[i] != POLICY_DELETE;
+}
+
+/* Attach the pushed pack to the mirror handle (trees and blobs come from
+ * it), fetching once when the mirror lacks a thin pack's bases. */
+static int attach_for_content(struct push *p, struct gg_err *err)
+{
+	int ret = p->prep_ret ? gg_err_set(err, p->prep_ret, "%s",
+					   p->prep_err.msg)
+			      : open_mirror(p, err);
+
+	return ret ? ret : attach_pushed_pack(p, err);
+}
+
+/* Per command: its findings, or why it could not be checked. */
+struct content_result {
+	struct content_findings f;
+	int ret;
+	struct gg_err err;
+};
+
+static void results_release(struct content_result *res, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		content_findings_release(&res[i].f);
+		res[i].ret = GG_OK;
+		gg_err_init(&res[i].err);
+	}
+}
+
+/* Check every command that carries commits. True when a fresher mirror
+ * could change an answer: a missing object, or a finding (which may be
+ * in a commit upstream got meanwhile, from someone else). */
+static bool content_pass(struct push *p, struct content_result *res)
+{
+	struct content_check *cc = NULL;
+	struct gg_err e = GG_ERR_INIT;
+	int made = content_check_new(&cc, mirror_repo(p->m), &p->content, &e);
+	bool again = false;
+	size_t i;
+
+	for (i = 0; i < p->req.ncommands; i++) {
+		const struct rp_command *c = &p->req.commands[i];
+
+		if (!wants_content(p, i))
+			continue;
+		if (made != 0) {
+			res[i].ret = made;
+			res[i].err = e;
+			continue;
+		}
+		res[i].ret = content_check_ref(cc, c->old_oid, c->new_oid, NULL,
+					       &res[i].f, &res[i].err);
+		again = again || res[i].ret == GG_ENOTFOUND || res[i].f.n > 0;
+	}
+	content_check_free(cc);
+	return again;
+}
+
+/* Every finding of a ref, one per line, for the remote: lines. */
+static char *join_findings(const struct content_findings *f)
+{
+	size_t i, len = 64;
+	char *out, *w;
+
+	for (i = 0; i < f->n; i++)
+		len += strlen(f->v[i].reason) + 1;
+	out = malloc(len);
+	if (!out)
+		return NULL;
+	w = out;
+	for (i = 0; i < f->n; i++)
+		w += snprintf(w, len - (size_t)(w - out), "%s\n",
+			      f->v[i].reason);
+	*w = '\0';
+	if (f->more)
+		snprintf(w, len - (size_t)(w - out), "... and %zu more\n",
+			 f->more);
+	return out;
+}
+
+static int apply_content(struct push *p, size_t i,
+			 const struct content_result *r)
+{
+	const struct content_finding *first = &r->f.v[0];
+	char why[GG_ERR_MSG_MAX + 48];
+
+	if (r->ret) {
+		log_warnx("push to %s: cannot check content of %s: %s",
+			  p->ctx.repo, p->req.commands[i].refname, r->err.msg);
+		snprintf(why, sizeof(why), "gitgate could not check content: %s",
+			 r->err.msg);
+		return refuse(p, i, why) ||
+				       note_rule(p, i, "content_check", NULL)
+			       ? GG_ENOMEM
+			       : GG_OK;
+	}
+	if (r->f.n == 0)
+		return GG_OK;
+	log_info("push to %s: %s refused: %s", p->ctx.repo,
+		 p->req.commands[i].refname, first->reason);
+	p->notes[i] = r->f.n > 1 || r->f.more ? join_findings(&r->f) : NULL;
+	if ((r->f.n > 1 || r->f.more) && !p->notes[i])
+		return GG_ENOMEM;
+	return refuse(p, i, first->reason) ||
+			       note_rule(p, i, first->rule, first)
+		       ? GG_ENOMEM
+		       : GG_OK;
+}
+
+/*
+ * The site policy's content rules on every new commit of every command
+ * still allowed. New means not reachable from the mirror's refs: when
+ * the first pass finds anything (or misses an object) and the mirror was
+ * not refreshed for this push, it is refreshed and the check run again,
+ * so a stale mirror can never turn upstream's own commits into findings.
+ * Anything that cannot be evaluated refuses the command (fail closed).
+ */
+static int check_content(struct push *p)
+{
+	struct content_result *res;
+	struct gg_err e = GG_ERR_INIT;
+	size_t i, n = p->req.ncommands;
+	bool any = false;
+	int ret = GG_OK;
+
+	for (i = 0; i < n; i++)
+		any = any || wants_content(p, i);
+	if (!any || !content_rules_active(&p->content))
+		return GG_OK;
+	res = calloc(n, sizeof(*res));
+	if (!res)
+		return GG_ENOMEM;
+	if (attach_for_content(p, &e) != 0) {
+		for (i = 0; i < n; i++) {
+			res[i].ret = wants_content(p, i) ? e.code : GG_OK;
+			res[i].err = e;
+		}
+	} else if (content_pass(p, res) && !p->fetched &&
+		   refresh(p, &e) == 0) {
+		results_release(res, n);
+		content_pass(p, res);
+	}
+	for (i = 0; ret == 0 && i < n; i++)
+		if (wants_content(p, i))
+			ret = apply_content(p, i, &res[i]);
+	results_release(res, n);
+	free(res);
+	return ret;
 }
 
 /* What goes upstream: the body as is, a rewritten one, or nothing. */
@@ -816,6 +1105,15 @@ static int fill_audit(struct push *p, const struct report_result *res)
 		p->arefs[i].new = p->req.commands[i].new_oid;
 		p->arefs[i].action = policy_action_name(p->actions[i]);
 		p->arefs[i].result = p->results[i];
+		if (p->site_why) {
+			const struct site_refusal *w = &p->site_why[i];
+
+			p->arefs[i].rule = w->rule;
+			p->arefs[i].path = w->path;
+			p->arefs[i].commit = w->commit;
+			p->arefs[i].line = w->line;
+			p->arefs[i].hash = w->hash[0] ? w->hash : NULL;
+		}
 	}
 	return GG_OK;
 }
@@ -853,6 +1151,7 @@ int push_respond(unsigned char **out, size_t *outlen,
 	memset(&m, 0, sizeof(m));
 	m.req = &p->req;
 	m.refusals = (const char *const *)p->refusals;
+	m.notes = (const char *const *)p->notes;
 	m.upstream = upstream && !upstream_error ? &rep : NULL;
 	m.upstream_error = upstream_error;
 	m.local_unpack_error = upstream ? NULL : p->pack_error;
@@ -898,7 +1197,16 @@ void push_free(struct push *p)
 			free(p->refusals[i]);
 		if (p->results)
 			free(p->results[i]);
+		if (p->site_why) {
+			free(p->site_why[i].rule);
+			free(p->site_why[i].path);
+			free(p->site_why[i].commit);
+		}
+		free(p->notes ? p->notes[i] : NULL);
 	}
+	free(p->site_why);
+	free(p->notes);
+	sitepolicy_rules_free(p->site);
 	free(p->refusals);
 	free(p->results);
 	free(p->pack_error);

@@ -13,10 +13,13 @@ resolvable from tests/cli), interop_paseto.mjs checks tokens against that
 independent implementation; otherwise that test is skipped. Nothing is
 installed at test time.
 """
+import http.client
 import json
 import os
 import re
 import shutil
+import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -468,6 +471,106 @@ class TestMintInspect(Base):
                          "gitgate: inspect: option '--key' needs a value")
 
 
+class TestMintPathsEmails(Base):
+    """mint --allow-path / --email -> claims allow_paths / emails."""
+
+    def setUp(self):
+        super().setUp()
+        self.keygen()
+
+    def test_mint_then_inspect_shows_them(self):
+        token = self.mint("--repo", "acme/app", "--push", "agent/*",
+                          "--allow-path", ".github/workflows/**",
+                          "--allow-path", "CODEOWNERS",
+                          "--email", "bot@example.com",
+                          "--email", "Dev.One+x@Example.org")
+        for claims in (self.inspect(token),
+                       json.loads(run("inspect", token)[1])):
+            self.assertEqual(list(claims), [
+                "sub", "jti", "iat", "exp", "repos", "ops", "branches",
+                "allow_force", "allow_delete", "allow_paths", "emails"])
+            self.assertEqual(claims["allow_paths"],
+                             [".github/workflows/**", "CODEOWNERS"])
+            self.assertEqual(claims["emails"],
+                             ["bot@example.com", "Dev.One+x@Example.org"])
+        rc, out, err = run("inspect", token)
+        self.assertEqual((rc, err), (0, "gitgate: warning: signature not "
+                                        "verified (no --key)\n"))
+
+    def test_absent_without_flags(self):
+        claims = self.inspect(self.mint("--repo", "a/b", "--push", "main"))
+        self.assertNotIn("allow_paths", claims)
+        self.assertNotIn("emails", claims)
+
+    def test_only_one_of_them(self):
+        claims = self.inspect(self.mint("--repo", "a/b", "--push", "main",
+                                        "--email", "a@b"))
+        self.assertEqual(claims["emails"], ["a@b"])
+        self.assertNotIn("allow_paths", claims)
+
+    def test_bad_values_refused(self):
+        sk = self.sk
+        base = ["--key", sk, "--repo", "a/b", "--push", "main"]
+        cases = [
+            (["--email", "alice"],
+             "gitgate: mint: --email: email 'alice': needs exactly one '@' "
+             "with something on each side"),
+            (["--email", "@example.com"],
+             "gitgate: mint: --email: email '@example.com': needs exactly "
+             "one '@' with something on each side"),
+            (["--email", "a@b@c"],
+             "gitgate: mint: --email: email 'a@b@c': needs exactly one '@' "
+             "with something on each side"),
+            (["--email", "Alice <a@b>"],
+             "gitgate: mint: --email: email 'Alice <a@b>': may not contain "
+             "spaces, control characters, '<' or '>'"),
+            (["--email", ""],
+             "gitgate: mint: --email: email must be 1-254 bytes"),
+            (["--email", "a" * 250 + "@b.cd"],
+             "gitgate: mint: --email: email must be 1-254 bytes"),
+            (["--email", "a@b", "--email", "A@B"],
+             "gitgate: mint: --email: 'A@B' is the same as 'a@b' (names "
+             "match case-insensitively)"),
+            (["--email"],
+             "gitgate: mint: option '--email' needs a value"),
+            (["--allow-path", "/etc/passwd"],
+             "gitgate: mint: --allow-path: invalid glob \"/etc/passwd\": "
+             "starts with '/'"),
+            (["--allow-path", "a//b"],
+             "gitgate: mint: --allow-path: invalid glob \"a//b\": has an "
+             "empty segment"),
+            (["--allow-path", ""],
+             "gitgate: mint: --allow-path: invalid glob \"\": is empty"),
+            (["--allow-path", "x", "--allow-path", "x"],
+             "gitgate: mint: --allow-path: 'x' given twice"),
+        ]
+        for extra, first in cases:
+            self.assertUsage("mint", run("mint", *(base + extra)), first)
+
+    def test_need_push(self):
+        self.assertUsage("mint", run("mint", "--key", self.sk, "--repo",
+                                     "a/b", "--allow-path", "CODEOWNERS"),
+                         "gitgate: mint: --allow-path needs --push PATTERN")
+        self.assertUsage("mint", run("mint", "--key", self.sk, "--repo",
+                                     "a/b", "--email", "a@b"),
+                         "gitgate: mint: --email needs --push PATTERN")
+
+    def test_too_many(self):
+        args = ["mint", "--key", self.sk, "--repo", "a/b", "--push", "main"]
+        for i in range(257):
+            args += ["--email", "u%d@x" % i]
+        self.assertUsage("mint", run(*args),
+                         "gitgate: mint: --email: at most 256 allowed")
+
+    def test_help_lists_flags(self):
+        rc, out, err = run("mint", "--help")
+        self.assertEqual((rc, err), (0, ""))
+        self.assertIn("[--allow-path GLOB ...] [--email ADDR ...]", out)
+        self.assertIn("  --allow-path GLOB ", out)
+        self.assertIn("  --email ADDR ", out)
+        self.assertIn("forbidden_paths", out)
+
+
 class TestRevoke(Base):
     def setUp(self):
         super().setUp()
@@ -651,6 +754,122 @@ repos other/* (top level and this entry):
 """
 
 
+class TestPolicyTest(Base):
+    """`gitgate policy test` on a real repository made with git."""
+
+    def setUp(self):
+        super().setUp()
+        self.repo = os.path.join(self.tmp, "r")
+        env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", HOME=self.tmp,
+                   GIT_AUTHOR_NAME="A", GIT_AUTHOR_EMAIL="a@example.com",
+                   GIT_COMMITTER_NAME="A", GIT_COMMITTER_EMAIL="a@example.com")
+        self.env = env
+        self.git("init", "-q", "-b", "main", self.repo)
+        os.makedirs(os.path.join(self.repo, ".github", "workflows"))
+        self.put(".github/workflows/ci.yml", "on: push\n")
+        self.git("-C", self.repo, "add", "-A")
+        self.git("-C", self.repo, "commit", "-qm", "base")
+        self.git("-C", self.repo, "checkout", "-qb", "agent/x")
+        self.policy = os.path.join(self.tmp, "policy.json")
+        with open(self.policy, "w") as f:
+            f.write('{"protected_refs": ["main"],'
+                    ' "protected_paths": [".github/workflows/**"],'
+                    ' "forbidden_paths": ["**/id_rsa"],'
+                    ' "commit_emails": ["*@example.com"], "secrets": true}')
+
+    def git(self, *args):
+        return subprocess.run(("git",) + args, env=self.env, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    def put(self, name, text):
+        with open(os.path.join(self.repo, name), "w") as f:
+            f.write(text)
+
+    def commit(self, msg):
+        self.git("-C", self.repo, "add", "-A")
+        self.git("-C", self.repo, "commit", "-qm", msg)
+        return self.git("-C", self.repo, "rev-parse", "HEAD")
+
+    def judge(self, *extra, ref="refs/heads/agent/x", old="0" * 40,
+              new=None):
+        new = new or self.git("-C", self.repo, "rev-parse", "HEAD")
+        return run("policy", "test", "--policy", self.policy, "--git-dir",
+                   os.path.join(self.repo, ".git"), *extra, ref, old, new)
+
+    def test_allowed(self):
+        self.put("README", "hello\n")
+        tip = self.commit("ok")
+        self.assertEqual(self.judge(), (0, "allowed: refs/heads/agent/x "
+                                        "0000000..%s\n" % tip[:7], ""))
+
+    def test_protected_path_and_allow_path(self):
+        self.put(".github/workflows/ci.yml", "on: [push]\n")
+        tip = self.commit("wf")
+        self.assertEqual(self.judge(), (1, "refused: protected_path: "
+                         ".github/workflows/ci.yml is protected by site "
+                         "policy (commit %s)\n" % tip[:7], ""))
+        self.assertEqual(self.judge("--allow-path", ".github/**")[0], 0)
+
+    def test_every_finding_listed(self):
+        os.makedirs(os.path.join(self.repo, "k"))
+        self.put("k/id_rsa", "key\n")
+        first = self.commit("key")
+        self.put("k/id_rsa", "key2\n")
+        second = self.commit("key again")
+        rc, out, err = self.judge()
+        self.assertEqual((rc, err), (1, ""))
+        self.assertEqual(out.splitlines(), [
+            "refused: forbidden_path: k/id_rsa is forbidden by site policy "
+            "(commit %s)" % first[:7],
+            "refused: forbidden_path: k/id_rsa is forbidden by site policy "
+            "(commit %s)" % second[:7]])
+
+    def test_old_is_known(self):
+        self.put(".github/workflows/ci.yml", "on: [push]\n")
+        old = self.commit("wf")
+        self.put("README", "x\n")
+        self.commit("readme")
+        self.assertEqual(self.judge(old=old)[0], 0)
+
+    def test_email_claim(self):
+        self.put("README", "x\n")
+        tip = self.commit("x")
+        self.assertEqual(self.judge("--email", "b@example.com"), (1,
+                         "refused: commit_email: commit %s author "
+                         "a@example.com not allowed: allowed b@example.com\n"
+                         % tip[:7], ""))
+
+    def test_protected_ref_and_delete(self):
+        tip = self.git("-C", self.repo, "rev-parse", "HEAD")
+        self.assertEqual(self.judge(ref="refs/heads/main", old=tip,
+                                    new="0" * 40),
+                         (1, "refused: protected_ref: refs/heads/main is "
+                          "protected by site policy\n", ""))
+        self.assertEqual(self.judge(old=tip, new="0" * 40)[0], 0)
+
+    def test_secret_never_printed(self):
+        secret = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+        self.put("conf.py", "a = 1\ntoken = '%s'\n" % secret)
+        tip = self.commit("leak")
+        rc, out, err = self.judge()
+        self.assertEqual((rc, out, err), (1, "refused: secret:github-pat: "
+                         "secret detected (github-pat) in conf.py:2 (commit "
+                         "%s)\n" % tip[:7], ""))
+
+    def test_not_a_repository(self):
+        rc, out, err = run("policy", "test", "--policy", self.policy,
+                           "--git-dir", self.tmp, "refs/heads/x", "0" * 40,
+                           "1" * 40)
+        self.assertEqual((rc, out), (1, ""))
+        self.assertTrue(err.startswith("gitgate: %s: " % self.tmp), err)
+
+    def test_missing_object(self):
+        rc, out, err = self.judge(new="1" * 40)
+        self.assertEqual(rc, 1)
+        self.assertTrue(out.startswith("refused: content_check: gitgate "
+                                       "could not check content: "), out)
+
+
 class TestPolicy(Base):
     """`gitgate policy check FILE` (site policy, README "Site policy")."""
 
@@ -753,12 +972,30 @@ top level:
 
     def test_usage_errors(self):
         self.assertUsage("policy", run("policy"),
-                         "gitgate: policy: missing subcommand (check)")
+                         "gitgate: policy: missing subcommand (check, test)")
         self.assertUsage("policy", run("policy", "lint"),
                          "gitgate: policy: unknown subcommand 'lint'")
         self.assertUsage("policy", run("policy", "test", "--policy", "p"),
-                         "gitgate: policy: 'test' is not available in this "
-                         "version (only 'check')")
+                         "gitgate: policy test: --policy and --git-dir are "
+                         "required")
+        zero = "0" * 40
+        base = ("policy", "test", "--policy", "p", "--git-dir", "d")
+        self.assertUsage("policy", run(*base, "refs/heads/x", zero),
+                         "gitgate: policy test: expected REF OLD NEW")
+        self.assertUsage("policy", run(*base, "x", zero, zero),
+                         "gitgate: policy test: REF must be a full ref name "
+                         "(refs/heads/...)")
+        self.assertUsage("policy", run(*base, "refs/heads/x", zero, "HEAD"),
+                         "gitgate: policy test: OLD and NEW must be 40 "
+                         "lower-case hex digits")
+        self.assertUsage("policy", run(*base, "--allow-path", "/a",
+                                       "refs/heads/x", zero, zero),
+                         "gitgate: policy test: --allow-path: invalid glob "
+                         "\"/a\": starts with '/'")
+        self.assertUsage("policy", run(*base, "--email", "nobody",
+                                       "refs/heads/x", zero, zero),
+                         "gitgate: policy test: --email: not an email "
+                         "address: 'nobody'")
         self.assertUsage("policy", run("policy", "check"),
                          "gitgate: policy check: missing FILE")
         self.assertUsage("policy", run("policy", "check", "a", "b"),
@@ -767,6 +1004,152 @@ top level:
                          "gitgate: policy check: unknown option '--strict'")
         self.assertUsage("policy", run("policy", "check", "-x", "a"),
                          "gitgate: policy check: unknown option '-x'")
+
+
+class TestServePolicy(Base):
+    """`gitgate serve` with a site policy: refused at start-up with every
+    problem listed; a broken reload keeps the previous policy."""
+
+    SECRET = "upstream-secret-for-cli-tests-0123456789"
+
+    def setUp(self):
+        super().setUp()
+        self.keygen()
+        self.proc = None
+        self.policy = os.path.join(self.tmp, "policy.json")
+        self.config = os.path.join(self.tmp, "gitgate.json")
+        self.stderr_path = os.path.join(self.tmp, "serve.stderr")
+        token = os.path.join(self.tmp, "upstream-token")
+        fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.SECRET + "\n")
+        os.mkdir(os.path.join(self.tmp, "cache"))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        with open(self.config, "w") as f:
+            json.dump({
+                "listen": "127.0.0.1:%d" % self.port,
+                "verify_key": "keys/verify.pub",
+                # never contacted: only /healthz is asked
+                "upstream": {"url": "http://127.0.0.1:9",
+                             "token_file": "upstream-token"},
+                "audit_log": "audit.jsonl",
+                "revocations": "revoked.txt",
+                "cache_dir": "cache",
+                "policy": "policy.json",  # relative to the config
+            }, f)
+
+    def tearDown(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        super().tearDown()
+
+    def write_policy(self, text):
+        """Replace the policy file (a new inode, as editors save)."""
+        tmp = self.policy + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, self.policy)
+
+    def serve(self):
+        env = dict(os.environ)
+        env.pop("GITGATE_UPSTREAM_TOKEN", None)
+        errf = open(self.stderr_path, "wb")
+        try:
+            # cwd elsewhere: relative paths are the config's, not ours
+            self.proc = subprocess.Popen(
+                [GITGATE, "serve", "--config", self.config],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=errf, cwd="/", env=env)
+        finally:
+            errf.close()
+
+    def stderr(self):
+        with open(self.stderr_path, errors="replace") as f:
+            return f.read()
+
+    def healthz(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            conn.request("GET", "/healthz")
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
+    def wait_for(self, what, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if what():
+                return True
+            if self.proc.poll() is not None:
+                return what()
+            time.sleep(0.05)
+        return False
+
+    def healthy(self):
+        try:
+            return self.healthz()[0] == 200
+        except OSError:
+            return False
+
+    def test_invalid_policy_refuses_to_start(self):
+        self.write_policy('{\n'
+                          '  "protected_refs": ["a..b"],\n'
+                          '  "max_file_size": 50\n'
+                          '}\n')
+        self.serve()
+        rc = self.proc.wait(timeout=30)
+        err = self.stderr()
+        self.assertNotEqual(rc, 0, err)
+        self.assertIn(self.policy + ':2:22: protected_refs[0]: invalid ref '
+                      'pattern "a..b": contains ".."\n', err)
+        self.assertIn(self.policy + ':3:20: max_file_size: must be a '
+                      'string such as "50M" (a bare number would not say '
+                      'its unit)\n', err)
+        self.assertIn("(and 1 more)", err.splitlines()[-1])
+        self.assertNotIn(self.SECRET, err)
+        self.assertFalse(self.healthy())
+
+    def test_bad_regex_refuses_to_start(self):
+        self.write_policy('{"secrets": true, "secret_rules": '
+                          '[{"id": "acme-key", "regex": "acme_(x"}]}')
+        self.serve()
+        rc = self.proc.wait(timeout=30)
+        err = self.stderr()
+        self.assertNotEqual(rc, 0, err)
+        self.assertRegex(err, re.escape(self.policy) + r':1:\d+: '
+                         r'secret_rules\[0\]\.regex: rule "acme-key": ')
+        self.assertNotIn(self.SECRET, err)
+
+    def test_broken_reload_keeps_serving(self):
+        self.write_policy('{"protected_refs": ["main"], "secrets": true}')
+        self.serve()
+        self.assertTrue(self.wait_for(self.healthy), self.stderr())
+        self.assertIn("site policy %s: 1 protected ref pattern, "
+                      % self.policy, self.stderr())
+
+        self.write_policy('{"protected_refs": ["main",], "secrets": 1}')
+        self.proc.send_signal(signal.SIGHUP)
+        failed = "site policy reload failed, keeping the previous one: " \
+            + self.policy + ":1:"
+        self.assertTrue(self.wait_for(lambda: failed in self.stderr()),
+                        self.stderr())
+        self.assertEqual(self.healthz(), (200, b"ok\n"))
+        self.assertIsNone(self.proc.poll())
+
+        # Fixed: picked up by the poll, no signal needed.
+        self.write_policy('{"protected_refs": ["main", "release/*"]}')
+        self.assertTrue(self.wait_for(
+            lambda: "reloaded site policy from %s: 2 protected ref "
+                    "patterns" % self.policy in self.stderr()),
+            self.stderr())
+        self.assertEqual(self.healthz()[0], 200)
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(timeout=30), 0, self.stderr())
+        self.assertNotIn(self.SECRET, self.stderr())
 
 
 class TestInterop(Base):

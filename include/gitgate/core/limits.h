@@ -106,4 +106,19 @@
 /* git's FIRST_FEW_BYTES: a NUL among them makes a blob binary. */
 #define GG_BINARY_PROBE_LEN 8000
 
+
+/* Content checks (content.c): the work one push may cost. Past any of
+ * them the ref is refused ("gitgate could not check content: ..."). */
+#define GG_MAX_CONTENT_COMMITS 100000       /* new commits, all refs */
+#define GG_MAX_CONTENT_CHANGES 2000000      /* changed paths, all commits */
+#define GG_MAX_COMMIT_CHANGES 200000        /* changed paths, one commit */
+#define GG_MAX_CONTENT_PATH 4096            /* bytes of one path */
+#define GG_MAX_CONTENT_DEPTH 128            /* directories of one path */
+#define GG_MAX_CONTENT_BYTES (16ULL << 30)  /* blob bytes read for the scan */
+/* Largest blob the secret scan reads (whole, with its parent's version:
+ * libgit2 has no streaming read of packed objects). */
+#define GG_MAX_SCAN_BLOB (32 * 1024 * 1024)
+#define GG_MAX_CONTENT_FINDINGS 100         /* findings kept per ref */
+#define GG_MAX_PARENTS_CHECKED 16           /* parents of one commit */
+
 #endif

@@ -38,6 +38,8 @@ struct proxy {
 	struct audit_log *audit;
 	struct relay_shared *shared;
 	struct quota *per_token;    /* requests in flight per jti */
+	struct policystate *policy; /* site policy; never NULL once started
+				     * (it says "no policy" itself) */
 };
 
 enum req_state { REQ_NEW, REQ_STREAM_BODY, REQ_SPOOL_BODY, REQ_ANSWERED };
@@ -63,6 +65,9 @@ struct request {
 	struct token_claims *claims;
 	struct relay *relay;
 	struct push *push;
+	/* The site policy this push is judged by (policystate_get), or NULL;
+	 * dropped by request_free after the push that borrows it. */
+	struct policysnap *policy;
 	bool body_failed;  /* upstream gave up mid-body: discard the rest */
 	unsigned body_status; /* for a push body that could not be taken */
 	bool audited;

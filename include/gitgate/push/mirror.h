@@ -24,6 +24,7 @@
 #include "gitgate/core/err.h"
 
 struct mirror;
+struct git_repository;
 
 /* One-time libgit2 start-up (thread-safe after this). */
 int mirror_global_init(struct gg_err *err);
@@ -44,6 +45,14 @@ bool mirror_has(struct mirror *m, const char *hex);
 int mirror_read(struct mirror *m, const unsigned char *oid, int *type,
 		unsigned char **data, size_t *len);
 
+/* The libgit2 repository behind the handle, the pushed pack attached once
+ * mirror_add_pack succeeded (content checks read trees and blobs through
+ * it). Borrowed: valid until mirror_close. */
+struct git_repository *mirror_repo(struct mirror *m);
+
+/* Is a pushed pack attached to this handle? */
+bool mirror_has_pack(const struct mirror *m);
+
 /* Fetch all branches and tags (refs/heads/, refs/tags/) from url with user x-access-token and
  * the secret (never logged), pruning refs deleted upstream. */
 int mirror_fetch(struct mirror *m, const char *url, const char *secret,
@@ -55,6 +64,17 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
  * corrupt or truncated pack. len 0 is a no-op. */
 int mirror_add_pack(struct mirror *m, int fd, uint64_t off, uint64_t len,
 		    struct gg_err *err);
+
+/* The same in steps, for a pack indexed while it streams in: begin,
+ * append its bytes in order, commit (which attaches it). A failed append
+ * or commit abandons the pack (nothing attached; begin again or use
+ * mirror_add_pack); abandon drops one being indexed. Codes as
+ * mirror_add_pack. */
+int mirror_pack_begin(struct mirror *m, struct gg_err *err);
+int mirror_pack_append(struct mirror *m, const void *data, size_t len,
+		       struct gg_err *err);
+int mirror_pack_commit(struct mirror *m, struct gg_err *err);
+void mirror_pack_abandon(struct mirror *m);
 
 /* *out = old is one of the n commits (GIT_OID_RAWSZ-byte ids, back to
  * back) or an ancestor of any of them: one graph walk for all. Every one

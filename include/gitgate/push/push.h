@@ -33,6 +33,8 @@
 #include "gitgate/core/err.h"
 #include "gitgate/token/token.h"
 
+struct policysnap;
+
 struct push;
 
 struct push_ctx {
@@ -41,6 +43,9 @@ struct push_ctx {
 	const char *upstream_repo_url; /* <upstream.url>/owner/name.git */
 	const char *secret;            /* for mirror refreshes */
 	const struct token_claims *claims;
+	/* The site policy in force (policystate.h), or NULL for none. Borrowed:
+	 * the caller holds a reference for the push's whole life. */
+	const struct policysnap *policy;
 };
 
 int push_new(struct push **out, const char *cache_dir, bool gzip,

@@ -356,7 +356,8 @@ static void claims_init(struct token_claims *cl, char **pats, size_t n,
 
 static struct push_ctx ctx_for(const struct token_claims *cl)
 {
-	struct push_ctx ctx = {cache, REPO, up, "unused-secret", cl};
+	struct push_ctx ctx = {.cache_dir = cache, .repo = REPO, .upstream_repo_url = up,
+			       .secret = "unused-secret", .claims = cl};
 
 	return ctx;
 }
