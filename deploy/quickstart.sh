@@ -40,7 +40,7 @@ done
 packages=(
 	build-essential meson ninja-build pkg-config
 	libmicrohttpd-dev libcurl4-openssl-dev libgit2-dev libjansson-dev
-	libsodium-dev zlib1g-dev check
+	libsodium-dev zlib1g-dev check libvectorscan-dev
 	git lighttpd lighttpd-mod-openssl lighttpd-mod-deflate openssl python3 curl ca-certificates
 )
 
