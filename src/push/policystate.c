@@ -3,6 +3,7 @@
  * reload, shared by reference count (see policystate.h).
  */
 #include "gitgate/push/policystate.h"
+#include "gitgate/core/filesig.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -21,15 +22,8 @@ struct policysnap {
 	struct secretscan_db *db; /* NULL: nothing scans */
 };
 
-/* What the file looked like at the last load attempt. */
-struct filesig {
-	bool exists;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime;
-};
-
+/* The policy in force and what its file looked like at the last load
+ * attempt. */
 struct policystate {
 	pthread_mutex_t lock; /* guards cur */
 	struct policysnap *cur;
@@ -38,31 +32,6 @@ struct policystate {
 	size_t secret_len;
 	struct filesig sig; /* only the refreshing thread touches it */
 };
-
-/* ---- file signatures (as authstate.c) ---- */
-
-static struct filesig file_signature(const char *path)
-{
-	struct filesig sig;
-	struct stat st;
-
-	memset(&sig, 0, sizeof(sig));
-	if (stat(path, &st) == 0) {
-		sig.exists = true;
-		sig.dev = st.st_dev;
-		sig.ino = st.st_ino;
-		sig.size = st.st_size;
-		sig.mtime = st.st_mtim;
-	}
-	return sig;
-}
-
-static bool sig_equal(const struct filesig *a, const struct filesig *b)
-{
-	return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino &&
-	       a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
-	       a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
 
 /* ---- snapshots ---- */
 
@@ -270,7 +239,7 @@ int policystate_new(struct policystate **out, const char *path,
 		memcpy(ps->secret, upstream_secret, upstream_secret_len);
 		ps->secret_len = upstream_secret_len;
 	}
-	ps->sig = file_signature(ps->path);
+	ps->sig = filesig_of(ps->path);
 	ret = load_snap(&ps->cur, ps, problems, err);
 	if (ret) {
 		policystate_free(ps);
@@ -303,8 +272,8 @@ int policystate_refresh(struct policystate *ps, int force, struct gg_err *err)
 
 	if (!ps || !ps->path)
 		return 0;
-	now = file_signature(ps->path);
-	if (!force && sig_equal(&now, &ps->sig))
+	now = filesig_of(ps->path);
+	if (!force && filesig_equal(&now, &ps->sig))
 		return 0;
 	/* Remembered even if the load fails: reported once per change. */
 	ps->sig = now;

@@ -2,6 +2,7 @@
  * authstate.c - hot-reloaded key set and revocation list.
  */
 #include "gitgate/token/authstate.h"
+#include "gitgate/core/filesig.h"
 #include "gitgate/token/keyfile.h"
 #include "gitgate/core/limits.h"
 #include "gitgate/token/revocation.h"
@@ -18,16 +19,9 @@
 /* See keep_previous. */
 #define AUTHSTATE_SETTLE_MS 1000
 
-/* What a file looked like when last loaded; any change triggers a reload.
- * Renames (how `gitgate revoke` writes) change the inode. */
-struct filesig {
-	bool exists;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime;
-};
-
+/* The keys and revocations in force. sigs: what each file looked like
+ * when last loaded; any change triggers a reload (renames, how `gitgate
+ * revoke` writes, change the inode). */
 struct authstate {
 	pthread_rwlock_t lock;
 	char **key_paths;
@@ -47,30 +41,6 @@ struct authstate {
 	struct filesig shrink_sig;
 	int64_t shrink_since; /* monotonic ms */
 };
-
-static struct filesig file_signature(const char *path)
-{
-	struct filesig sig;
-	struct stat st;
-
-	memset(&sig, 0, sizeof(sig));
-	if (stat(path, &st) == 0) {
-		sig.exists = true;
-		sig.dev = st.st_dev;
-		sig.ino = st.st_ino;
-		sig.size = st.st_size;
-		sig.mtime = st.st_mtim;
-	}
-	return sig;
-}
-
-static bool sig_equal(const struct filesig *a, const struct filesig *b)
-{
-	return a->exists == b->exists && a->dev == b->dev &&
-	       a->ino == b->ino && a->size == b->size &&
-	       a->mtime.tv_sec == b->mtime.tv_sec &&
-	       a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
 
 /* Load every key into a fresh set. Messages name the config key, as every
  * start-up error does. */
@@ -114,7 +84,7 @@ static int load_revocations(struct revocation_set **out, const char *path,
 /* Has the file that would drop revocations stayed as it is long enough? */
 static bool settled(struct authstate *as, const struct filesig *sig)
 {
-	if (!as->shrink_pending || !sig_equal(&as->shrink_sig, sig))
+	if (!as->shrink_pending || !filesig_equal(&as->shrink_sig, sig))
 		return false;
 	return timeutil_mono_ms() - as->shrink_since >= AUTHSTATE_SETTLE_MS;
 }
@@ -151,7 +121,7 @@ static int keep_previous(struct authstate *as, struct revocation_set *fresh,
 		return gg_err_set(err, ret, "revocations: out of memory");
 	*kept = revocation_count(fresh) - before;
 	as->shrink_pending = clean && *kept > 0;
-	if (as->shrink_pending && !sig_equal(&as->shrink_sig, sig)) {
+	if (as->shrink_pending && !filesig_equal(&as->shrink_sig, sig)) {
 		as->shrink_sig = *sig;
 		as->shrink_since = timeutil_mono_ms();
 	}
@@ -163,8 +133,8 @@ static void snapshot_sigs(struct filesig *sigs, struct authstate *as)
 	size_t i;
 
 	for (i = 0; i < as->nkeys; i++)
-		sigs[i] = file_signature(as->key_paths[i]);
-	sigs[as->nkeys] = file_signature(as->revocations_path);
+		sigs[i] = filesig_of(as->key_paths[i]);
+	sigs[as->nkeys] = filesig_of(as->revocations_path);
 }
 
 int authstate_new(struct authstate **out, const char *const *key_paths,
@@ -246,7 +216,7 @@ static bool changed(struct authstate *as, struct filesig *now)
 	size_t i;
 
 	for (i = 0; i <= as->nkeys; i++)
-		if (!sig_equal(&as->sigs[i], &now[i]))
+		if (!filesig_equal(&as->sigs[i], &now[i]))
 			return true;
 	return false;
 }
