@@ -660,17 +660,17 @@ static int note_line(struct pkt_buf *out, struct merge_ctx *c, const char *text,
  * last "... and N more" line.
  */
 static int write_notes(struct pkt_buf *out, struct merge_ctx *c,
-		       const char *notes, struct gg_err *err)
+		       const char *notes, size_t hidden, struct gg_err *err)
 {
 	const char *p = notes, *text;
 	char line[sizeof(NOTE_PREFIX) + 48];
-	size_t len = 0, shown = 0, more = 0;
+	size_t len = 0, shown = 0, more = hidden;
 	int n, rc;
 
 	for (text = next_note(&p, &len); text; text = next_note(&p, &len)) {
 		if (len == 0)
 			continue;
-		if (more == 0 && !c->notes_full &&
+		if (more == hidden && !c->notes_full &&
 		    shown < REPORT_MAX_NOTE_LINES) {
 			rc = note_line(out, c, text, len, err);
 			if (rc < 0)
@@ -724,7 +724,9 @@ static int write_progress(struct pkt_buf *out, struct merge_ctx *c,
 		rc = band2_line(out, c, "refusing", m->req->commands[i].refname,
 				m->refusals[i], err);
 		if (rc == 0 && m->notes && m->notes[i])
-			rc = write_notes(out, c, m->notes[i], err);
+			rc = write_notes(out, c, m->notes[i],
+					 m->notes_more ? m->notes_more[i] : 0,
+					 err);
 	}
 	if (!failed && m->upstream && m->upstream->fatal)
 		failed = m->upstream->fatal;

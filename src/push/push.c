@@ -84,6 +84,7 @@ struct push {
 	/* Per command: which site rule refused it (for the audit record). */
 	struct site_refusal *site_why;
 	char **notes; /* per command, owned: every finding (remote: lines) */
+	size_t *notes_more; /* per command: findings beyond those kept */
 
 	/* After push_respond: */
 	struct audit_ref *arefs;
@@ -467,8 +468,9 @@ static int first_pass(struct push *p)
 	p->need = calloc(n, sizeof(*p->need));
 	p->site_why = calloc(n, sizeof(*p->site_why));
 	p->notes = calloc(n, sizeof(*p->notes));
+	p->notes_more = calloc(n, sizeof(*p->notes_more));
 	if (!p->actions || !p->refusals || !p->keep || !p->need ||
-	    !p->site_why || !p->notes || site_setup(p) != 0)
+	    !p->site_why || !p->notes || !p->notes_more || site_setup(p) != 0)
 		return GG_ENOMEM;
 	for (i = 0; i < n; i++) {
 		const struct rp_command *c = &p->req.commands[i];
@@ -492,7 +494,7 @@ static int first_pass(struct push *p)
 		if (check_protected_ref(p, i, &prot) != 0)
 			return GG_ENOMEM;
 		if (prot) {
-			p->need[i] = false;
+			p->need[i] = false; /* refused whatever its ancestry */
 		} else if (p->req.caps.push_options) {
 			/* Server-side automation can act on other branches
 			 * (GitLab: -o merge_request.target=main with
@@ -504,7 +506,10 @@ static int first_pass(struct push *p)
 				return GG_ENOMEM;
 		} else if (policy_decide(&rules, c->refname, p->actions[i],
 					 &perr) != 0) {
-			p->need[i] = false; /* refused whatever its ancestry */
+			/* Refused whatever its ancestry: no history is read
+			 * (nor fetched) for it, so its audit action stays
+			 * "update" even for a rewrite. */
+			p->need[i] = false;
 			if (refuse(p, i, perr.msg))
 				return GG_ENOMEM;
 		}
@@ -557,30 +562,34 @@ static int outside_mirror(void *payload, const char *old_hex,
 					  err);
 }
 
+static int classify_one(struct push *p, size_t i, struct gg_err *err)
+{
+	const struct rp_command *c = &p->req.commands[i];
+	bool ff;
+	int ret;
+
+	if (p->scan)
+		ret = packscan_descends(&ff, p->scan, c->old_oid, c->new_oid,
+					outside_mirror, p, err);
+	else if ((ret = charge_walk(p, err)) == 0)
+		ret = mirror_is_ancestor(&ff, p->m, c->old_oid, c->new_oid,
+					 err);
+	if (ret == 0)
+		p->actions[i] = ff ? POLICY_UPDATE : POLICY_FORCE;
+	return ret;
+}
+
 /* update or force for each command in need[]: from the scanned pack's
  * commits and the mirror, or (no scan) from the mirror with the pack
  * indexed into it. */
 static int ancestry(struct push *p, struct gg_err *err)
 {
-	const struct rp_command *c;
 	size_t i;
-	bool ff;
 	int ret = GG_OK;
 
-	for (i = 0; ret == 0 && i < p->req.ncommands; i++) {
-		if (!p->need[i])
-			continue;
-		c = &p->req.commands[i];
-		if (p->scan)
-			ret = packscan_descends(&ff, p->scan, c->old_oid,
-						c->new_oid, outside_mirror, p,
-						err);
-		else if ((ret = charge_walk(p, err)) == 0)
-			ret = mirror_is_ancestor(&ff, p->m, c->old_oid,
-						 c->new_oid, err);
-		if (ret == 0)
-			p->actions[i] = ff ? POLICY_UPDATE : POLICY_FORCE;
-	}
+	for (i = 0; ret == 0 && i < p->req.ncommands; i++)
+		if (p->need[i])
+			ret = classify_one(p, i, err);
 	return ret;
 }
 
@@ -772,7 +781,7 @@ static int decide_commands(struct push *p)
 		snprintf(why, sizeof(why), "gitgate could not check history: %s",
 			 merr.msg);
 		for (i = 0; i < n; i++) {
-			if (!p->need[i])
+			if (!p->need[i] || p->refusals[i])
 				continue;
 			/* Fail closed unless a force-push would be allowed
 			 * anyway; then record the worst case. */
@@ -858,10 +867,11 @@ static bool content_pass(struct push *p, struct content_result *res)
 	return again;
 }
 
-/* Every finding of a ref, one per line, for the remote: lines. */
+/* Every finding kept of a ref, one per line, for the remote: lines (those
+ * not kept are counted in notes_more). */
 static char *join_findings(const struct content_findings *f)
 {
-	size_t i, len = 64;
+	size_t i, len = 1;
 	char *out, *w;
 
 	for (i = 0; i < f->n; i++)
@@ -870,13 +880,10 @@ static char *join_findings(const struct content_findings *f)
 	if (!out)
 		return NULL;
 	w = out;
+	*w = '\0';
 	for (i = 0; i < f->n; i++)
 		w += snprintf(w, len - (size_t)(w - out), "%s\n",
 			      f->v[i].reason);
-	*w = '\0';
-	if (f->more)
-		snprintf(w, len - (size_t)(w - out), "... and %zu more\n",
-			 f->more);
 	return out;
 }
 
@@ -903,6 +910,7 @@ static int apply_content(struct push *p, size_t i,
 	p->notes[i] = r->f.n > 1 || r->f.more ? join_findings(&r->f) : NULL;
 	if ((r->f.n > 1 || r->f.more) && !p->notes[i])
 		return GG_ENOMEM;
+	p->notes_more[i] = r->f.more;
 	return refuse(p, i, first->reason) ||
 			       note_rule(p, i, first->rule, first)
 		       ? GG_ENOMEM
@@ -1152,6 +1160,7 @@ int push_respond(unsigned char **out, size_t *outlen,
 	m.req = &p->req;
 	m.refusals = (const char *const *)p->refusals;
 	m.notes = (const char *const *)p->notes;
+	m.notes_more = p->notes_more;
 	m.upstream = upstream && !upstream_error ? &rep : NULL;
 	m.upstream_error = upstream_error;
 	m.local_unpack_error = upstream ? NULL : p->pack_error;
@@ -1206,6 +1215,7 @@ void push_free(struct push *p)
 	}
 	free(p->site_why);
 	free(p->notes);
+	free(p->notes_more);
 	sitepolicy_rules_free(p->site);
 	free(p->refusals);
 	free(p->results);

@@ -112,6 +112,10 @@ struct report_merge {
 	 * content check). Only side-band clients see them (report-status has
 	 * no room), and only for refused commands; notes itself may be NULL. */
 	const char *const *notes;
+	/* Optional, indexed likewise: how many more notes there were than
+	 * notes[i] holds (its author kept only some); added to the "... and
+	 * N more" count. NULL: none. */
+	const size_t *notes_more;
 };
 
 /*

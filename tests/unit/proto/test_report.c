@@ -472,7 +472,7 @@ START_TEST(merge_literal_sideband)
 	ck_assert_int_eq(
 		parse(&r, &up, REPORT_SIDEBAND | REPORT_EXPECT_STATUS, &err),
 		0);
-	m = (struct report_merge){&req, refusals, &r, NULL, res, NULL, NULL};
+	m = (struct report_merge){&req, refusals, &r, NULL, res, NULL, NULL, NULL};
 	merge(&out, &m);
 	ck_assert_uint_eq(out.len, sizeof(want) - 1);
 	ck_assert_mem_eq(out.data, want, out.len);
@@ -513,7 +513,7 @@ START_TEST(merge_non_atomic_order_and_upstream_ng)
 		    "ng refs/heads/agent/y protected branch hook declined\n",
 		    "ok refs/heads/agent/x\n", NULL);
 	m = (struct report_merge){&req, refuse_main, &r,  NULL,
-				  NULL, NULL,	     NULL};
+				  NULL, NULL,	     NULL, NULL};
 	expect_merged(&m, "unpack ok\n", "ok refs/heads/agent/x\n",
 		      "ng refs/heads/main branch not allowed by token: allowed "
 		      "agent/*\n",
@@ -536,7 +536,7 @@ START_TEST(merge_atomic_refusal)
 
 	make_req(&req, " report-status-v2 side-band-64k atomic", three_cmds, 3);
 	m = (struct report_merge){&req, refuse_main, NULL, NULL,
-				  res,	NULL,	     NULL};
+				  res,	NULL,	     NULL, NULL};
 	expect_merged_sideband(
 		&m, progress, "unpack ok\n",
 		"ng refs/heads/agent/x atomic push failure\n",
@@ -562,7 +562,7 @@ START_TEST(merge_atomic_all_allowed_passes_through)
 	lines(&up, "unpack ok\n", "ok refs/heads/a\n", "ok refs/heads/b\n",
 	      NULL);
 	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
-	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL, NULL, NULL};
 	merge(&out, &m);
 	expect_bytes(&out, &up);
 	pkt_buf_release(&out);
@@ -587,7 +587,7 @@ START_TEST(merge_without_report_status)
 	ck_assert_int_eq(report_parse(&r, LIT("0008\002up\n0000"),
 				      REPORT_SIDEBAND, &err),
 			 0);
-	m = (struct report_merge){&req, refusals, &r, NULL, res, NULL, NULL};
+	m = (struct report_merge){&req, refusals, &r, NULL, res, NULL, NULL, NULL};
 	merge(&out, &m);
 	ck_assert_uint_eq(out.len, 42 + 8 + 4);
 	ck_assert_mem_eq(out.data,
@@ -603,7 +603,7 @@ START_TEST(merge_without_report_status)
 
 	/* neither: the response body is empty */
 	make_req(&req, " quiet", two_cmds, 2);
-	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL, NULL, NULL};
 	merge(&out, &m);
 	ck_assert_uint_eq(out.len, 0);
 	rp_request_release(&req);
@@ -622,7 +622,7 @@ START_TEST(merge_upstream_error)
 	make_req(&req, " report-status side-band-64k", two_cmds, 2);
 	m = (struct report_merge){
 		&req, refusals, NULL, "upstream returned HTTP 502",
-		NULL, NULL,	NULL};
+		NULL, NULL,	NULL, NULL};
 	expect_merged_sideband(&m, progress, "unpack ok\n",
 			       "ng refs/heads/a upstream returned HTTP 502\n",
 			       "ng refs/heads/b nope\n", NULL);
@@ -647,7 +647,7 @@ START_TEST(merge_upstream_fatal)
 	ck_assert_int_eq(
 		parse(&r, &up, REPORT_SIDEBAND | REPORT_EXPECT_STATUS, &err),
 		0);
-	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL, NULL, NULL};
 	expect_merged_sideband(&m, progress, "unpack ok\n",
 			       "ng refs/heads/a pack too big\n",
 			       "ng refs/heads/b pack too big\n", NULL);
@@ -670,7 +670,7 @@ START_TEST(merge_v2_options)
 		    "option forced-update\n", NULL);
 	/* v2 client: options follow their ref */
 	make_req(&req, " report-status-v2", two_cmds, 2);
-	m = (struct report_merge){&req, refusals, &r, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, &r, NULL, NULL, NULL, NULL, NULL};
 	expect_merged(&m, "unpack ok\n", "ok refs/heads/a\n",
 		      "option old-oid " O1 "\n", "option forced-update\n",
 		      "ng refs/heads/b nope\n", NULL);
@@ -697,7 +697,7 @@ START_TEST(merge_missing_ref_and_unpack_error)
 		    "unpack unpack-objects abnormal exit\n",
 		    "ng refs/heads/a unpacker error\n",
 		    "ok refs/heads/not-asked\n", NULL);
-	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL, NULL, NULL};
 	expect_merged(&m, "unpack unpack-objects abnormal exit\n",
 		      "ng refs/heads/a unpacker error\n",
 		      "ng refs/heads/b no status from upstream\n", NULL);
@@ -727,7 +727,7 @@ START_TEST(merge_plain_sideband_is_not_used)
 		refusals[i] = "branch not allowed by token: allowed agent/*";
 	}
 	make_req(&req, " report-status side-band", cmds, 60);
-	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL, NULL, NULL};
 	merge(&out, &m);
 	while (pos < out.len) {
 		ck_assert_int_eq(pkt_read(&p, &used, out.data + pos,
@@ -763,7 +763,7 @@ START_TEST(merge_cleans_local_reasons)
 	struct report_merge m;
 
 	make_req(&req, " report-status atomic", two_cmds, 2);
-	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL, NULL, NULL};
 	expect_merged(&m, "unpack ok\n", "ng refs/heads/a bad?line?and more\n",
 		      "ng refs/heads/b atomic push failure\n", NULL);
 
@@ -787,7 +787,7 @@ START_TEST(merge_output_cap)
 	struct report_merge m;
 
 	make_req(&req, " report-status", two_cmds, 2);
-	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL, NULL, NULL};
 	pkt_buf_init(&out, 20);
 	ck_assert_int_eq(report_merge(&out, &m, &err), GG_ELIMIT);
 	ck_assert_uint_eq(out.len, 0);
@@ -819,7 +819,7 @@ START_TEST(merge_max_length_upstream_line)
 	flush(&up);
 	ck_assert_int_eq(parse(&r, &up, REPORT_EXPECT_STATUS, &err), 0);
 	ck_assert_uint_eq(strlen(r.refs[0].reason), GG_MAX_PKT_DATA - 16);
-	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL, NULL, NULL};
 	merge(&out, &m);
 	pos = 14;
 	ck_assert_int_eq(pkt_read(&p, &used, out.data + pos, out.len - pos,
@@ -857,7 +857,7 @@ START_TEST(merge_progress_packets)
 	ck_assert_int_eq(parse(&r, &up, REPORT_SIDEBAND, &err), 0);
 	ck_assert_uint_eq(r.nprogress_chunks, 3);
 	make_req(&req, " side-band-64k", cmds, 1);
-	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, NULL, NULL, NULL, NULL};
 	merge(&out, &m);
 	expect_bytes(&out, &up);
 	rp_request_release(&req);
@@ -1214,7 +1214,7 @@ START_TEST(real_git_responses)
 	} else {
 		ck_assert_uint_eq(r.progress_len, 0);
 	}
-	m = (struct report_merge){&req, NULL, &r, NULL, res, NULL, NULL};
+	m = (struct report_merge){&req, NULL, &r, NULL, res, NULL, NULL, NULL};
 	pkt_buf_init(&out, GG_MAX_REPORT_LEN);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, len);
@@ -1273,7 +1273,7 @@ START_TEST(real_git_atomic_refused)
 
 	load_case(&real_cases[2], &req, &resp, &len);
 	ck_assert(req.caps.atomic);
-	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL, NULL};
+	m = (struct report_merge){&req, refusals, NULL, NULL, NULL, NULL, NULL, NULL};
 	pkt_buf_init(&out, GG_MAX_REPORT_LEN);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, sizeof(want) - 1);
@@ -1386,7 +1386,7 @@ START_TEST(gate_fixtures)
 					      report_flags(&req.caps), &err),
 				 0);
 	m = (struct report_merge){&req, why, up ? &r : NULL, NULL, NULL,
-				  NULL, NULL};
+				  NULL, NULL, NULL};
 	pkt_buf_release(&out);
 	ck_assert_int_eq(report_merge(&out, &m, &err), 0);
 	ck_assert_uint_eq(out.len, wlen);
