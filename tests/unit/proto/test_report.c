@@ -1009,6 +1009,25 @@ START_TEST(merge_notes_line_cap)
 	ck_assert_str_eq(lines[n - 1], "gitgate:   finding 49\n");
 	free_lines(lines, n);
 	pkt_buf_release(&out);
+
+	/* ... and 20 more its author did not keep: counted too */
+	{
+		const size_t hidden[1] = {20};
+
+		m.notes_more = hidden;
+		merge(&out, &m);
+		n = band2_payloads(lines, 64, &out);
+		ck_assert_uint_eq(n, 1 + REPORT_MAX_NOTE_LINES + 1);
+		ck_assert_str_eq(lines[n - 1], "gitgate:   ... and 20 more\n");
+		free_lines(lines, n);
+		pkt_buf_release(&out);
+		text[10 * 10 + 40 * 11] = 'f'; /* the 60 lines again */
+		merge(&out, &m);
+		n = band2_payloads(lines, 64, &out);
+		ck_assert_str_eq(lines[n - 1], "gitgate:   ... and 30 more\n");
+		free_lines(lines, n);
+		pkt_buf_release(&out);
+	}
 	rp_request_release(&req);
 }
 END_TEST
