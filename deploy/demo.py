@@ -8,11 +8,14 @@ agent/*, starts gitgate, and shows with the real git client:
 
   1. a clone through gitgate,
   2. a push to agent/demo, which lands upstream,
-  3. a push to main, which gitgate refuses (the token allows agent/* only).
+  3. a push to main, which gitgate refuses (the token allows agent/* only),
+  4. a push to agent/ci of a commit that adds a GitHub Actions workflow,
+     which the site policy (policy.json) refuses: an agent must not run
+     its own code with the repository's secrets.
 
 Then gitgate keeps running in the foreground with its URL and the token
 printed, so you can try your own git commands; Ctrl-C stops everything.
-With --no-wait it stops right after the demo (exit 0 only if all three
+With --no-wait it stops right after the demo (exit 0 only if all four
 outcomes were as expected).
 
 Everything lives in --workdir (default: demo/ in the source tree, recreated
@@ -92,6 +95,15 @@ def prepare_workdir(path):
         f.write("made by deploy/demo.py; removed and recreated on each run\n")
 
 
+# The demo's site policy: what a push may carry, whatever the token says.
+DEMO_POLICY = {
+    "protected_paths": [".github/workflows/**", ".github/actions/**"],
+    "forbidden_paths": ["**/id_rsa", "**/*.pem", "**/.env"],
+    "max_file_size": "10M",
+    "secrets": True,
+}
+
+
 def main():
     ap = argparse.ArgumentParser(
         description="gitgate quick-start demo",
@@ -143,10 +155,15 @@ def main():
             "secret:")
         say("    %s" % os.path.join(workdir, "gitgate", "upstream-token"))
 
-        # 2. keys, config, serve
+        # 2. keys, config (with a site policy), serve
         gg = h.Gitgate(up.url, up.secret, root=os.path.join(workdir,
                                                              "gitgate"),
-                       binary=binary, port=args.port)
+                       binary=binary, port=args.port,
+                       extra_config={"policy": "policy.json"})
+        os.makedirs(gg.root, exist_ok=True)
+        with open(os.path.join(gg.root, "policy.json"), "w") as f:
+            json.dump(DEMO_POLICY, f, indent=2)
+            f.write("\n")
         step(2, "Keys: gitgate keygen --out %s" % gg.keys_dir)
         gg.keygen()
         gg.start()
@@ -224,7 +241,32 @@ def main():
             summary["main_refused"] = False
             say("    (skipped: no clone)")
 
-        ok = clone_ok and agent_ok and main_refused
+        # 7. push a workflow to agent/ci: the site policy refuses it
+        step(8, "Push a commit adding .github/workflows/ci.yml to agent/ci "
+             "(refused by the site policy)")
+        policy_refused = False
+        if clone_ok:
+            h.git("checkout", "-q", "-b", "agent-ci", cwd=clone, home=home,
+                  check=True)
+            os.makedirs(os.path.join(clone, ".github", "workflows"),
+                        exist_ok=True)
+            h.commit_file(clone, ".github/workflows/ci.yml",
+                          "on: push\njobs: {}\n", "agent: add a workflow")
+            rc = run_git(["push", "origin", "HEAD:refs/heads/agent/ci"],
+                         token, cwd=clone, home=home)
+            h.git("checkout", "-q", "-", cwd=clone, home=home, check=True)
+            ci_ref = up.rev_parse(REPO, "agent/ci")
+            policy_refused = rc != 0 and ci_ref is None
+            summary.update(policy_push_rc=rc, policy_refused=policy_refused)
+            say("    %s %s" % ("✓" if policy_refused else "✗",
+                                "refused: upstream has no agent/ci"
+                                if policy_refused else
+                                "NOT refused: agent/ci landed upstream"))
+        else:
+            summary["policy_refused"] = False
+            say("    (skipped: no clone)")
+
+        ok = clone_ok and agent_ok and main_refused and policy_refused
         summary["ok"] = ok
         write_summary(workdir, summary)
         say()

@@ -115,6 +115,13 @@ class QuickstartNoWait(unittest.TestCase):
         self.assertNotEqual(self.need("main_push_rc"), 0)
         self.assertIn("! [remote rejected] HEAD -> main (", self.output)
 
+    def test_workflow_push_refused_by_policy(self):
+        self.assertTrue(self.need("policy_refused"), self.output[-3000:])
+        self.assertIsNone(self.upstream_ref("refs/heads/agent/ci"))
+        self.assertRegex(self.output, r"! \[remote rejected\] HEAD -> "
+                         r"agent/ci \(\.github/workflows/ci\.yml is "
+                         r"protected by site policy \(commit [0-9a-f]{7}\)\)")
+
     def test_exit_code_zero(self):
         self.assertEqual(self.rc, 0, self.output[-3000:])
 
