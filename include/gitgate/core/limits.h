@@ -120,5 +120,10 @@
 #define GG_MAX_SCAN_BLOB (32 * 1024 * 1024)
 #define GG_MAX_CONTENT_FINDINGS 100         /* findings kept per ref */
 #define GG_MAX_PARENTS_CHECKED 16           /* parents of one commit */
+/* libgit2 (mirror.c): bytes gathered per indexer append, and its pack
+ * mapping (window size, and the most mapped at once per process). */
+#define GG_INDEX_CHUNK (1024 * 1024)
+#define GG_MWINDOW_SIZE (4 * 1024 * 1024)
+#define GG_MWINDOW_MAPPED_LIMIT (16 * 1024 * 1024)
 
 #endif
