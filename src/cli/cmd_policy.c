@@ -12,7 +12,6 @@
 #include "gitgate/core/glob.h"
 #include "gitgate/core/size.h"
 #include "gitgate/push/content.h"
-#include "gitgate/push/policy.h"
 #include "gitgate/push/policystate.h"
 #include "gitgate/push/sitepolicy.h"
 
@@ -289,17 +288,6 @@ static int load_for_test(struct policystate **ps, const char *path)
 	return ret;
 }
 
-/* The site's protected refs: decided on the name alone. */
-static bool ref_protected(const struct sitepolicy_rules *r, const char *ref)
-{
-	size_t i;
-
-	for (i = 0; i < r->protected_refs.n; i++)
-		if (policy_match(r->protected_refs.v[i], ref))
-			return true;
-	return false;
-}
-
 static int print_findings(const struct content_findings *f)
 {
 	size_t i;
@@ -360,7 +348,7 @@ static int run_test(const struct test_args *a)
 		ret = cli_fail("policy test", err.msg);
 		goto out;
 	}
-	if (ref_protected(rules, a->ref)) {
+	if (sitepolicy_ref_protected(rules, a->ref)) {
 		printf("refused: protected_ref: %s is protected by site "
 		       "policy\n", a->ref);
 		ret = CLI_FAIL;

@@ -438,15 +438,10 @@ static int check_protected_ref(struct push *p, size_t i, bool *refused)
 {
 	const char *ref = p->req.commands[i].refname;
 	char why[GG_MAX_REFNAME + 64];
-	size_t k;
 
-	*refused = false;
-	for (k = 0; p->site && k < p->site->protected_refs.n; k++)
-		if (policy_match(p->site->protected_refs.v[k], ref))
-			break;
-	if (!p->site || k == p->site->protected_refs.n)
+	*refused = sitepolicy_ref_protected(p->site, ref);
+	if (!*refused)
 		return GG_OK;
-	*refused = true;
 	snprintf(why, sizeof(why), "%s is protected by site policy", ref);
 	if (refuse(p, i, why) || note_rule(p, i, "protected_ref", NULL))
 		return GG_ENOMEM;

@@ -1053,3 +1053,14 @@ bool sitepolicy_email_match(const char *pattern, const char *email)
 		return false;
 	return glob_match(pattern, email, GLOB_FLAT | GLOB_CASEFOLD);
 }
+
+bool sitepolicy_ref_protected(const struct sitepolicy_rules *rules,
+			      const char *ref)
+{
+	size_t i;
+
+	for (i = 0; rules && i < rules->protected_refs.n; i++)
+		if (policy_match(rules->protected_refs.v[i], ref))
+			return true;
+	return false;
+}

@@ -141,6 +141,10 @@ int sitepolicy_for_entry(struct sitepolicy_rules **out,
 
 void sitepolicy_rules_free(struct sitepolicy_rules *rules);
 
+/* Does a protected_refs pattern of rules (NULL: none) match ref? */
+bool sitepolicy_ref_protected(const struct sitepolicy_rules *rules,
+			      const char *ref);
+
 /*
  * Does email match an email glob of commit_emails? Email globs use
  * GLOB_FLAT | GLOB_CASEFOLD: '*' matches any run of bytes ('/' included:
