@@ -40,8 +40,8 @@ done
 packages=(
 	build-essential meson ninja-build pkg-config
 	libmicrohttpd-dev libcurl4-openssl-dev libgit2-dev libjansson-dev
-	libsodium-dev zlib1g-dev check libvectorscan-dev
-	git lighttpd lighttpd-mod-openssl lighttpd-mod-deflate openssl python3 curl ca-certificates
+	libsodium-dev zlib1g-dev check libvectorscan-dev libssl-dev
+	git lighttpd lighttpd-mod-openssl lighttpd-mod-deflate openssl python3 python3-cryptography curl ca-certificates
 )
 
 if [ "$skip_install" -eq 0 ]; then

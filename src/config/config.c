@@ -313,13 +313,108 @@ static void parse_verify_keys(struct config *cfg, json_t *root,
 	json_decref(v);
 }
 
+/* An http(s) URL without credentials, query or fragment ("upstream.url",
+ * "upstream.github_app.api_url"); NULL (reported) when it is not one. */
+static char *http_url(const char *url, const char *key, struct problems *p)
+{
+	const char *host = !strncmp(url, "http://", 7)	  ? url + 7
+			   : !strncmp(url, "https://", 8) ? url + 8
+							  : NULL;
+	char *copy;
+	size_t n;
+
+	if (!host)
+		problem(p, "%s: must start with http:// or https://", key);
+	else if (*host == '\0' || *host == '/')
+		problem(p, "%s: has no host", key);
+	else if (strchr(url, '@') || strchr(url, '?') || strchr(url, '#'))
+		problem(p, "%s: must not contain credentials, query or "
+			   "fragment", key);
+	else if (strlen(url) > GG_MAX_URL_LEN / 2)
+		problem(p, "%s: too long", key);
+	else if (!(copy = strdup(url)))
+		problem(p, "%s: out of memory", key);
+	else {
+		n = strlen(copy);
+		while (n > 0 && copy[n - 1] == '/')
+			copy[--n] = '\0';
+		return copy;
+	}
+	return NULL;
+}
+
+/* The App id: GitHub shows it as a number; a JSON string of digits or a
+ * JSON integer are both taken. */
+static void parse_app_id(struct config *cfg, json_t *app, struct problems *p)
+{
+	json_t *v = json_object_get(app, "app_id");
+	char buf[32];
+	const char *s = buf;
+	size_t i, n;
+
+	if (!v) {
+		problem(p, "upstream.github_app.app_id: required");
+		return;
+	}
+	if (json_is_integer(v) && json_integer_value(v) > 0)
+		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(v));
+	else if (json_is_string(v))
+		s = json_string_value(v);
+	else {
+		problem(p, "upstream.github_app.app_id: must be a string of "
+			   "digits");
+		return;
+	}
+	n = strlen(s);
+	for (i = 0; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+		;
+	if (n == 0 || i != n || n > 20) {
+		problem(p, "upstream.github_app.app_id: must be a string of "
+			   "digits");
+		return;
+	}
+	cfg->app_id = strdup(s);
+	if (!cfg->app_id)
+		problem(p, "upstream.github_app.app_id: out of memory");
+}
+
+static void parse_github_app(struct config *cfg, json_t *up, const char *dir,
+			     struct problems *p)
+{
+	static const char *const keys[] = { "app_id", "private_key_file",
+					    "api_url", NULL };
+	json_t *app = json_object_get(up, "github_app");
+	const char *key, *api;
+
+	if (!app)
+		return;
+	if (!json_is_object(app)) {
+		problem(p, "upstream.github_app: must be an object");
+		return;
+	}
+	cfg->github_app = true;
+	check_keys(app, keys, "upstream.github_app.", p);
+	parse_app_id(cfg, app, p);
+	key = get_string(app, "private_key_file",
+			 "upstream.github_app.private_key_file", 1, p);
+	if (key && !(cfg->app_key_file = resolve(dir, key)))
+		problem(p, "upstream.github_app.private_key_file: out of "
+			   "memory");
+	api = get_string(app, "api_url", "upstream.github_app.api_url", 0, p);
+	if (!api && json_object_get(app, "api_url"))
+		return; /* wrong type: reported */
+	cfg->app_api_url = http_url(api ? api : "https://api.github.com",
+				    "upstream.github_app.api_url", p);
+}
+
 static void parse_upstream(struct config *cfg, json_t *root, const char *dir,
 			   struct problems *p)
 {
-	static const char *const keys[] = { "url", "token_file", NULL };
+	static const char *const keys[] = { "url", "token_file",
+					    "github_app", NULL };
 	json_t *up = json_object_get(root, "upstream");
 	const char *url, *tf;
-	size_t n;
 
 	if (!up) {
 		problem(p, "upstream: required");
@@ -331,31 +426,15 @@ static void parse_upstream(struct config *cfg, json_t *root, const char *dir,
 	}
 	check_keys(up, keys, "upstream.", p);
 	url = get_string(up, "url", "upstream.url", 1, p);
-	if (url) {
-		const char *host = !strncmp(url, "http://", 7)	  ? url + 7
-				   : !strncmp(url, "https://", 8) ? url + 8
-								  : NULL;
-		if (!host)
-			problem(p, "upstream.url: must start with http:// or "
-				   "https://");
-		else if (*host == '\0' || *host == '/')
-			problem(p, "upstream.url: has no host");
-		else if (strchr(url, '@') || strchr(url, '?') ||
-			 strchr(url, '#'))
-			problem(p, "upstream.url: must not contain "
-				   "credentials, query or fragment");
-		else if (strlen(url) > GG_MAX_URL_LEN / 2)
-			problem(p, "upstream.url: too long");
-		else {
-			cfg->upstream_url = strdup(url);
-			n = strlen(cfg->upstream_url);
-			while (n > 0 && cfg->upstream_url[n - 1] == '/')
-				cfg->upstream_url[--n] = '\0';
-		}
-	}
+	if (url)
+		cfg->upstream_url = http_url(url, "upstream.url", p);
 	tf = get_string(up, "token_file", "upstream.token_file", 0, p);
 	if (tf)
 		cfg->upstream_token_file = resolve(dir, tf);
+	parse_github_app(cfg, up, dir, p);
+	if (tf && json_object_get(up, "github_app"))
+		problem(p, "upstream: token_file and github_app are both set: "
+			   "keep exactly one");
 }
 
 static char *path_key(json_t *root, const char *key, const char *def,
@@ -437,6 +516,8 @@ int config_parse(struct config **out, const char *path, const char *text,
 	}
 	if (!cfg->audit_log || !cfg->revocations || !cfg->cache_dir ||
 	    !cfg->listen_host || !cfg->upstream_url ||
+	    (cfg->github_app && (!cfg->app_id || !cfg->app_key_file ||
+				 !cfg->app_api_url)) ||
 	    cfg->nverify_keys == 0)
 		goto nomem;
 	*out = cfg;
@@ -553,6 +634,9 @@ void config_free(struct config *cfg)
 	free(cfg->listen_host);
 	free(cfg->upstream_url);
 	free(cfg->upstream_token_file);
+	free(cfg->app_id);
+	free(cfg->app_key_file);
+	free(cfg->app_api_url);
 	free(cfg->audit_log);
 	free(cfg->revocations);
 	free(cfg->cache_dir);
@@ -584,10 +668,70 @@ static int secret_dup(char **out, const char *text, size_t len,
 	return GG_OK;
 }
 
+/* GITGATE_UPSTREAM_TOKEN counts as set when non-empty. */
+static const char *env_secret(void)
+{
+	const char *env = getenv("GITGATE_UPSTREAM_TOKEN");
+
+	return env && *env ? env : NULL;
+}
+
+int config_check_upstream_source(const struct config *cfg, struct gg_err *err)
+{
+	const char *env = env_secret();
+	const char *other = cfg->upstream_token_file ? "upstream.token_file"
+			    : cfg->github_app	     ? "upstream.github_app"
+						     : NULL;
+
+	if (env && other)
+		return gg_err_set(err, GG_EINVAL,
+				  "upstream: GITGATE_UPSTREAM_TOKEN and %s are "
+				  "both set: keep exactly one of "
+				  "upstream.token_file, GITGATE_UPSTREAM_TOKEN "
+				  "and upstream.github_app",
+				  other);
+	if (!env && !other)
+		return gg_err_set(err, GG_EINVAL,
+				  "upstream: no credential: set one of "
+				  "upstream.token_file, GITGATE_UPSTREAM_TOKEN "
+				  "or upstream.github_app");
+	return GG_OK;
+}
+
+int config_read_secret_file(char **out, size_t *outlen, const char *path,
+			    const char *label, size_t max, struct gg_err *err)
+{
+	char *text = NULL, *s;
+	size_t len = 0;
+	int ret;
+
+	*out = NULL;
+	*outlen = 0;
+	if (sodium_init() < 0)
+		return gg_err_set(err, GG_ERR, "libsodium failed to start");
+	/* Permissions are checked on the opened file (fstat), not the path,
+	 * so a swap between check and read cannot slip past. */
+	ret = read_small_file(&text, &len, path, label, max, 1, err);
+	if (ret)
+		return ret;
+	s = sodium_malloc(len + 1);
+	if (!s)
+		ret = gg_err_set(err, GG_ENOMEM, "%s: out of memory", label);
+	else {
+		memcpy(s, text, len);
+		s[len] = '\0';
+		*out = s;
+		*outlen = len;
+	}
+	sodium_memzero(text, len);
+	free(text);
+	return ret;
+}
+
 int config_load_upstream_secret(char **out, const struct config *cfg,
 				struct gg_err *err)
 {
-	const char *env = getenv("GITGATE_UPSTREAM_TOKEN");
+	const char *env = env_secret();
 	char label[GG_ERR_MSG_MAX];
 	char *text = NULL;
 	size_t len = 0;
@@ -596,25 +740,24 @@ int config_load_upstream_secret(char **out, const struct config *cfg,
 	*out = NULL;
 	if (sodium_init() < 0)
 		return gg_err_set(err, GG_ERR, "libsodium failed to start");
-	if (env && *env)
+	ret = config_check_upstream_source(cfg, err);
+	if (ret)
+		return ret;
+	if (env)
 		return secret_dup(out, env, strlen(env),
 				  "GITGATE_UPSTREAM_TOKEN", err);
 	if (!cfg->upstream_token_file)
 		return gg_err_set(err, GG_EINVAL,
-				  "upstream.token_file: not set, and "
-				  "GITGATE_UPSTREAM_TOKEN is %s",
-				  env ? "empty" : "not set either");
-	/* Permissions are checked on the opened file (fstat), not the path,
-	 * so a swap between check and read cannot slip past. */
+				  "upstream.github_app: mints its tokens; "
+				  "there is no static secret to load");
 	snprintf(label, sizeof(label), "upstream.token_file: %s",
 		 cfg->upstream_token_file);
-	ret = read_small_file(&text, &len, cfg->upstream_token_file, label,
-			      GG_MAX_KEYFILE_LEN, 1, err);
+	ret = config_read_secret_file(&text, &len, cfg->upstream_token_file,
+				      label, GG_MAX_KEYFILE_LEN, err);
 	if (ret)
 		return ret;
 	ret = secret_dup(out, text, len, "upstream.token_file", err);
-	sodium_memzero(text, len);
-	free(text);
+	sodium_free(text); /* wipes */
 	return ret;
 }
 
@@ -623,3 +766,4 @@ void config_secret_free(char *secret)
 	if (secret)
 		sodium_free(secret); /* sodium_free wipes before freeing */
 }
+

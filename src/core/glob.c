@@ -207,3 +207,60 @@ bool glob_match(const char *pattern, const char *name, unsigned flags)
 		       star_match(pattern, plen, name, strlen(name), fold);
 	return name_shape_ok(name) && segments_match(pattern, name, fold);
 }
+
+/* Pattern segments reachable once the globstars at or after them have
+ * been given nothing (they match zero segments). */
+static void globstar_closure(bool *at, const struct seg *segs, size_t k)
+{
+	size_t i;
+
+	for (i = 0; i < k; i++)
+		if (at[i] && seg_is_globstar(segs[i]))
+			at[i + 1] = true;
+}
+
+/*
+ * Run the pattern's segments as an automaton over dir's segments (a set
+ * of positions, as a "**" may absorb or let pass each segment); dir's
+ * paths can match when some position short of the end survives: what is
+ * left of the pattern can then be given a name below dir.
+ */
+bool glob_match_under(const char *pattern, const char *dir, unsigned flags)
+{
+	struct seg segs[GG_MAX_PATTERN_LEN / 2 + 1], p, d;
+	bool cur[GG_MAX_PATTERN_LEN / 2 + 2], next[sizeof(cur)], any;
+	bool fold = (flags & GLOB_CASEFOLD) != 0;
+	size_t k = 0, i;
+
+	if (!pattern || !dir || (flags & GLOB_FLAT) ||
+	    glob_rule(pattern, strnlen(pattern, GG_MAX_PATTERN_LEN + 1),
+		      flags) ||
+	    !name_shape_ok(dir))
+		return false;
+	for (p = seg_first(pattern); p.s; p = seg_next(p))
+		segs[k++] = p;
+	memset(cur, 0, sizeof(cur));
+	cur[0] = true;
+	globstar_closure(cur, segs, k);
+	for (d = seg_first(dir); d.s; d = seg_next(d)) {
+		memset(next, 0, sizeof(next));
+		any = false;
+		for (i = 0; i < k; i++) {
+			if (!cur[i])
+				continue;
+			if (seg_is_globstar(segs[i]))
+				any = next[i] = true;
+			else if (star_match(segs[i].s, segs[i].n, d.s, d.n,
+					    fold))
+				any = next[i + 1] = true;
+		}
+		if (!any)
+			return false;
+		memcpy(cur, next, sizeof(cur));
+		globstar_closure(cur, segs, k);
+	}
+	for (i = 0; i < k; i++)
+		if (cur[i])
+			return true;
+	return false;
+}

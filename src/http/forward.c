@@ -8,11 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include "gitgate/core/glob.h"
 #include "gitgate/core/limits.h"
 #include "gitgate/core/log.h"
 #include "gitgate/http/relay.h"
 #include "gitgate/proto/pktline.h"
 #include "gitgate/proto/receivepack.h"
+#include "gitgate/token/token.h"
+#include "gitgate/upstream/cred.h"
 
 /* ---- relaying ----------------------------------------------------- */
 
@@ -179,14 +184,55 @@ static char *upstream_url(const struct request *req)
 	}
 }
 
+static bool is_push(const struct request *req)
+{
+	return req->route.kind == ROUTE_RECEIVE_PACK ||
+	       (req->route.kind == ROUTE_INFO_REFS &&
+		req->route.service == ROUTE_SVC_RECEIVE);
+}
+
+/* GitHub's workflows permission is all or nothing: granted when any
+ * allow_paths glob of the token can reach a file below
+ * .github/workflows (the site policy still judges each path). */
+static bool may_change_workflows(const struct token_claims *cl)
+{
+	size_t i;
+
+	for (i = 0; cl && i < cl->nallow_paths; i++)
+		if (glob_match_under(cl->allow_paths[i], ".github/workflows",
+				     0))
+			return true;
+	return false;
+}
+
+/* The narrowest upstream credential for this request, taken once and
+ * kept until the request ends (a retry reuses it). */
+static int take_credential(struct request *req, struct gg_err *err)
+{
+	struct cred_want want = {
+		.repo = req->route.repo,
+		.access = is_push(req) ? CRED_WRITE : CRED_READ,
+		.workflows = is_push(req) && may_change_workflows(req->claims),
+	};
+
+	if (req->lease)
+		return GG_OK;
+	return cred_get(req->px->cred, &want, &req->lease, &req->retry_after,
+			err);
+}
+
 int forward_start(struct request *req, int64_t content_length,
 		  struct gg_err *err)
 {
 	struct header_list headers = { .n = 0 };
 	struct relay_request rr;
-	char *url = upstream_url(req);
+	char *url;
 	int ret;
 
+	ret = take_credential(req, err);
+	if (ret)
+		return ret;
+	url = upstream_url(req);
 	if (!url || collect_headers(&headers, req) != 0) {
 		ret = gg_err_set(err, GG_ENOMEM, "out of memory");
 		goto out;
@@ -194,7 +240,7 @@ int forward_start(struct request *req, int64_t content_length,
 	memset(&rr, 0, sizeof(rr));
 	rr.method = req->route.kind == ROUTE_INFO_REFS ? "GET" : "POST";
 	rr.url = url;
-	rr.secret = req->px->secret;
+	rr.secret = cred_lease_secret(req->lease);
 	rr.headers = (const char *const *)headers.lines;
 	rr.nheaders = headers.n;
 	rr.content_length = content_length;
@@ -214,6 +260,97 @@ out:
 	header_list_release(&headers);
 	free(url);
 	return ret;
+}
+
+enum MHD_Result forward_refuse(struct request *req, int code,
+			       const char *reason)
+{
+	unsigned status = code == GG_EUPSTREAM	  ? MHD_HTTP_BAD_GATEWAY
+			  : code == GG_ERATELIMIT ? MHD_HTTP_SERVICE_UNAVAILABLE
+						  : MHD_HTTP_INTERNAL_SERVER_ERROR;
+
+	log_warnx("request %s: %s: %s", req->id, req->route.repo, reason);
+	return request_deny(req, status, reason);
+}
+
+/* A fetch or info/refs sent again: the same request, the same token. */
+static int resend_fetch(struct request *req, struct gg_err *err)
+{
+	int ret;
+
+	if (req->route.kind == ROUTE_INFO_REFS)
+		return forward_start(req, 0, err);
+	ret = forward_start(req, (int64_t)req->replay_len, err);
+	if (ret)
+		return ret;
+	if (relay_write_body(req->relay, req->replay, req->replay_len) != 0)
+		return GG_OK; /* upstream's answer says why */
+	relay_finish_body(req->relay);
+	return GG_OK;
+}
+
+int forward_begin(struct request *req, int64_t content_length,
+		  struct gg_err *err)
+{
+	int ret = forward_start(req, content_length, err);
+
+	if (ret)
+		return ret;
+	if (req->route.kind == ROUTE_INFO_REFS) {
+		req->resend = resend_fetch;
+	} else if (cred_lease_fresh(req->lease) &&
+		   content_length <= GG_MAX_REPLAY_BODY) {
+		/* Only a fresh token may meet GitHub's replication delay:
+		 * otherwise nothing is kept. */
+		req->resend = resend_fetch;
+		req->replay_ok = true;
+	}
+	return GG_OK;
+}
+
+void forward_keep_body(struct request *req, const char *data, size_t len)
+{
+	unsigned char *nb;
+
+	if (!req->replay_ok)
+		return;
+	if (len > GG_MAX_REPLAY_BODY - req->replay_len) {
+		req->replay_ok = false;
+		req->resend = NULL;
+		free(req->replay);
+		req->replay = NULL;
+		req->replay_len = 0;
+		return;
+	}
+	nb = realloc(req->replay, req->replay_len + len);
+	if (!nb) {
+		req->replay_ok = false;
+		req->resend = NULL;
+		return;
+	}
+	memcpy(nb + req->replay_len, data, len);
+	req->replay = nb;
+	req->replay_len += len;
+}
+
+/* A 401 just after the token was minted may be GitHub's replication
+ * delay (the git servers do not know it yet): wait, send once more. */
+static int retry_fresh_401(struct request *req, struct relay_response *meta,
+			   struct gg_err *err)
+{
+	if (meta->status != 401 || req->retried || !req->resend ||
+	    !req->lease || !cred_lease_fresh(req->lease))
+		return GG_OK;
+	req->retried = true;
+	log_info("request %s: %s: upstream refused a token minted moments "
+		 "ago; retrying once in %d ms (replication delay)",
+		 req->id, req->route.repo, GG_APP_REPLICATION_WAIT_MS);
+	relay_free(req->relay);
+	req->relay = NULL;
+	usleep(GG_APP_REPLICATION_WAIT_MS * 1000);
+	if (req->resend(req, err) != 0)
+		return err->code;
+	return relay_wait_headers(req->relay, meta, err);
 }
 
 /* Map an upstream status to what the client gets; NULL = pass through. */
@@ -317,10 +454,9 @@ bool forward_wait(struct request *req, struct relay_response *meta,
 	const char *refusal;
 	char why[GG_ERR_MSG_MAX];
 
-	if (relay_wait_headers(req->relay, meta, &err) != 0) {
-		log_warnx("request %s: %s: %s", req->id, req->route.repo,
-			  err.msg);
-		*ret = request_deny(req, MHD_HTTP_BAD_GATEWAY, err.msg);
+	if (relay_wait_headers(req->relay, meta, &err) != 0 ||
+	    retry_fresh_401(req, meta, &err) != 0) {
+		*ret = forward_refuse(req, err.code, err.msg);
 		return true;
 	}
 	refusal = upstream_refusal(meta->status, &status);

@@ -35,7 +35,7 @@ static int set_push_ctx(struct request *req, struct gg_err *err)
 	ctx.cache_dir = req->px->cache_dir;
 	ctx.repo = req->route.repo;
 	ctx.upstream_repo_url = url;
-	ctx.secret = req->px->secret;
+	ctx.cred = req->px->cred;
 	ctx.claims = req->claims;
 	if (!req->policy)
 		req->policy = policystate_get(req->px->policy);
@@ -184,9 +184,9 @@ static bool forward_push(struct request *req, unsigned char **reply,
 	struct gg_err err = GG_ERR_INIT;
 	struct relay_response meta;
 
+	req->resend = send_push; /* replayable from the spool */
 	if (send_push(req, &err) != 0) {
-		*ret = request_deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				    err.msg);
+		*ret = forward_refuse(req, err.code, err.msg);
 		return true;
 	}
 	if (forward_wait(req, &meta, false, ret))
@@ -264,9 +264,9 @@ static enum MHD_Result forward_probe(struct request *req)
 {
 	struct gg_err err = GG_ERR_INIT;
 
+	req->resend = send_push;
 	if (send_push(req, &err) != 0)
-		return request_deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				    err.msg);
+		return forward_refuse(req, err.code, err.msg);
 	return forward_answer(req);
 }
 

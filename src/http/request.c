@@ -17,6 +17,7 @@
 #include "gitgate/http/quota.h"
 #include "gitgate/http/relay.h"
 #include "gitgate/push/policystate.h"
+#include "gitgate/upstream/cred.h"
 #include "gitgate/push/push.h"
 #include "gitgate/token/token.h"
 
@@ -69,6 +70,8 @@ void request_free(struct request *req)
 	if (req->quota_taken)
 		quota_give(req->px->per_token, req->claims->jti);
 	relay_free(req->relay);
+	cred_lease_free(req->lease);
+	free(req->replay);
 	free(req->prefix);
 	push_free(req->push);
 	policysnap_put(req->policy); /* after the push that borrowed it */
@@ -101,6 +104,13 @@ enum MHD_Result request_text(struct request *req, unsigned status,
 	if (challenge)
 		MHD_add_response_header(resp, "WWW-Authenticate",
 					"Basic realm=\"gitgate\"");
+	if (status == MHD_HTTP_SERVICE_UNAVAILABLE && req->retry_after > 0) {
+		char secs[24];
+
+		snprintf(secs, sizeof(secs), "%lld",
+			 (long long)req->retry_after);
+		MHD_add_response_header(resp, "Retry-After", secs);
+	}
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED) /* RFC 9110: say which */
 		MHD_add_response_header(resp, "Allow",
 					route_allowed_methods(req->route.kind));

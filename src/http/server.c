@@ -40,6 +40,7 @@
 #include "gitgate/push/push.h"
 #include "gitgate/push/sitepolicy.h"
 #include "gitgate/token/authstate.h"
+#include "gitgate/upstream/cred.h"
 
 struct server {
 	struct proxy px; /* what the request pipeline reads */
@@ -96,9 +97,8 @@ static enum MHD_Result proceed(struct request *req)
 		return receive_begin(req);
 	if (req->route.kind != ROUTE_INFO_REFS)
 		length = request_content_length(req);
-	if (forward_start(req, length, &err) != 0)
-		return request_deny(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				    err.msg);
+	if (forward_begin(req, length, &err) != 0)
+		return forward_refuse(req, err.code, err.msg);
 	if (req->route.kind == ROUTE_INFO_REFS)
 		return forward_answer(req);
 	req->state = REQ_STREAM_BODY;
@@ -108,6 +108,10 @@ static enum MHD_Result proceed(struct request *req)
 static void body_chunk(struct request *req, const char *data, size_t len)
 {
 	req->bytes_in += len;
+	if (req->state == REQ_STREAM_BODY)
+		forward_keep_body(req, data, len); /* even once upstream
+						    * stopped: a retry may
+						    * need it all */
 	if (req->body_failed)
 		return;
 	if (req->state == REQ_SPOOL_BODY) {
@@ -348,13 +352,16 @@ static void log_policy(struct server *srv, const char *what)
 static int load_policy(struct server *srv, const struct config *cfg,
 		       struct gg_err *err)
 {
+	const char *secret = cred_static_secret(srv->px.cred);
 	struct sitepolicy_problems probs = { NULL, 0, 0 };
 	struct gg_err why = GG_ERR_INIT;
 	size_t i;
 	int ret;
 
-	ret = policystate_new(&srv->px.policy, cfg->policy, srv->px.secret,
-			      strlen(srv->px.secret), &probs, &why);
+	/* An App's tokens are not known in advance: the built-in ghs_ rule
+	 * finds them instead of the literal. */
+	ret = policystate_new(&srv->px.policy, cfg->policy, secret,
+			      secret ? strlen(secret) : 0, &probs, &why);
 	if (ret == GG_OK) {
 		log_policy(srv, "site policy");
 		return GG_OK;
@@ -371,15 +378,18 @@ static int load_policy(struct server *srv, const struct config *cfg,
 static int load_state(struct server *srv, const struct config *cfg,
 		      struct gg_err *err)
 {
+	char line[GG_ERR_MSG_MAX];
 	int ret;
 
 	srv->px.upstream_url = strdup(cfg->upstream_url);
 	srv->px.cache_dir = strdup(cfg->cache_dir);
 	if (!srv->px.upstream_url || !srv->px.cache_dir)
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
-	ret = config_load_upstream_secret(&srv->px.secret, cfg, err);
+	ret = cred_new(&srv->px.cred, cfg, err);
 	if (ret)
 		return ret;
+	cred_describe(srv->px.cred, line, sizeof(line));
+	log_info("upstream %s: credential: %s", srv->px.upstream_url, line);
 	ret = check_cache_dir(srv->px.cache_dir, err);
 	if (ret)
 		return ret;
@@ -596,7 +606,7 @@ void server_free(struct server *srv)
 	audit_close(srv->px.audit);
 	authstate_free(srv->px.auth);
 	policystate_free(srv->px.policy); /* pushes are over: no snapshot held */
-	config_secret_free(srv->px.secret);
+	cred_free(srv->px.cred);
 	free(srv->px.upstream_url);
 	free(srv->px.cache_dir);
 	connwatch_free(srv->watch); /* after the daemon: no connection left */

@@ -16,6 +16,7 @@
 #include "gitgate/push/sitepolicy.h"
 #include "gitgate/proto/receivepack.h"
 #include "gitgate/proto/report.h"
+#include "gitgate/upstream/cred.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -516,8 +517,17 @@ static int refresh(struct push *p, struct gg_err *err)
 {
 	int ret;
 
+	struct cred_want want = { p->ctx.repo, CRED_READ, false };
+	struct cred_lease *lease = NULL;
+
 	p->fetched = true;
-	ret = mirror_fetch(p->m, p->ctx.upstream_repo_url, p->ctx.secret, err);
+	ret = p->ctx.cred ? cred_get(p->ctx.cred, &want, &lease, NULL, err)
+			  : gg_err_set(err, GG_EUPSTREAM,
+				       "no upstream credential");
+	if (ret == GG_OK)
+		ret = mirror_fetch(p->m, p->ctx.upstream_repo_url,
+				   cred_lease_secret(lease), err);
+	cred_lease_free(lease);
 	p->fetch_failed = ret != 0;
 	return ret;
 }

@@ -10,6 +10,7 @@
 #ifndef GITGATE_CONFIG_H
 #define GITGATE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "gitgate/core/err.h"
@@ -22,6 +23,11 @@ struct config {
 	size_t nverify_keys;
 	char *upstream_url;   /* no trailing '/' */
 	char *upstream_token_file; /* NULL when only the env var is used */
+	/* upstream.github_app (all NULL/false without it) */
+	bool github_app;
+	char *app_id;         /* digits */
+	char *app_key_file;   /* PEM RSA private key */
+	char *app_api_url;    /* no trailing '/'; default https://api.github.com */
 	char *audit_log;
 	char *revocations;
 	char *cache_dir;
@@ -38,10 +44,28 @@ int config_load(struct config **out, const char *path, struct gg_err *err);
 void config_free(struct config *cfg);
 
 /*
- * Load the upstream secret: GITGATE_UPSTREAM_TOKEN wins when set and
- * non-empty, else upstream_token_file (refused if group/world readable,
- * trailing newline stripped). *out is sodium_malloc'd, NUL-terminated;
- * free with config_secret_free (wipes it).
+ * The upstream credential comes from exactly one of upstream.token_file,
+ * GITGATE_UPSTREAM_TOKEN (when non-empty) and upstream.github_app: GG_OK,
+ * or GG_EINVAL naming the keys when two or none are set.
+ */
+int config_check_upstream_source(const struct config *cfg,
+				 struct gg_err *err);
+
+/*
+ * Read a private file (regular, no group/other permission bits, at most
+ * max bytes) into locked memory: *out is sodium_malloc'd and
+ * NUL-terminated, *outlen its length; free with config_secret_free. label
+ * names the file in messages ("upstream.token_file: /path: ...").
+ */
+int config_read_secret_file(char **out, size_t *outlen, const char *path,
+			    const char *label, size_t max, struct gg_err *err);
+
+/*
+ * Load the static upstream secret, from GITGATE_UPSTREAM_TOKEN or
+ * upstream.token_file, whichever is set (config_check_upstream_source
+ * first; refused for upstream.github_app). The file's trailing newline is
+ * stripped. *out is sodium_malloc'd, NUL-terminated; free with
+ * config_secret_free (wipes it).
  */
 int config_load_upstream_secret(char **out, const struct config *cfg,
 				struct gg_err *err);

@@ -32,7 +32,8 @@ enum gg_code {
 	GG_ENOKEY = -13,   /* token kid names no configured key */
 	GG_EDENIED = -14,  /* policy refuses */
 	GG_EUPSTREAM = -15, /* upstream failed or refused */
-	GG_ENOSPACE = -16  /* disk space kept in reserve would be used */
+	GG_ENOSPACE = -16, /* disk space kept in reserve would be used */
+	GG_ERATELIMIT = -17 /* a service asks to be called again later */
 };
 
 #define GG_ERR_MSG_MAX 256

@@ -56,4 +56,12 @@ int glob_check(const char *pattern, unsigned flags, struct gg_err *err);
  */
 bool glob_match(const char *pattern, const char *name, unsigned flags);
 
+/*
+ * Can pattern match some path below dir ("dir/x", "dir/x/y", ...)? dir is
+ * a name, not a glob (".github/workflows"). Segmented patterns only:
+ * false for GLOB_FLAT, a bad pattern or a bad dir. Decides whether a
+ * token's allow_paths may change workflow files (upstream credential).
+ */
+bool glob_match_under(const char *pattern, const char *dir, unsigned flags);
+
 #endif

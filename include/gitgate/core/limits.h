@@ -126,4 +126,22 @@
 #define GG_MWINDOW_SIZE (4 * 1024 * 1024)
 #define GG_MWINDOW_MAPPED_LIMIT (16 * 1024 * 1024)
 
+/* Upstream credential from a GitHub App (upstream/) */
+#define GG_MAX_APP_KEY_LEN (16 * 1024) /* PEM private key file */
+#define GG_MAX_API_REPLY (64 * 1024)   /* one GitHub API answer */
+#define GG_MAX_APP_TOKEN_LEN 4096      /* one installation token */
+#define GG_APP_API_CONNECT_S 5
+#define GG_APP_API_TIMEOUT_S 10        /* whole API call */
+#define GG_APP_JWT_LIFE_S 540          /* exp - now; GitHub allows 600 */
+#define GG_APP_JWT_BACKDATE_S 60       /* now - iat, for clock drift */
+#define GG_APP_TOKEN_MARGIN_S 300      /* drop a token this long before expiry */
+#define GG_APP_INSTALL_TTL_S 3600      /* installation id cached */
+#define GG_APP_INSTALL_MISS_TTL_S 60   /* "not installed" cached */
+/* A 401 from the git upstream this soon after a token was minted may be
+ * GitHub's replication delay: retried once after the wait. */
+#define GG_APP_FRESH_S 60
+#define GG_APP_REPLICATION_WAIT_MS 1000
+#define GG_MAX_REPLAY_BODY (64 * 1024) /* upload-pack body kept for it */
+#define GG_MAX_CRED_ENTRIES 4096       /* cached tokens or installations */
+
 #endif

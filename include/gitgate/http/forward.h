@@ -22,6 +22,21 @@ struct relay_response;
 int forward_start(struct request *req, int64_t content_length,
 		  struct gg_err *err);
 
+/* forward_start for a fetch or info/refs from the client (server.c): also
+ * sets up the one retry of a 401 from a freshly minted token
+ * (request.h: resend), keeping a small upload-pack body for it. */
+int forward_begin(struct request *req, int64_t content_length,
+		  struct gg_err *err);
+
+/* A chunk of a streamed upload-pack body, kept if a retry may need it. */
+void forward_keep_body(struct request *req, const char *data, size_t len);
+
+/* Answer a request that could not be forwarded: code from forward_start
+ * or the credential (GG_EUPSTREAM 502, GG_ERATELIMIT 503 with
+ * Retry-After, else 500), reason as given; logged and audited. */
+enum MHD_Result forward_refuse(struct request *req, int code,
+			       const char *reason);
+
 /* Wait for upstream's status and headers and queue the streamed answer;
  * an upstream refusal or failure is answered as a refusal (404/502). */
 enum MHD_Result forward_answer(struct request *req);

@@ -27,12 +27,13 @@
 #include "gitgate/http/route.h"
 
 struct audit_ref;
+struct cred_lease;
 
 /* What the pipeline stages read from the running server. Set up once by
  * server_new; the objects it points to are themselves thread-safe. */
 struct proxy {
 	char *upstream_url;
-	char *secret; /* sodium_malloc'd */
+	struct cred *cred; /* upstream credential source (cred.h) */
 	char *cache_dir;
 	struct authstate *auth;
 	struct audit_log *audit;
@@ -68,6 +69,19 @@ struct request {
 	/* The site policy this push is judged by (policystate_get), or NULL;
 	 * dropped by request_free after the push that borrows it. */
 	struct policysnap *policy;
+	/* The upstream credential, taken by forward_start (cred.h). */
+	struct cred_lease *lease;
+	int64_t retry_after; /* a 503's Retry-After, seconds; 0: none */
+	/* Send the request upstream again (relay restarted, body replayed),
+	 * or NULL when it cannot be: for one retry of a 401 right after a
+	 * token was minted (forward.c). */
+	int (*resend)(struct request *req, struct gg_err *err);
+	bool retried;
+	/* An upload-pack body kept for that retry: only while the token is
+	 * fresh, and only up to GG_MAX_REPLAY_BODY (replay_ok false past it). */
+	unsigned char *replay;
+	size_t replay_len;
+	bool replay_ok;
 	bool body_failed;  /* upstream gave up mid-body: discard the rest */
 	unsigned body_status; /* for a push body that could not be taken */
 	bool audited;

@@ -34,6 +34,7 @@
 #include "gitgate/token/token.h"
 
 struct policysnap;
+struct cred;
 
 struct push;
 
@@ -41,7 +42,8 @@ struct push_ctx {
 	const char *cache_dir;
 	const char *repo;              /* "owner/name" */
 	const char *upstream_repo_url; /* <upstream.url>/owner/name.git */
-	const char *secret;            /* for mirror refreshes */
+	struct cred *cred;             /* upstream credential, for mirror
+					* refreshes (a read token) */
 	const struct token_claims *claims;
 	/* The site policy in force (policystate.h), or NULL for none. Borrowed:
 	 * the caller holds a reference for the push's whole life. */
@@ -53,7 +55,7 @@ int push_new(struct push **out, const char *cache_dir, bool gzip,
 void push_free(struct push *p);
 
 /* Give the context before the body arrives (see above). Strings are
- * copied; claims and secret are borrowed and must outlive the push. */
+ * copied; claims and cred are borrowed and must outlive the push. */
 int push_set_ctx(struct push *p, const struct push_ctx *ctx,
 		 struct gg_err *err);
 

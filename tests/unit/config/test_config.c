@@ -833,20 +833,45 @@ START_TEST(test_load_fifo_refused)
 }
 END_TEST
 
-START_TEST(test_secret_env_wins)
+START_TEST(test_secret_env_and_file_refused)
 {
 	struct gg_err err = GG_ERR_INIT;
-	const char *path = put_file("tok", "from-file", 9, 0644);
-	char *s = NULL;
+	const char *path = put_file("tok", "from-file", 9, 0600);
+	struct config cfg;
+	char *s = (char *)1;
 
-	/* The file is too open and would be refused: the env var must be
-	 * used without even looking at it. */
+	/* Two sources: which one is meant cannot be guessed. */
 	setenv("GITGATE_UPSTREAM_TOKEN", SECRET, 1);
-	ck_assert_int_eq(load_secret(&s, path, &err), GG_OK);
-	ck_assert_str_eq(s, SECRET);
-	config_secret_free(s);
+	ck_assert_int_eq(load_secret(&s, path, &err), GG_EINVAL);
+	ck_assert_ptr_null(s);
+	ck_assert_str_eq(err.msg, "upstream: GITGATE_UPSTREAM_TOKEN and "
+				  "upstream.token_file are both set: keep "
+				  "exactly one of upstream.token_file, "
+				  "GITGATE_UPSTREAM_TOKEN and "
+				  "upstream.github_app");
+	ck_assert_ptr_null(strstr(err.msg, "S3CRET"));
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.github_app = true;
+	gg_err_init(&err);
+	ck_assert_int_eq(config_check_upstream_source(&cfg, &err), GG_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, "GITGATE_UPSTREAM_TOKEN and "
+					      "upstream.github_app are both"));
+	/* the App alone is one source, but has no static secret */
+	unsetenv("GITGATE_UPSTREAM_TOKEN");
+	gg_err_init(&err);
+	ck_assert_int_eq(config_check_upstream_source(&cfg, &err), GG_OK);
+	ck_assert_int_eq(config_load_upstream_secret(&s, &cfg, &err),
+			 GG_EINVAL);
+	cfg.github_app = false;
+	gg_err_init(&err);
+	ck_assert_int_eq(config_check_upstream_source(&cfg, &err), GG_EINVAL);
+	ck_assert_str_eq(err.msg, "upstream: no credential: set one of "
+				  "upstream.token_file, GITGATE_UPSTREAM_TOKEN "
+				  "or upstream.github_app");
 
 	setenv("GITGATE_UPSTREAM_TOKEN", SECRET "\n", 1);
+	gg_err_init(&err);
 	ck_assert_int_eq(load_secret(&s, NULL, &err), GG_OK);
 	ck_assert_str_eq(s, SECRET);
 	config_secret_free(s);
@@ -1027,15 +1052,17 @@ START_TEST(test_secret_none)
 	unsetenv("GITGATE_UPSTREAM_TOKEN");
 	ck_assert_int_eq(load_secret(&s, NULL, &err), GG_EINVAL);
 	ck_assert_ptr_null(s);
-	ck_assert_str_eq(err.msg, "upstream.token_file: not set, and "
-				  "GITGATE_UPSTREAM_TOKEN is not set either");
+	ck_assert_str_eq(err.msg, "upstream: no credential: set one of "
+				  "upstream.token_file, GITGATE_UPSTREAM_TOKEN "
+				  "or upstream.github_app");
 	setenv("GITGATE_UPSTREAM_TOKEN", "", 1);
 	gg_err_init(&err);
 	s = (char *)1;
 	ck_assert_int_eq(load_secret(&s, NULL, &err), GG_EINVAL);
 	ck_assert_ptr_null(s);
-	ck_assert_str_eq(err.msg, "upstream.token_file: not set, and "
-				  "GITGATE_UPSTREAM_TOKEN is empty");
+	ck_assert_str_eq(err.msg, "upstream: no credential: set one of "
+				  "upstream.token_file, GITGATE_UPSTREAM_TOKEN "
+				  "or upstream.github_app");
 	unsetenv("GITGATE_UPSTREAM_TOKEN");
 }
 END_TEST
@@ -1080,7 +1107,7 @@ static Suite *config_suite(void)
 	tcase_add_test(files, test_load_fifo_refused);
 	tcase_add_test(files, test_load_size_limit);
 	tcase_add_test(files, test_load_reports_bad_config);
-	tcase_add_test(files, test_secret_env_wins);
+	tcase_add_test(files, test_secret_env_and_file_refused);
 	tcase_add_test(files, test_secret_env_empty_falls_back);
 	tcase_add_test(files, test_secret_env_multiline);
 	tcase_add_loop_test(files, test_secret_file_ok, 0,

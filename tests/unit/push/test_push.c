@@ -28,6 +28,7 @@
 #include "gitgate/push/push.h"
 #include "gitgate/proto/receivepack.h"
 #include "gitgate/proto/report.h"
+#include "gitgate/upstream/cred.h"
 
 #define REPO "owner/repo"
 #define ZERO "0000000000000000000000000000000000000000"
@@ -354,10 +355,23 @@ static void claims_init(struct token_claims *cl, char **pats, size_t n,
 	cl->allow_delete = del;
 }
 
+/* The upstream here is a local directory: any static secret will do. */
+static struct cred *test_cred;
+
+__attribute__((destructor)) static void free_test_cred(void)
+{
+	cred_free(test_cred);
+}
+
 static struct push_ctx ctx_for(const struct token_claims *cl)
 {
 	struct push_ctx ctx = {.cache_dir = cache, .repo = REPO, .upstream_repo_url = up,
-			       .secret = "unused-secret", .claims = cl};
+			       .claims = cl};
+
+	if (!test_cred)
+		ck_assert_int_eq(cred_new_static(&test_cred, "unused-secret",
+						 NULL), GG_OK);
+	ctx.cred = test_cred;
 
 	return ctx;
 }
