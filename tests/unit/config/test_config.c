@@ -166,6 +166,35 @@ static const struct {
 	{ "http://h", "http://h" },
 };
 
+START_TEST(test_github_app)
+{
+	struct config *cfg = parse_ok(
+		"{'listen':'h:1','verify_key':'k','upstream':{'url':'https://"
+		"github.com','github_app':{'app_id':'123456',"
+		"'private_key_file':'app.pem'}}}");
+
+	ck_assert(cfg->github_app);
+	ck_assert_str_eq(cfg->app_id, "123456");
+	ck_assert_str_eq(cfg->app_key_file, "/etc/gitgate/app.pem");
+	ck_assert_str_eq(cfg->app_api_url, "https://api.github.com");
+	ck_assert_ptr_null(cfg->upstream_token_file);
+	config_free(cfg);
+	/* an integer id; GitHub Enterprise's API with its trailing slash */
+	cfg = parse_ok("{'listen':'h:1','verify_key':'k','upstream':{'url':"
+		       "'https://ghe.example','github_app':{'app_id':42,"
+		       "'private_key_file':'/k/app.pem','api_url':"
+		       "'https://ghe.example/api/v3/'}}}");
+	ck_assert_str_eq(cfg->app_id, "42");
+	ck_assert_str_eq(cfg->app_key_file, "/k/app.pem");
+	ck_assert_str_eq(cfg->app_api_url, "https://ghe.example/api/v3");
+	config_free(cfg);
+	cfg = parse_ok(MIN_CONFIG);
+	ck_assert(!cfg->github_app);
+	ck_assert_ptr_null(cfg->app_id);
+	config_free(cfg);
+}
+END_TEST
+
 START_TEST(test_upstream_url_trailing_slash)
 {
 	char json[256];
@@ -417,6 +446,42 @@ static const struct {
 	  "upstream.url: must not contain credentials, query or fragment" },
 	{ "{" LI "," VK ",'upstream':{'url':'https://h/#top'}}",
 	  "upstream.url: must not contain credentials, query or fragment" },
+	/* upstream.github_app */
+#define APP(body) "{" LI "," VK ",'upstream':{'url':'https://h'," body "}}"
+	{ APP("'github_app':true"), "upstream.github_app: must be an object" },
+	{ APP("'github_app':{'private_key_file':'k.pem'}"),
+	  "upstream.github_app.app_id: required" },
+	{ APP("'github_app':{'app_id':'123'}"),
+	  "upstream.github_app.private_key_file: required" },
+	{ APP("'github_app':{'app_id':'12a','private_key_file':'k.pem'}"),
+	  "upstream.github_app.app_id: must be a string of digits" },
+	{ APP("'github_app':{'app_id':'','private_key_file':'k.pem'}"),
+	  "upstream.github_app.app_id: must be a string of digits" },
+	{ APP("'github_app':{'app_id':12.5,'private_key_file':'k.pem'}"),
+	  "upstream.github_app.app_id: must be a string of digits" },
+	{ APP("'github_app':{'app_id':-4,'private_key_file':'k.pem'}"),
+	  "upstream.github_app.app_id: must be a string of digits" },
+	{ APP("'github_app':{'app_id':'123456789012345678901',"
+	      "'private_key_file':'k.pem'}"),
+	  "upstream.github_app.app_id: must be a string of digits" },
+	{ APP("'github_app':{'app_id':'1','private_key_file':'k.pem',"
+	      "'api_url':'ftp://h'}"),
+	  "upstream.github_app.api_url: must start with http:// or https://" },
+	{ APP("'github_app':{'app_id':'1','private_key_file':'k.pem',"
+	      "'api_url':'https://x:y@h'}"),
+	  "upstream.github_app.api_url: must not contain credentials, query "
+	  "or fragment" },
+	{ APP("'github_app':{'app_id':'1','private_key_file':'k.pem',"
+	      "'api_url':5}"),
+	  "upstream.github_app.api_url: must be a non-empty string" },
+	{ APP("'github_app':{'app_id':'1','private_key_file':'k.pem',"
+	      "'key':'x'}"),
+	  "upstream.github_app.key: unknown key" },
+	{ APP("'token_file':'t','github_app':{'app_id':'1',"
+	      "'private_key_file':'k.pem'}"),
+	  "upstream: token_file and github_app are both set: keep exactly "
+	  "one" },
+#undef APP
 };
 
 START_TEST(test_bad_one)
@@ -1077,6 +1142,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_minimal);
 	tcase_add_test(tc, test_full);
 	tcase_add_test(tc, test_policy_path);
+	tcase_add_test(tc, test_github_app);
 	tcase_add_test(tc, test_verify_key_max_entries);
 	tcase_add_test(tc, test_verify_key_too_many);
 	tcase_add_loop_test(tc, test_upstream_url_trailing_slash, 0,
