@@ -433,8 +433,9 @@ static void parse_upstream(struct config *cfg, json_t *root, const char *dir,
 		cfg->upstream_token_file = resolve(dir, tf);
 	parse_github_app(cfg, up, dir, p);
 	if (tf && json_object_get(up, "github_app"))
-		problem(p, "upstream: token_file and github_app are both set: "
-			   "keep exactly one");
+		problem(p, "upstream: upstream.token_file and "
+			   "upstream.github_app are both set: keep exactly "
+			   "one");
 }
 
 static char *path_key(json_t *root, const char *key, const char *def,

@@ -337,6 +337,134 @@ def _lighttpd_quote(s):
     return '"%s"' % s
 
 
+# The CGI wrapper of Upstream(app_tokens=True), written to ROOT/cgi/. It
+# plays GitHub's git front end for App installation tokens: Basic
+# x-access-token:<token>, the token looked up (by its SHA-256) in the table
+# the stand-in writes; 401 with WWW-Authenticate for no/unknown/expired/
+# not-yet-valid tokens and for a token of another repository, 403 for
+# receive-pack with a contents:read token; otherwise git http-backend is
+# exec'd with the environment lighttpd gave (plus REMOTE_USER/AUTH_TYPE, as
+# mod_auth sets them). One JSON line per request goes to GG_APP_LOG, naming
+# the token by the stand-in's id only.
+APP_UPSTREAM_CGI = r'''#!@PYTHON@ -S
+import base64, hashlib, json, os, sys, time
+
+
+def log(rec):
+    path = os.environ.get("GG_APP_LOG")
+    if not path:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, (json.dumps(rec, sort_keys=True) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def drain():
+    try:
+        n = int(os.environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        n = 0
+    while n > 0:
+        b = sys.stdin.buffer.read(min(n, 1 << 16))
+        if not b:
+            break
+        n -= len(b)
+
+
+def deny(rec, status, reason):
+    rec.update(decision="deny", status=status, reason=reason)
+    log(rec)
+    drain()
+    head = "Status: %d %s\r\n" % (status, {401: "Unauthorized",
+                                          403: "Forbidden",
+                                          404: "Not Found"}[status])
+    if status == 401:
+        head += 'WWW-Authenticate: Basic realm="GitHub"\r\n'
+    sys.stdout.write(head + "Content-Type: text/plain\r\n\r\n" + reason +
+                     "\n")
+    sys.stdout.flush()
+    sys.exit(0)
+
+
+def main():
+    env = os.environ
+    now = time.time()
+    path = env.get("PATH_INFO", "")
+    query = env.get("QUERY_STRING", "")
+    parts = path.strip("/").split("/")
+    repo = None
+    if len(parts) >= 3 and parts[1].endswith(".git"):
+        repo = parts[0] + "/" + parts[1][:-4]
+    service = None
+    if path.endswith("/info/refs"):
+        for kv in query.split("&"):
+            if kv.startswith("service="):
+                service = kv[len("service="):]
+    elif path.endswith("/git-upload-pack"):
+        service = "git-upload-pack"
+    elif path.endswith("/git-receive-pack"):
+        service = "git-receive-pack"
+    rec = {"time": now, "method": env.get("REQUEST_METHOD", ""),
+           "path": path, "repo": repo, "service": service,
+           "ua": env.get("HTTP_USER_AGENT", ""), "token": None,
+           "contents": None, "workflows": None, "status": None,
+           "reason": ""}
+    auth = env.get("HTTP_AUTHORIZATION", "")
+    if not auth.startswith("Basic "):
+        deny(rec, 401, "no credential" if not auth else
+             "not a Basic credential")
+    try:
+        user, _, password = base64.b64decode(
+            auth[6:].strip(), validate=True).decode().partition(":")
+    except Exception:
+        deny(rec, 401, "unparseable Basic credential")
+    if user != "x-access-token":
+        deny(rec, 401, "user must be x-access-token")
+    try:
+        with open(env["GG_APP_TOKENS"]) as f:
+            table = json.load(f)
+    except (OSError, ValueError, KeyError):
+        table = {}
+    entry = table.get(hashlib.sha256(password.encode()).hexdigest())
+    if entry is None:
+        deny(rec, 401, "unknown token")
+    rec.update(token=entry["id"], contents=entry.get("contents"),
+               workflows=entry.get("workflows"))
+    if now < entry.get("valid_from", 0):
+        deny(rec, 401, "token not valid yet (replication delay)")
+    if now >= entry["expires"]:
+        deny(rec, 401, "token expired")
+    if repo is None:
+        deny(rec, 404, "not a repository path")
+    owner, _, name = repo.partition("/")
+    if owner.lower() != entry["owner"].lower() or (
+            entry.get("repos") is not None and
+            name.lower() not in [r.lower() for r in entry["repos"]]):
+        deny(rec, 401, "token not valid for %s" % repo)
+    if service not in ("git-upload-pack", "git-receive-pack"):
+        deny(rec, 403, "only smart HTTP is served")
+    if entry.get("contents") not in ("read", "write"):
+        deny(rec, 403, "token has no contents permission")
+    if service == "git-receive-pack" and entry.get("contents") != "write":
+        deny(rec, 403, "Permission to %s.git denied to app (contents:%s)" %
+             (repo, entry.get("contents")))
+    rec.update(decision="pass")
+    log(rec)
+    backend = env["GG_HTTP_BACKEND"]
+    child = dict(env)
+    for k in ("GG_APP_TOKENS", "GG_APP_LOG", "GG_HTTP_BACKEND"):
+        child.pop(k, None)
+    child["REMOTE_USER"] = user
+    child["AUTH_TYPE"] = "Basic"
+    os.execve(backend, [backend], child)
+
+
+main()
+'''
+
+
 class Upstream:
     """A real smart-HTTP git server on 127.0.0.1:<free port>.
 
@@ -350,7 +478,15 @@ class Upstream:
     """
 
     def __init__(self, root=None, secret=None, port=None, keep=False,
-                 stream_response_body=0, tls=False, compress=False):
+                 stream_response_body=0, tls=False, compress=False,
+                 app_tokens=False):
+        # app_tokens: instead of mod_auth and the one static secret, every
+        # request goes through a CGI wrapper (APP_UPSTREAM_CGI below) that
+        # accepts only the GitHub App installation tokens listed in
+        # app_tokens_path (written by ghapp_standin.GitHubAppStandin),
+        # enforcing each token's repository, permission, expiry and
+        # valid-from, and logging each request to app_log_path.
+        self.app_tokens = bool(app_tokens)
         # stream_response_body: lighttpd's server.stream-response-body.
         # 0 (its default) buffers the whole CGI reply and then sends it
         # with Content-Length; 2 sends it as the CGI writes it (chunked),
@@ -383,8 +519,47 @@ class Upstream:
             os.makedirs(d, exist_ok=True)
         _make_home(self.home)
         self._write_users(self.secret)
+        self.app_tokens_path = os.path.join(self.root, "app-tokens.json")
+        self.app_log_path = os.path.join(self.root, "app-upstream.jsonl")
+        self.app_cgi_path = os.path.join(self.root, "cgi", "gh-upstream")
+        if self.app_tokens:
+            self._write_app_cgi()
         self.ca_file = self._make_certificates() if tls else None
         _register(self)  # stopped and cleaned up at exit at the latest
+
+    def _write_app_cgi(self):
+        os.makedirs(os.path.dirname(self.app_cgi_path), exist_ok=True)
+        with open(self.app_cgi_path, "w") as f:
+            f.write(APP_UPSTREAM_CGI.replace("@PYTHON@", sys.executable))
+        os.chmod(self.app_cgi_path, 0o755)
+        if not os.path.exists(self.app_tokens_path):
+            self.write_app_tokens({})
+
+    def write_app_tokens(self, table):
+        """Replace the token table (atomically): {sha256(token) hex: {"id",
+        "owner", "repos" (names, or None for every repository of owner),
+        "contents", "workflows", "expires", "valid_from"}}."""
+        tmp = self.app_tokens_path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(table, f)
+        os.replace(tmp, self.app_tokens_path)
+
+    def app_log(self):
+        """The wrapper's records, one per request: time, method, path,
+        repo, service, ua, token (the stand-in's token id, never the
+        token), contents, workflows, decision ("pass" or "deny"), status
+        (401/403 when denied) and reason."""
+        out = []
+        try:
+            with open(self.app_log_path, errors="replace") as f:
+                for line in f:
+                    line = line.strip()
+                    if line:
+                        out.append(json.loads(line))
+        except OSError:
+            pass
+        return out
 
     def _make_certificates(self):
         """A CA and a server certificate for 127.0.0.1 signed by it (EC
@@ -431,9 +606,34 @@ class Upstream:
     def _write_conf(self):
         backend = os.path.join(_git_exec_path(), "git-http-backend")
         q = _lighttpd_quote
+        if self.app_tokens:
+            alias_target = self.app_cgi_path + "/"
+            auth_mods = ""
+            app_env = (
+                '\n    "GG_APP_TOKENS" => %s,\n    "GG_APP_LOG" => %s,'
+                '\n    "GG_HTTP_BACKEND" => %s,' % (
+                    q(self.app_tokens_path), q(self.app_log_path),
+                    q(backend)))
+            auth_conf = (
+                "\n# app_tokens mode: no mod_auth. lighttpd hands the "
+                "Authorization header\n# to the CGI wrapper as "
+                "HTTP_AUTHORIZATION; the wrapper decides, then execs\n"
+                "# git http-backend (see APP_UPSTREAM_CGI).\n")
+        else:
+            alias_target = backend + "/"
+            auth_mods = '"mod_auth", "mod_authn_file", '
+            app_env = ""
+            auth_conf = """
+# mod_authn_file re-reads the user file on every request, so changing the
+# secret takes effect at once (reject_credential / accept_credential).
+auth.backend = "plain"
+auth.backend.plain.userfile = %s
+auth.require = ( "/" => ( "method" => "basic", "realm" => "upstream",
+                          "require" => "valid-user" ) )
+""" % q(self.users_path)
         conf = """\
 # generated by tests/integration/harness.py
-server.modules = ( "mod_alias", "mod_auth", "mod_authn_file", "mod_setenv",
+server.modules = ( "mod_alias", {auth_mods}"mod_setenv",
                    "mod_cgi", "mod_accesslog"{deflate_mod} )
 {tls}
 {deflate}
@@ -453,7 +653,7 @@ accesslog.format = "%h %u \\"%r\\" %s %b auth=\\"%{{Authorization}}i\\" proto=\\
 
 # Every URL is a path below git http-backend: lighttpd finds the executable
 # and passes the rest as PATH_INFO (/OWNER/NAME.git/info/refs, ...).
-alias.url = ( "/" => {backend_dir} )
+alias.url = ( "/" => {alias_target} )
 cgi.assign = ( "" => "" )
 # Git-Protocol reaches the CGI as HTTP_GIT_PROTOCOL, which http-backend
 # turns into GIT_PROTOCOL itself (protocol v2).
@@ -461,19 +661,13 @@ setenv.add-environment = (
     "GIT_PROJECT_ROOT" => {repos},
     "GIT_HTTP_EXPORT_ALL" => "1",
     "GIT_CONFIG_NOSYSTEM" => "1",
-    "HOME" => {home},
+    "HOME" => {home},{app_env}
 )
-
-# mod_authn_file re-reads the user file on every request, so changing the
-# secret takes effect at once (reject_credential / accept_credential).
-auth.backend = "plain"
-auth.backend.plain.userfile = {users}
-auth.require = ( "/" => ( "method" => "basic", "realm" => "upstream",
-                          "require" => "valid-user" ) )
-""".format(port=self.port, repos=q(self.repos_dir), errlog=q(self.error_log),
+{auth_conf}""".format(
+           port=self.port, repos=q(self.repos_dir), errlog=q(self.error_log),
            uploads=q(self.upload_dir), acclog=q(self.access_log),
-           backend_dir=q(backend + "/"), home=q(self.home),
-           users=q(self.users_path),
+           alias_target=q(alias_target), home=q(self.home),
+           auth_mods=auth_mods, app_env=app_env, auth_conf=auth_conf,
            stream_resp=int(self.stream_response_body),
            tls=self._tls_conf(),
            deflate_mod=', "mod_deflate"' if self.compress else "",
@@ -759,7 +953,13 @@ class Gitgate:
 
     def __init__(self, upstream_url, secret, root=None, binary=None,
                  port=None, secret_via_env=False, extra_config=None,
-                 keep=False, env=None):
+                 keep=False, env=None, github_app=None, cwd=None):
+        # github_app: the upstream.github_app object ({"app_id",
+        # "private_key_file", "api_url"}); the config then names no
+        # token_file (secret may be None). cwd: the working directory of
+        # gitgate serve (default ROOT, the config file's directory).
+        self.github_app = github_app
+        self.cwd = cwd
         self.binary = binary or gitgate_binary()
         self._own_root = root is None
         self.root = os.path.abspath(root) if root else tempfile.mkdtemp(
@@ -807,7 +1007,9 @@ class Gitgate:
             "revocations": "revoked.txt",
             "cache_dir": "cache",
         }
-        if not self.secret_via_env:
+        if self.github_app is not None:
+            cfg["upstream"]["github_app"] = dict(self.github_app)
+        elif not self.secret_via_env:
             cfg["upstream"]["token_file"] = "upstream-token"
         for k, v in self.extra_config.items():
             if v is None:
@@ -825,7 +1027,7 @@ class Gitgate:
         if not os.path.isfile(self.verify_key):
             self.keygen()
         os.makedirs(self.cache_dir, exist_ok=True)
-        if not self.secret_via_env:
+        if not self.secret_via_env and self.secret is not None:
             fd = os.open(self.token_file,
                          os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
@@ -882,7 +1084,8 @@ class Gitgate:
                 self.proc = subprocess.Popen(
                     [self.binary, "serve", "--config", self.config_path],
                     stdin=subprocess.DEVNULL, stdout=outf, stderr=errf,
-                    cwd=self.root, env=env, start_new_session=True)
+                    cwd=self.cwd or self.root, env=env,
+                    start_new_session=True)
             ok = wait_until(lambda: self.proc.poll() is not None or
                             self._healthy(), timeout, 0.05)
             if ok and self.proc.poll() is None:
@@ -934,7 +1137,7 @@ class Gitgate:
 
     def mint(self, repo=None, repos=None, push=None, allow_force=False,
              allow_delete=False, no_fetch=False, ttl=None, sub=None,
-             key=None, check=True):
+             key=None, check=True, allow_paths=None):
         """gitgate mint ...; returns the token (str). With check=False
         returns (rc, stdout, stderr) instead."""
         args = ["mint", "--key", key or self.signing_key]
@@ -946,6 +1149,8 @@ class Gitgate:
             args.append("--allow-force")
         if allow_delete:
             args.append("--allow-delete")
+        for p in allow_paths or []:
+            args += ["--allow-path", p]
         if no_fetch:
             args.append("--no-fetch")
         if ttl:

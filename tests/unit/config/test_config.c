@@ -479,8 +479,8 @@ static const struct {
 	  "upstream.github_app.key: unknown key" },
 	{ APP("'token_file':'t','github_app':{'app_id':'1',"
 	      "'private_key_file':'k.pem'}"),
-	  "upstream: token_file and github_app are both set: keep exactly "
-	  "one" },
+	  "upstream: upstream.token_file and upstream.github_app are both "
+	  "set: keep exactly one" },
 #undef APP
 };
 
