@@ -242,7 +242,8 @@ class GitHubAppStandin:
     """The stand-in server. See the module docstring."""
 
     def __init__(self, upstream=None, token_table=None, app_id=APP_ID,
-                 key=None, token_lifetime=3600, host="127.0.0.1"):
+                 key=None, token_lifetime=3600, host="127.0.0.1",
+                 fixed_token=None):
         self.app_id = str(app_id)
         self.key = key or generate_key()
         self.public_key = self.key.public_key()
@@ -250,6 +251,9 @@ class GitHubAppStandin:
         self.token_table = token_table or (
             upstream.app_tokens_path if upstream is not None else None)
         self.token_lifetime = token_lifetime
+        # fixed_token: issue this one token every time (the benchmark, in
+        # front of a plain Upstream whose static secret it is)
+        self.fixed_token = fixed_token
         self.host = host
         self.port = None
         self.clock_offset = 0.0      # seconds added to time.time()
@@ -475,6 +479,8 @@ class GitHubAppStandin:
         return None
 
     def _write_table(self):
+        if not self.token_table:
+            return  # no App-token upstream to tell
         table = {}
         with self._lock:
             for tok, info in self.tokens.items():
@@ -721,8 +727,8 @@ class GitHubAppStandin:
             n = self._n_tokens
             self._n_tokens += 1
         length = TOKEN_LENGTHS[n % len(TOKEN_LENGTHS)]
-        token = "ghs_" + "".join(secrets.choice(_ALNUM)
-                                 for _ in range(length - 4))
+        token = self.fixed_token or "ghs_" + "".join(
+            secrets.choice(_ALNUM) for _ in range(length - 4))
         real_now = time.time()
         lifetime = self.token_lifetime
         # expires_at is whole seconds on the stand-in's clock; the upstream
