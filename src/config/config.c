@@ -684,6 +684,11 @@ int config_check_upstream_source(const struct config *cfg, struct gg_err *err)
 			    : cfg->github_app	     ? "upstream.github_app"
 						     : NULL;
 
+	if (cfg->upstream_token_file && cfg->github_app)
+		return gg_err_set(err, GG_EINVAL,
+				  "upstream: upstream.token_file and "
+				  "upstream.github_app are both set: keep "
+				  "exactly one");
 	if (env && other)
 		return gg_err_set(err, GG_EINVAL,
 				  "upstream: GITGATE_UPSTREAM_TOKEN and %s are "

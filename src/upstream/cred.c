@@ -30,7 +30,7 @@ struct cred_lease {
 	char *repo;
 	unsigned perms;
 	char *secret;          /* sodium_malloc'd */
-	int64_t reuse_until;   /* our clock, seconds */
+	int64_t reuse_until_ms; /* monotonic: a clock step cannot extend it */
 	int64_t minted_ms;     /* monotonic; INT64_MIN: static */
 	unsigned refs;
 	bool pinned;           /* the static secret: never freed by leases */
@@ -126,12 +126,12 @@ static void tok_uncache(struct cred *c, struct cred_lease **link)
  * ones met on the way are dropped. */
 static struct cred_lease *tok_find(struct cred *c, uint64_t inst,
 				   const char *repo, unsigned perms,
-				   int64_t now)
+				   int64_t now_ms)
 {
 	struct cred_lease **link = &c->toks, *t;
 
 	while ((t = *link)) {
-		if (t->reuse_until <= now) {
+		if (t->reuse_until_ms <= now_ms) {
 			tok_uncache(c, link);
 			continue;
 		}
@@ -478,8 +478,8 @@ static int parse_token(struct cred_lease **out, const struct ghapi_reply *r,
 		life = expires - (r->date ? r->date : gh_now);
 		margin = life / 2 < GG_APP_TOKEN_MARGIN_S ? life / 2
 							  : GG_APP_TOKEN_MARGIN_S;
-		t->reuse_until = timeutil_now() + life - margin;
 		t->minted_ms = timeutil_mono_ms();
+		t->reuse_until_ms = t->minted_ms + (life - margin) * 1000;
 		*out = t;
 	}
 	/* jansson's copy of the token, wiped before it is freed (the
@@ -653,7 +653,7 @@ static int app_get(struct cred *c, const char *repo, unsigned perms,
 	pthread_mutex_lock(&c->lock);
 	i = inst_find(c, repo, timeutil_mono_ms());
 	if (i && i->id)
-		t = tok_find(c, i->id, repo, perms, timeutil_now());
+		t = tok_find(c, i->id, repo, perms, timeutil_mono_ms());
 	if (t) {
 		t->refs++;
 		c->stats.cache_hits++;

@@ -219,7 +219,7 @@ int ghapi_do(struct ghapi_reply *out, const struct ghapi_call *call,
 	setup(c, call, headers, &st, errbuf);
 	rc = curl_easy_perform(c);
 	if (st.too_large)
-		ret = gg_err_set(err, GG_ELIMIT,
+		ret = gg_err_set(err, GG_EUPSTREAM,
 				 "GitHub API answer to %s %s is over %d bytes",
 				 call->method, call->url, GG_MAX_API_REPLY);
 	else if (rc != CURLE_OK)

@@ -74,6 +74,8 @@ int ghjwt_key_from_pem(struct ghjwt_key **out, const char *pem, size_t len,
 	BIO *bio;
 
 	*out = NULL;
+	if (sodium_init() < 0)
+		return gg_err_set(err, GG_ERR, "libsodium failed to start");
 	pthread_once(&secure_once, secure_heap_init);
 	if (len > GG_MAX_APP_KEY_LEN)
 		return gg_err_set(err, GG_ELIMIT, "%s: larger than %d bytes",
@@ -158,6 +160,8 @@ int ghjwt_sign(char **out, const struct ghjwt_key *key, const char *app_id,
 	int len;
 
 	*out = NULL;
+	if (sodium_init() < 0)
+		return gg_err_set(err, GG_ERR, "libsodium failed to start");
 	len = snprintf(claims, sizeof(claims),
 		       "{\"iat\":%" PRId64 ",\"exp\":%" PRId64
 		       ",\"iss\":\"%s\"}",

@@ -39,9 +39,9 @@ struct ghapi_reply {
 };
 
 /* Make the call. GG_OK with *out filled for any HTTP answer (judge
- * out->status); GG_EUPSTREAM when no answer came (err: unreachable or
- * timed out), GG_ELIMIT for an answer over GG_MAX_API_REPLY. Release *out
- * either way. */
+ * out->status); GG_EUPSTREAM when no usable answer came (err:
+ * unreachable, timed out, or over GG_MAX_API_REPLY). Release *out either
+ * way. */
 int ghapi_do(struct ghapi_reply *out, const struct ghapi_call *call,
 	     struct gg_err *err);
 

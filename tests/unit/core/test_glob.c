@@ -194,6 +194,199 @@ START_TEST(check_length)
 }
 END_TEST
 
+/*
+ * glob_match_under: can the pattern match some path below dir? Asked of a
+ * token's allow_paths with dir ".github/workflows" to decide whether the
+ * upstream credential gets workflows: write.
+ */
+struct under_row {
+	const char *pattern;
+	const char *dir;
+	unsigned flags;
+	bool under;
+};
+
+#define WF ".github/workflows"
+
+static const struct under_row under_rows[] = {
+	/* patterns that reach inside .github/workflows */
+	{".github/**", WF, SEG, true},
+	{"**", WF, SEG, true},
+	{".github/workflows/ci.yml", WF, SEG, true},
+	{".github/workflows/*.yml", WF, SEG, true},
+	{".github/workflows/**", WF, SEG, true},
+	{".github/workflows/*", WF, SEG, true},
+	{"**/*.yml", WF, SEG, true},
+	{"**/workflows/**", WF, SEG, true},
+	{"**/ci.yml", WF, SEG, true},
+	{".github/**/ci.yml", WF, SEG, true},
+	{".github/*/ci.yml", WF, SEG, true},
+	{"*/workflows/x/**", WF, SEG, true},
+	{".github/workflows/a/b/c.yml", WF, SEG, true},
+	/* patterns that cannot */
+	{".github/*", WF, SEG, false},	       /* .github/workflows itself */
+	{".github/workflows", WF, SEG, false}, /* only that exact name */
+	{".github", WF, SEG, false},
+	{"*", WF, SEG, false},
+	{"*/*", WF, SEG, false},
+	{"src/**", WF, SEG, false},
+	{".github/actions/**", WF, SEG, false},
+	{".github/workflowsx/**", WF, SEG, false},
+	{".github/workflow/*", WF, SEG, false},
+	{"x/.github/workflows/**", WF, SEG, false},
+	{"**/*.yml/x", "a", SEG, true},
+	{"a/b", "a/b/c", SEG, false},
+	/* case: paths are as written unless folded */
+	{".GitHub/**", WF, SEG, false},
+	{".GitHub/**", WF, FOLD, true},
+	{".GITHUB/WORKFLOWS/*.YML", WF, FOLD, true},
+	{".GITHUB/WORKFLOWS/*.YML", WF, SEG, false},
+	/* flat patterns are for emails, never paths */
+	{".github/**", WF, GLOB_FLAT, false},
+	{"*", WF, GLOB_FLAT, false},
+	{"*", WF, EMAIL, false},
+	/* bad patterns match nothing */
+	{"", WF, SEG, false},
+	{"/.github/**", WF, SEG, false},
+	{".github/", WF, SEG, false},
+	{".github//workflows/*", WF, SEG, false},
+	{".github/../.github/**", WF, SEG, false},
+	{"./.github/**", WF, SEG, false},
+	{".github/w**", WF, SEG, false},
+	{".github/\tx", WF, SEG, false},
+	/* bad dirs are no directory */
+	{"**", "", SEG, false},
+	{"**", "/.github/workflows", SEG, false},
+	{"**", ".github/workflows/", SEG, false},
+	{"**", ".github//workflows", SEG, false},
+	{".github/**", "/", SEG, false},
+};
+
+START_TEST(under_table)
+{
+	const struct under_row *r = &under_rows[_i];
+
+	ck_assert_msg(
+		glob_match_under(r->pattern, r->dir, r->flags) == r->under,
+		"glob_match_under(\"%s\", \"%s\", %u) should be %s", r->pattern,
+		r->dir, r->flags, r->under ? "true" : "false");
+}
+END_TEST
+
+/*
+ * Agrees with glob_match, both ways, on every table row (flat ones are
+ * never "under", by definition): under is true exactly when some
+ * "dir/s1[/s2[/s3]]" matches, the segments drawn from the pattern's own
+ * segments with their '*' removed, plus "x" (enough to give every
+ * pattern segment of these rows a name that matches it).
+ */
+#define MAX_ALPHA 8
+
+static size_t witness_alphabet(char alpha[][64], const char *pattern)
+{
+	const char *p = pattern, *e;
+	size_t n = 0, i, j;
+
+	snprintf(alpha[n++], 64, "x");
+	while (n < MAX_ALPHA && *p) {
+		e = strchr(p, '/');
+		if (!e)
+			e = p + strlen(p);
+		for (i = 0, j = 0; p + i < e && j < 63; i++)
+			if (p[i] != '*')
+				alpha[n][j++] = p[i];
+		alpha[n][j] = '\0';
+		if (j > 0)
+			n++;
+		p = *e ? e + 1 : e;
+	}
+	return n;
+}
+
+/* Does some name + "/s1[/s2...]" (up to depth more segments from alpha)
+ * match? The first such name into found. */
+static bool some_match_below(const struct under_row *r, const char *name,
+			     char alpha[][64], size_t n, int depth, char *found,
+			     size_t foundsz)
+{
+	char longer[512];
+	size_t a;
+
+	for (a = 0; depth > 0 && a < n; a++) {
+		snprintf(longer, sizeof(longer), "%.300s/%.63s", name,
+			 alpha[a]);
+		if (glob_match(r->pattern, longer, r->flags)) {
+			snprintf(found, foundsz, "%s", longer);
+			return true;
+		}
+		if (some_match_below(r, longer, alpha, n, depth - 1, found,
+				     foundsz))
+			return true;
+	}
+	return false;
+}
+
+START_TEST(under_agrees_with_match)
+{
+	const struct under_row *r = &under_rows[_i];
+	char alpha[MAX_ALPHA][64], witness[512] = "";
+	bool any;
+
+	if ((r->flags & GLOB_FLAT) || !*r->dir || r->dir[0] == '/' ||
+	    r->dir[strlen(r->dir) - 1] == '/' || strstr(r->dir, "//"))
+		return;
+	any = some_match_below(r, r->dir, alpha,
+			       witness_alphabet(alpha, r->pattern), 3, witness,
+			       sizeof(witness));
+	ck_assert_msg(any == r->under,
+		      "glob_match_under(\"%s\", \"%s\") is %s but a "
+		      "matching name below it %s%s",
+		      r->pattern, r->dir, r->under ? "true" : "false",
+		      any ? "exists: " : "was not found", witness);
+}
+END_TEST
+
+#undef MAX_ALPHA
+
+START_TEST(under_null_and_long)
+{
+	char *p = malloc(GG_MAX_PATTERN_LEN + 2);
+	size_t n;
+
+	ck_assert(!glob_match_under(NULL, WF, 0));
+	ck_assert(!glob_match_under("**", NULL, 0));
+	ck_assert_ptr_nonnull(p);
+	/* the most segments a pattern can have: "aa/a/a/.../a" */
+	memcpy(p, "aa", 2);
+	for (n = 2; n + 2 <= GG_MAX_PATTERN_LEN; n += 2)
+		memcpy(p + n, "/a", 2);
+	p[n] = '\0';
+	ck_assert_uint_eq(strlen(p), GG_MAX_PATTERN_LEN);
+	ck_assert(glob_match_under(p, "aa", 0));
+	ck_assert(glob_match_under(p, "aa/a/a", 0));
+	ck_assert(!glob_match_under(p, "a", 0));
+	ck_assert(!glob_match_under(p, p, 0)); /* p itself, nothing below */
+	/* "**" at every level */
+	memcpy(p, "**", 2);
+	for (n = 2; n + 3 <= GG_MAX_PATTERN_LEN; n += 3)
+		memcpy(p + n, "/**", 3);
+	p[n] = '\0';
+	ck_assert(glob_match_under(p, WF, 0));
+	ck_assert(glob_match_under(p, "a/b/c/d/e/f/g/h", 0));
+	/* one byte too long: refused */
+	memset(p, 'a', GG_MAX_PATTERN_LEN + 1);
+	p[GG_MAX_PATTERN_LEN + 1] = '\0';
+	ck_assert(!glob_match_under(p, "a", 0));
+	p[0] = '*';
+	p[1] = '*';
+	p[2] = '/';
+	ck_assert(!glob_match_under(p, "a", 0));
+	free(p);
+}
+END_TEST
+
+#undef WF
+
 static double seconds(void)
 {
 	struct timespec ts;
@@ -246,6 +439,9 @@ static Suite *glob_suite(void)
 	tcase_add_test(tc, match_null);
 	tcase_add_loop_test(tc, check_table, 0, N(check_rows));
 	tcase_add_test(tc, check_length);
+	tcase_add_loop_test(tc, under_table, 0, N(under_rows));
+	tcase_add_loop_test(tc, under_agrees_with_match, 0, N(under_rows));
+	tcase_add_test(tc, under_null_and_long);
 	tcase_add_test(tc, pathological_is_fast);
 #undef N
 	suite_add_tcase(s, tc);
