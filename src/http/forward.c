@@ -308,6 +308,16 @@ int forward_begin(struct request *req, int64_t content_length,
 	return GG_OK;
 }
 
+/* The body cannot be kept whole: no retry, and nothing kept. */
+static void drop_replay(struct request *req)
+{
+	req->replay_ok = false;
+	req->resend = NULL;
+	free(req->replay);
+	req->replay = NULL;
+	req->replay_len = 0;
+}
+
 void forward_keep_body(struct request *req, const char *data, size_t len)
 {
 	unsigned char *nb;
@@ -315,17 +325,12 @@ void forward_keep_body(struct request *req, const char *data, size_t len)
 	if (!req->replay_ok)
 		return;
 	if (len > GG_MAX_REPLAY_BODY - req->replay_len) {
-		req->replay_ok = false;
-		req->resend = NULL;
-		free(req->replay);
-		req->replay = NULL;
-		req->replay_len = 0;
+		drop_replay(req);
 		return;
 	}
 	nb = realloc(req->replay, req->replay_len + len);
 	if (!nb) {
-		req->replay_ok = false;
-		req->resend = NULL;
+		drop_replay(req);
 		return;
 	}
 	memcpy(nb + req->replay_len, data, len);

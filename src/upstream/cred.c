@@ -162,6 +162,17 @@ static void tok_cache(struct cred *c, struct cred_lease *t)
 
 /* ---- installations ------------------------------------------------- */
 
+/* Unlink *link from the installation cache and free it. */
+static void inst_drop(struct cred *c, struct inst **link)
+{
+	struct inst *i = *link;
+
+	*link = i->next;
+	free(i->repo);
+	free(i);
+	c->ninsts--;
+}
+
 static struct inst *inst_find(struct cred *c, const char *repo,
 			      int64_t now_ms)
 {
@@ -169,10 +180,7 @@ static struct inst *inst_find(struct cred *c, const char *repo,
 
 	while ((i = *link)) {
 		if (i->until_ms <= now_ms) {
-			*link = i->next;
-			free(i->repo);
-			free(i);
-			c->ninsts--;
+			inst_drop(c, link);
 			continue;
 		}
 		if (!strcmp(i->repo, repo))
@@ -188,10 +196,7 @@ static void inst_forget(struct cred *c, const char *repo)
 
 	while ((i = *link)) {
 		if (!strcmp(i->repo, repo)) {
-			*link = i->next;
-			free(i->repo);
-			free(i);
-			c->ninsts--;
+			inst_drop(c, link);
 			return;
 		}
 		link = &i->next;
@@ -210,10 +215,7 @@ static void inst_cache(struct cred *c, const char *repo, uint64_t id,
 	if (c->ninsts >= GG_MAX_CRED_ENTRIES) {
 		for (link = &c->insts; (*link)->next; link = &(*link)->next)
 			;
-		free((*link)->repo);
-		free(*link);
-		*link = NULL;
-		c->ninsts--;
+		inst_drop(c, link);
 	}
 	i = calloc(1, sizeof(*i));
 	if (!i || !(i->repo = strdup(repo))) {
@@ -836,19 +838,14 @@ int cred_new(struct cred **out, const struct config *cfg, struct gg_err *err)
 
 void cred_free(struct cred *c)
 {
-	struct inst *i;
-
 	if (!c)
 		return;
 	if (c->fixed)
 		tok_destroy(c->fixed);
 	while (c->toks)
 		tok_uncache(c, &c->toks);
-	while ((i = c->insts)) {
-		c->insts = i->next;
-		free(i->repo);
-		free(i);
-	}
+	while (c->insts)
+		inst_drop(c, &c->insts);
 	ghjwt_key_free(c->key);
 	free(c->app_id);
 	free(c->api_url);
