@@ -41,7 +41,7 @@
 /* What a reserved line may still grow by: four numbers at their widest
  * and a reason of up to GG_ERR_MSG_MAX - 1 bytes, each escaped to at most
  * six ("\u00XX"). */
-#define RESERVE_SLACK (4 * 24 + 6 * GG_ERR_MSG_MAX)
+#define RESERVE_SLACK (5 * 24 + 32 + 6 * GG_ERR_MSG_MAX)
 
 /* Fields every line carries (besides prev and hash, checked apart). */
 static const char *const required_fields[] = {
@@ -322,7 +322,10 @@ static int set_numbers(json_t *obj, const struct audit_record *rec)
 	if (set(obj, "status", json_integer(rec->status)) ||
 	    set(obj, "bytes_in", jcount(rec->bytes_in)) ||
 	    set(obj, "bytes_out", jcount(rec->bytes_out)) ||
-	    set(obj, "duration_ms", json_integer(rec->duration_ms)))
+	    set(obj, "duration_ms", json_integer(rec->duration_ms)) ||
+	    set_opt(obj, "cache", rec->cache) ||
+	    (rec->cache &&
+	     set(obj, "upstream_bytes", jcount(rec->upstream_bytes))))
 		return GG_ENOMEM;
 	return 0;
 }

@@ -5,6 +5,7 @@
  * wants the whole list, not one error per restart), and each names the key.
  */
 #include "gitgate/config/config.h"
+#include "gitgate/core/size.h"
 #include "gitgate/core/limits.h"
 
 #include <arpa/inet.h>
@@ -463,13 +464,40 @@ static char *optional_path(json_t *root, const char *key, const char *dir,
 	return path;
 }
 
+/* fetch_cache: { "enabled": bool, "max_size": "50G" }, both optional. */
+static void parse_fetch_cache(struct config *cfg, json_t *root,
+			      struct problems *p)
+{
+	static const char *const keys[] = { "enabled", "max_size", NULL };
+	json_t *fc = json_object_get(root, "fetch_cache");
+	json_t *en;
+	const char *size;
+	struct gg_err err = GG_ERR_INIT;
+
+	cfg->cache_max_size = GG_CACHE_DEFAULT_MAX_SIZE;
+	if (!fc)
+		return;
+	if (!json_is_object(fc)) {
+		problem(p, "fetch_cache: must be an object");
+		return;
+	}
+	check_keys(fc, keys, "fetch_cache.", p);
+	en = json_object_get(fc, "enabled");
+	if (en && !json_is_boolean(en))
+		problem(p, "fetch_cache.enabled: must be true or false");
+	cfg->fetch_cache = en && json_is_true(en);
+	size = get_string(fc, "max_size", "fetch_cache.max_size", 0, p);
+	if (size && size_parse(&cfg->cache_max_size, size, &err) != 0)
+		problem(p, "fetch_cache.max_size: %s", err.msg);
+}
+
 static void parse_root(struct config *cfg, json_t *root, const char *dir,
 		       struct problems *p)
 {
 	static const char *const keys[] = { "listen", "verify_key",
 					    "upstream", "audit_log",
 					    "revocations", "cache_dir",
-					    "policy", NULL };
+					    "policy", "fetch_cache", NULL };
 	const char *listen;
 
 	check_keys(root, keys, "", p);
@@ -482,6 +510,7 @@ static void parse_root(struct config *cfg, json_t *root, const char *dir,
 	cfg->revocations = path_key(root, "revocations", "revoked.txt", dir, p);
 	cfg->cache_dir = path_key(root, "cache_dir", "cache", dir, p);
 	cfg->policy = optional_path(root, "policy", dir, p);
+	parse_fetch_cache(cfg, root, p);
 }
 
 int config_parse(struct config **out, const char *path, const char *text,

@@ -14,6 +14,7 @@
 #include "gitgate/audit/audit.h"
 #include "gitgate/core/log.h"
 #include "gitgate/core/timeutil.h"
+#include "gitgate/http/cachefetch.h"
 #include "gitgate/http/quota.h"
 #include "gitgate/http/relay.h"
 #include "gitgate/push/policystate.h"
@@ -69,6 +70,7 @@ void request_free(struct request *req)
 		audit_unreserve(req->px->audit, req->reserved);
 	if (req->quota_taken)
 		quota_give(req->px->per_token, req->claims->jti);
+	cachefetch_release(req);
 	relay_free(req->relay);
 	cred_lease_free(req->lease);
 	free(req->replay);
@@ -168,6 +170,10 @@ static void fill_record(struct audit_record *rec, const struct request *req,
 	rec->bytes_in = req->bytes_in;
 	rec->bytes_out = req->bytes_out;
 	rec->duration_ms = timeutil_now_ms() - req->start_ms;
+	rec->cache = req->cache;
+	/* relayed (bypass): what upstream sent is what it cost */
+	rec->upstream_bytes = req->upstream_bytes +
+			      (req->cache && req->relay ? req->bytes_out : 0);
 }
 
 static void warn_audit(const struct gg_err *err)

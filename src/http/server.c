@@ -28,6 +28,8 @@
 #include "gitgate/core/limits.h"
 #include "gitgate/core/log.h"
 #include "gitgate/core/timeutil.h"
+#include "gitgate/cache/cache.h"
+#include "gitgate/http/cachefetch.h"
 #include "gitgate/http/connwatch.h"
 #include "gitgate/http/forward.h"
 #include "gitgate/http/gate.h"
@@ -95,6 +97,8 @@ static enum MHD_Result proceed(struct request *req)
 
 	if (req->route.kind == ROUTE_RECEIVE_PACK)
 		return receive_begin(req);
+	if (cachefetch_applies(req))
+		return cachefetch_begin(req);
 	if (req->route.kind != ROUTE_INFO_REFS)
 		length = request_content_length(req);
 	if (forward_begin(req, length, &err) != 0)
@@ -112,6 +116,10 @@ static void body_chunk(struct request *req, const char *data, size_t len)
 		forward_keep_body(req, data, len); /* even once upstream
 						    * stopped: a retry may
 						    * need it all */
+	if (req->state == REQ_CACHE_BODY) {
+		cachefetch_chunk(req, data, len);
+		return;
+	}
 	if (req->body_failed)
 		return;
 	if (req->state == REQ_SPOOL_BODY) {
@@ -126,6 +134,8 @@ static enum MHD_Result body_done(struct request *req)
 {
 	if (req->state == REQ_SPOOL_BODY)
 		return receive_done(req);
+	if (req->state == REQ_CACHE_BODY)
+		return cachefetch_done(req);
 	relay_finish_body(req->relay);
 	return forward_answer(req);
 }
@@ -375,6 +385,24 @@ static int load_policy(struct server *srv, const struct config *cfg,
 	return gg_err_set(err, ret, "policy: %s", why.msg);
 }
 
+/* fetch_cache: without git on the host it stays off, with a warning (the
+ * proxy works as before). */
+static void start_cache(struct server *srv, const struct config *cfg)
+{
+	struct cache_opts o = { srv->px.cache_dir, srv->px.upstream_url,
+				srv->px.cred, cfg->cache_max_size };
+	struct gg_err err = GG_ERR_INIT;
+
+	if (!cfg->fetch_cache)
+		return;
+	if (cache_new(&srv->px.cache, &o, &err) != 0) {
+		log_warnx("fetch_cache: off: %s", err.msg);
+		return;
+	}
+	log_info("fetch_cache: on (max_size %llu bytes)",
+		 (unsigned long long)cfg->cache_max_size);
+}
+
 static int load_state(struct server *srv, const struct config *cfg,
 		      struct gg_err *err)
 {
@@ -410,6 +438,7 @@ static int load_state(struct server *srv, const struct config *cfg,
 	if (ret)
 		return ret;
 	srv->px.shared = relay_shared_new();
+	start_cache(srv, cfg);
 	if (!srv->px.shared)
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	return GG_OK;
@@ -603,6 +632,7 @@ void server_free(struct server *srv)
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	relay_shared_free(srv->px.shared);
+	cache_free(srv->px.cache); /* after the daemon: no request left */
 	audit_close(srv->px.audit);
 	authstate_free(srv->px.auth);
 	policystate_free(srv->px.policy); /* pushes are over: no snapshot held */

@@ -6,6 +6,8 @@
 #include "gitgate/core/strvec.h"
 
 #include <dirent.h>
+#include <ftw.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <git2.h>
@@ -29,6 +31,8 @@ struct mirror {
 	unsigned char *ibuf;
 	size_t ilen;
 	char path[4096];
+	uint64_t fetched; /* bytes the last mirror_fetch downloaded */
+	bool registered;  /* counted in the open-mirror registry */
 	char tmpdir[4096]; /* "" when no pack is attached or being indexed */
 };
 
@@ -139,6 +143,101 @@ static int open_repo(struct mirror *m, struct gg_err *err)
 	return GG_OK;
 }
 
+/* ---- which mirrors are open (mirror_remove never takes one) ---------- */
+
+struct open_entry {
+	char path[4096];
+	unsigned count;
+};
+
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct open_entry *open_v;
+static size_t open_n;
+
+static struct open_entry *open_find(const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < open_n; i++)
+		if (!strcmp(open_v[i].path, path))
+			return &open_v[i];
+	return NULL;
+}
+
+/* Count path as open (open_lock held). false when out of memory. */
+static bool open_add(const char *path)
+{
+	struct open_entry *e = open_find(path), *nv;
+
+	if (e) {
+		e->count++;
+		return true;
+	}
+	nv = realloc(open_v, (open_n + 1) * sizeof(*open_v));
+	if (!nv)
+		return false;
+	open_v = nv;
+	e = &open_v[open_n++];
+	snprintf(e->path, sizeof(e->path), "%s", path);
+	e->count = 1;
+	return true;
+}
+
+static void open_drop(const char *path)
+{
+	struct open_entry *e;
+
+	pthread_mutex_lock(&open_lock);
+	e = open_find(path);
+	if (e && --e->count == 0)
+		*e = open_v[--open_n];
+	pthread_mutex_unlock(&open_lock);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+			struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+int mirror_remove(const char *cache_dir, const char *repo, struct gg_err *err)
+{
+	char path[4096], trash[4200];
+	int ret = GG_OK;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/mirrors/%s.git",
+			     cache_dir, repo) >= sizeof(path))
+		return gg_err_set(err, GG_EINVAL, "bad repository name");
+	snprintf(trash, sizeof(trash), "%s/mirrors/.removed-%ld-%lx",
+		 cache_dir, (long)getpid(), (unsigned long)random());
+	pthread_mutex_lock(&open_lock);
+	if (open_find(path))
+		ret = gg_err_set(err, GG_EAGAIN, "mirror %s is in use", path);
+	else if (rename(path, trash) != 0 && errno != ENOENT)
+		ret = gg_err_set(err, GG_EIO, "mirror %s: %s", path,
+				 strerror(errno));
+	pthread_mutex_unlock(&open_lock);
+	/* The next open makes a new one under the old name; the old tree is
+	 * deleted out of anyone's way. */
+	if (ret == GG_OK)
+		nftw(trash, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return ret;
+}
+
+uint64_t mirror_fetched_bytes(const struct mirror *m)
+{
+	return m->fetched;
+}
+
+const char *mirror_path(const struct mirror *m)
+{
+	return m->path;
+}
+
 int mirror_open(struct mirror **out, const char *cache_dir, const char *repo,
 		struct gg_err *err)
 {
@@ -160,6 +259,14 @@ int mirror_open(struct mirror **out, const char *cache_dir, const char *repo,
 	snprintf(parent, sizeof(parent), "%s/mirrors/%.*s", cache_dir,
 		 (int)(slash - repo), repo);
 	ret = make_dirs(parent, err);
+	if (ret == 0) {
+		/* counted before it exists: a removal cannot slip in between */
+		pthread_mutex_lock(&open_lock);
+		m->registered = open_add(m->path);
+		pthread_mutex_unlock(&open_lock);
+		if (!m->registered)
+			ret = gg_err_set(err, GG_ENOMEM, "out of memory");
+	}
 	if (ret == 0)
 		ret = open_repo(m, err);
 	if (ret)
@@ -202,6 +309,8 @@ void mirror_close(struct mirror *m)
 	git_odb_free(m->odb);
 	git_repository_free(m->repo);
 	remove_tmpdir(m);
+	if (m->registered)
+		open_drop(m->path);
 	free(m->ibuf);
 	free(m);
 }
@@ -415,6 +524,53 @@ out:
 	return ret;
 }
 
+/* The pack files of the mirror at path, by name. */
+static void list_packs(struct name_list *out, const char *path)
+{
+	char dir[4200];
+	struct dirent *de;
+	size_t len;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/objects/pack", path);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		if (len > 5 && !strcmp(de->d_name + len - 5, ".pack") &&
+		    names_add(out, de->d_name) != 0)
+			break;
+	}
+	closedir(d);
+	strvec_sort_unique(out->v, &out->n);
+}
+
+/* What a fetch downloaded: the packs it wrote. (libgit2 1.5's HTTP
+ * transport leaves received_bytes at 0; a pack libgit2 completed from a
+ * thin one counts its appended bases too.) */
+static uint64_t new_pack_bytes(const struct name_list *before,
+			       const char *path)
+{
+	struct name_list after = { 0 };
+	char file[4500];
+	struct stat st;
+	uint64_t total = 0;
+	size_t i;
+
+	list_packs(&after, path);
+	for (i = 0; i < after.n; i++) {
+		if (strvec_contains(before->v, before->n, after.v[i]))
+			continue;
+		snprintf(file, sizeof(file), "%s/objects/pack/%s", path,
+			 after.v[i]);
+		if (stat(file, &st) == 0)
+			total += (uint64_t)st.st_size;
+	}
+	names_free(&after);
+	return total;
+}
+
 int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 		 struct gg_err *err)
 {
@@ -428,6 +584,7 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 	git_remote_create_options copts;
 	git_repository *clean = NULL;
 	git_remote *remote = NULL;
+	struct name_list before = { 0 };
 	int ret = GG_OK;
 
 	int lock = lock_writers(m, err);
@@ -459,6 +616,7 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 		      GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
 	/* Download only: upstream's ref list stays readable after the
 	 * transfer (git_remote_ls), and sync_tips records it. */
+	list_packs(&before, m->path);
 	if (git_remote_create_with_opts(&remote, url, &copts) < 0 ||
 	    git_remote_download(remote, &refspecs, &opts) < 0) {
 		ret = gg_err_set(err, GG_EUPSTREAM,
@@ -468,8 +626,11 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 					 : "mirror fetch: %s",
 				 git_why());
 	}
-	if (ret == GG_OK)
+	if (ret == GG_OK) {
+		m->fetched = new_pack_bytes(&before, m->path);
 		ret = sync_tips(clean, remote, err);
+	}
+	names_free(&before);
 	git_remote_free(remote);
 	git_repository_free(clean);
 	close(lock); /* releases the flock */

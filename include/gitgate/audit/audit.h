@@ -84,6 +84,10 @@ struct audit_record {
 	uint64_t bytes_in;
 	uint64_t bytes_out;
 	int64_t duration_ms;
+	/* Fetches with the fetch cache on: "hit", "miss" or "bypass", and
+	 * what the request cost upstream in bytes; NULL = both left out. */
+	const char *cache;
+	uint64_t upstream_bytes;
 };
 
 struct audit_log;

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gitgate/core/err.h"
 
@@ -32,6 +33,8 @@ struct config {
 	char *revocations;
 	char *cache_dir;
 	char *policy;         /* site-policy file (sitepolicy.h); NULL: none */
+	bool fetch_cache;     /* fetch_cache.enabled: serve packs from mirrors */
+	uint64_t cache_max_size; /* fetch_cache.max_size, bytes (default 50G) */
 };
 
 /* Parse text (the file's contents) as if read from path; pure except for

@@ -144,4 +144,20 @@
 #define GG_MAX_REPLAY_BODY (64 * 1024) /* upload-pack body kept for it */
 #define GG_MAX_CRED_ENTRIES 4096       /* cached tokens or installations */
 
+
+/* ---- fetch cache (src/cache) ---- */
+#define GG_CACHE_DEFAULT_MAX_SIZE (50ULL << 30) /* fetch_cache.max_size */
+/* Upstream's refs, as gitgate's own last fetch saw them, count as current
+ * for this long: a pack request within it is judged against them without
+ * asking upstream again. Short, so that a ref deleted or force-pushed
+ * upstream stops being served within it. */
+#define GG_CACHE_FRESH_MS 5000
+/* An upload-pack request body held to decide where to serve it (decoded
+ * from gzip when git compressed it); a bigger one is relayed upstream. */
+#define GG_MAX_CACHE_BODY (4 * 1024 * 1024)
+/* Wants, haves and shallow lines of one request that the cache reads. */
+#define GG_MAX_CACHE_WANTS 100000
+/* Bytes of an upload-pack's stderr kept for the log line. */
+#define GG_MAX_CACHE_STDERR 512
+
 #endif

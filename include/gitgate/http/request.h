@@ -28,6 +28,9 @@
 
 struct audit_ref;
 struct cred_lease;
+struct cache_use;
+struct packflight;
+struct fetch_cache;
 
 /* What the pipeline stages read from the running server. Set up once by
  * server_new; the objects it points to are themselves thread-safe. */
@@ -41,9 +44,11 @@ struct proxy {
 	struct quota *per_token;    /* requests in flight per jti */
 	struct policystate *policy; /* site policy; never NULL once started
 				     * (it says "no policy" itself) */
+	struct fetch_cache *cache;  /* NULL: fetch_cache off (cachefetch.c) */
 };
 
-enum req_state { REQ_NEW, REQ_STREAM_BODY, REQ_SPOOL_BODY, REQ_ANSWERED };
+enum req_state { REQ_NEW, REQ_STREAM_BODY, REQ_SPOOL_BODY, REQ_CACHE_BODY,
+		 REQ_ANSWERED };
 
 /* Bytes at the end of a relayed response kept from the client until its
  * audit line is on disk: at least the flush-pkt that ends every git
@@ -84,6 +89,15 @@ struct request {
 	bool replay_ok;
 	bool body_failed;  /* upstream gave up mid-body: discard the rest */
 	unsigned body_status; /* for a push body that could not be taken */
+	/* Fetch cache (cachefetch.c): the body held to decide, the answer's
+	 * source, and what it cost upstream. cache NULL: not a cached fetch. */
+	unsigned char *cbody;
+	size_t cbody_len;
+	const char *cache;	/* "hit" | "miss" | "bypass" (audited) */
+	uint64_t upstream_bytes;
+	struct cache_use *cuse;
+	struct packflight *flight;
+	uint64_t flight_off;
 	bool audited;
 	bool quota_taken;  /* counted in px->per_token under its jti */
 	bool audit_failed; /* its line could not be written */

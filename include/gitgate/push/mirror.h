@@ -35,6 +35,17 @@ int mirror_open(struct mirror **out, const char *cache_dir, const char *repo,
 		struct gg_err *err);
 void mirror_close(struct mirror *m);
 
+/* Bytes the last mirror_fetch on this handle downloaded (0: nothing new). */
+uint64_t mirror_fetched_bytes(const struct mirror *m);
+/* The mirror's directory (for git itself). */
+const char *mirror_path(const struct mirror *m);
+/*
+ * Remove cache_dir/mirrors/<repo>.git whole (eviction, or a mirror found
+ * corrupt): GG_EAGAIN while any handle has it open in this process. The
+ * next mirror_open makes a new, empty one.
+ */
+int mirror_remove(const char *cache_dir, const char *repo, struct gg_err *err);
+
 /* Does the object (40-hex) exist in the mirror or the attached pack? */
 bool mirror_has(struct mirror *m, const char *hex);
 
