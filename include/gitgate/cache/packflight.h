@@ -11,6 +11,9 @@
  * killed at once (with its pack-objects), and the file goes with the last
  * reader.
  *
+ * The process must ignore SIGPIPE (gitgate serve does): a run killed while
+ * its request is still being written to it must not kill gitgate.
+ *
  * Flights are found by key (a hash of repository, protocol and request):
  * a request joins a running flight, or one that finished while others
  * still read it; otherwise it starts a new one.

@@ -87,6 +87,27 @@ START_TEST(test_policy_path)
 }
 END_TEST
 
+START_TEST(test_fetch_cache)
+{
+	struct config *cfg = parse_ok(
+		"{'listen':'h:1','verify_key':'k','upstream':{'url':'http://u'}}");
+
+	ck_assert(!cfg->fetch_cache); /* off unless enabled */
+	ck_assert_uint_eq(cfg->cache_max_size, 50ULL << 30);
+	config_free(cfg);
+	cfg = parse_ok("{'listen':'h:1','verify_key':'k','upstream':{'url':"
+		       "'http://u'},'fetch_cache':{'enabled':true,"
+		       "'max_size':'512M'}}");
+	ck_assert(cfg->fetch_cache);
+	ck_assert_uint_eq(cfg->cache_max_size, 512ULL << 20);
+	config_free(cfg);
+	cfg = parse_ok("{'listen':'h:1','verify_key':'k','upstream':{'url':"
+		       "'http://u'},'fetch_cache':{'enabled':false}}");
+	ck_assert(!cfg->fetch_cache);
+	config_free(cfg);
+}
+END_TEST
+
 START_TEST(test_full)
 {
 	struct config *cfg = parse_ok(
@@ -482,6 +503,18 @@ static const struct {
 	  "upstream: upstream.token_file and upstream.github_app are both "
 	  "set: keep exactly one" },
 #undef APP
+	/* fetch_cache */
+	{ "{" LI "," VK "," UP ",'fetch_cache':true}",
+	  "fetch_cache: must be an object" },
+	{ "{" LI "," VK "," UP ",'fetch_cache':{'enabled':'yes'}}",
+	  "fetch_cache.enabled: must be true or false" },
+	{ "{" LI "," VK "," UP ",'fetch_cache':{'enabled':true,'size':'1G'}}",
+	  "fetch_cache.size: unknown key" },
+	{ "{" LI "," VK "," UP ",'fetch_cache':{'max_size':50}}",
+	  "fetch_cache.max_size: must be a non-empty string" },
+	{ "{" LI "," VK "," UP ",'fetch_cache':{'max_size':'50GB'}}",
+	  "fetch_cache.max_size: \"50GB\" is not a size: want digits and at "
+	  "most one unit, B, K, M or G (e.g. \"50M\")" },
 };
 
 START_TEST(test_bad_one)
@@ -1142,6 +1175,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_minimal);
 	tcase_add_test(tc, test_full);
 	tcase_add_test(tc, test_policy_path);
+	tcase_add_test(tc, test_fetch_cache);
+	tcase_add_test(tc, test_fetch_cache);
 	tcase_add_test(tc, test_github_app);
 	tcase_add_test(tc, test_verify_key_max_entries);
 	tcase_add_test(tc, test_verify_key_too_many);
