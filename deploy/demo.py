@@ -95,6 +95,17 @@ def prepare_workdir(path):
         f.write("made by deploy/demo.py; removed and recreated on each run\n")
 
 
+def last_cache(audit_log):
+    """The "cache" field of the audit log's last pack request."""
+    cache = None
+    with open(audit_log) as f:
+        for line in f:
+            rec = json.loads(line)
+            if "cache" in rec:
+                cache = rec["cache"]
+    return cache
+
+
 # The demo's site policy: what a push may carry, whatever the token says.
 DEMO_POLICY = {
     "protected_paths": [".github/workflows/**", ".github/actions/**"],
@@ -159,7 +170,8 @@ def main():
         gg = h.Gitgate(up.url, up.secret, root=os.path.join(workdir,
                                                              "gitgate"),
                        binary=binary, port=args.port,
-                       extra_config={"policy": "policy.json"})
+                       extra_config={"policy": "policy.json",
+                                     "fetch_cache": {"enabled": True}})
         os.makedirs(gg.root, exist_ok=True)
         with open(os.path.join(gg.root, "policy.json"), "w") as f:
             json.dump(DEMO_POLICY, f, indent=2)
@@ -199,6 +211,16 @@ def main():
                                               head[:12]))
         else:
             say("    ✗ clone failed (exit %d)" % rc)
+        if clone_ok:
+            # the same clone again: fetch_cache answers it from gitgate's
+            # mirror (only the ref advertisement goes upstream)
+            rc = run_git(["clone", "-q", url, clone + "-again"], token,
+                         home=home)
+            cache = last_cache(gg.audit_log)
+            summary.update(cached_clone_rc=rc, cached_clone_cache=cache)
+            say("    %s cloned again: served from gitgate's mirror "
+                "(audit \"cache\": \"%s\")"
+                % ("✓" if rc == 0 and cache == "hit" else "✗", cache))
 
         # 5. push to agent/demo
         step(6, "Push a commit to agent/demo (allowed by the token)")
