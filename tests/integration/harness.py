@@ -479,7 +479,13 @@ class Upstream:
 
     def __init__(self, root=None, secret=None, port=None, keep=False,
                  stream_response_body=0, tls=False, compress=False,
-                 app_tokens=False):
+                 app_tokens=False, host="127.0.0.1", netns=None):
+        # host: the address lighttpd binds and the URLs name. netns: run
+        # lighttpd inside that network namespace (`ip netns exec NS`), e.g.
+        # behind a shaped veth pair (tests/bench/bench_cache.py); host is
+        # then the namespace's own address.
+        self.host = host
+        self.netns = netns
         # app_tokens: instead of mod_auth and the one static secret, every
         # request goes through a CGI wrapper (APP_UPSTREAM_CGI below) that
         # accepts only the GitHub App installation tokens listed in
@@ -637,7 +643,7 @@ server.modules = ( "mod_alias", {auth_mods}"mod_setenv",
                    "mod_cgi", "mod_accesslog"{deflate_mod} )
 {tls}
 {deflate}
-server.bind = "127.0.0.1"
+server.bind = "{host}"
 server.port = {port}
 server.document-root = {repos}
 server.errorlog = {errlog}
@@ -664,7 +670,8 @@ setenv.add-environment = (
     "HOME" => {home},{app_env}
 )
 {auth_conf}""".format(
-           port=self.port, repos=q(self.repos_dir), errlog=q(self.error_log),
+           port=self.port, host=self.host,
+           repos=q(self.repos_dir), errlog=q(self.error_log),
            uploads=q(self.upload_dir), acclog=q(self.access_log),
            alias_target=q(alias_target), home=q(self.home),
            auth_mods=auth_mods, app_env=app_env, auth_conf=auth_conf,
@@ -698,13 +705,13 @@ setenv.add-environment = (
 
     @property
     def url(self):
-        return "%s://127.0.0.1:%d" % (self.scheme, self.port)
+        return "%s://%s:%d" % (self.scheme, self.host, self.port)
 
     def repo_url(self, repo, secret=None, user=UPSTREAM_USER):
         """Direct URL of a repository with the credential embedded."""
         s = self.secret if secret is None else secret
-        return "%s://%s:%s@127.0.0.1:%d/%s.git" % (self.scheme, user, s,
-                                                   self.port, repo)
+        return "%s://%s:%s@%s:%d/%s.git" % (self.scheme, user, s, self.host,
+                                            self.port, repo)
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -717,13 +724,16 @@ setenv.add-environment = (
             if not self._fixed_port or self.port is None:
                 self.port = free_port()
             self._write_conf()
+            cmd = [_lighttpd_binary(), "-D", "-f", self.conf_path]
+            if self.netns:
+                cmd = ["ip", "netns", "exec", self.netns] + cmd
             with open(self.stderr_path, "ab") as errf:
                 self.proc = subprocess.Popen(
-                    [_lighttpd_binary(), "-D", "-f", self.conf_path],
+                    cmd,
                     stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
                     cwd=self.root, start_new_session=True)
             if wait_until(lambda: self.proc.poll() is not None or
-                          port_open(self.port), timeout) and \
+                          port_open(self.port, self.host), timeout) and \
                     self.proc.poll() is None:
                 return self
             last = self._logs()
@@ -750,7 +760,7 @@ setenv.add-environment = (
         if self.proc is not None:
             _kill_process(self.proc)
             self.proc = None
-        wait_until(lambda: not port_open(self.port), 5.0)
+        wait_until(lambda: not port_open(self.port, self.host), 5.0)
 
     def up(self, timeout=10.0):
         """Start again on the same port after down()."""
@@ -890,6 +900,50 @@ setenv.add-environment = (
                 return f.read().splitlines()
         except OSError:
             return []
+
+    def flushed_access_log(self, timeout=10.0):
+        """Every access-log line of requests answered so far. lighttpd
+        writes its log in order but flushes it lazily, so a marker request
+        is made and waited for: every line before it is then on disk.
+        Returns the lines before the marker (the marker's own excluded)."""
+        marker = "/__gg_log_marker_%s" % secrets.token_hex(8)
+        try:
+            http_request(self.port, "GET", marker, host=self.host,
+                         timeout=timeout)
+        except OSError as e:
+            raise HarnessError("upstream log marker request failed: %s" % e)
+        if not self.wait_access_log(lambda l: marker in l, timeout):
+            raise HarnessError("marker %s never reached the access log" %
+                               marker)
+        lines = self.access_log_lines()
+        for i, line in enumerate(lines):
+            if marker in line:
+                return lines[:i]
+        return lines  # pragma: no cover - found above
+
+    def upload_pack_posts(self, lines, repo=None):
+        """(request line, response bytes) of each POST .../git-upload-pack
+        among access-log lines (of repo OWNER/NAME if given)."""
+        out = []
+        for line in lines:
+            if '"POST ' not in line or "/git-upload-pack " not in line:
+                continue
+            if repo is not None and ("/%s.git/" % repo) not in line:
+                continue
+            req = line.split('"', 2)[1]
+            tail = line.split('"', 2)[2].split()
+            size = int(tail[1]) if len(tail) > 1 and tail[1].isdigit() else 0
+            out.append((req, size))
+        return out
+
+    def delete_ref(self, repo, ref):
+        """Delete a ref in the bare repository behind gitgate's back."""
+        self.git_dir(repo, "update-ref", "-d", ref)
+
+    def set_ref(self, repo, ref, oid):
+        """Point ref at oid directly in the bare repository (a force-push
+        behind gitgate's back)."""
+        self.git_dir(repo, "update-ref", ref, oid)
 
 
 # --------------------------------------------------------------------------
@@ -1061,6 +1115,15 @@ class Gitgate:
                 return f.read()
         except OSError:
             return ""
+
+    def audit_records(self):
+        """The audit log parsed: one dict per line, in order."""
+        return [json.loads(l) for l in self.audit_text().splitlines()
+                if l.strip()]
+
+    def mirror_path(self, repo):
+        """Where gitgate keeps its bare mirror of OWNER/NAME."""
+        return os.path.join(self.cache_dir, "mirrors", repo + ".git")
 
     def start(self, timeout=10.0):
         """Start `gitgate serve` and wait for GET /healthz → 200."""
