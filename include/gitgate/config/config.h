@@ -32,6 +32,9 @@ struct config {
 	char *revocations;
 	char *cache_dir;
 	char *policy;         /* site-policy file (sitepolicy.h); NULL: none */
+	/* "tls": HTTPS on listen; both NULL (plain HTTP) or both set */
+	char *tls_cert_file;  /* PEM certificate chain, leaf first */
+	char *tls_key_file;   /* PEM private key, mode 0600 */
 };
 
 /* Parse text (the file's contents) as if read from path; pure except for
