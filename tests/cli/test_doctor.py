@@ -16,6 +16,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "integration"))
 import harness as h  # noqa: E402
+import ghapp_standin as gh  # noqa: E402
 
 REPO = "acme/widgets"
 POLICY = {"protected_refs": ["refs/heads/main"]}
@@ -275,6 +276,83 @@ class DoctorTest(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertTrue(out.startswith("usage: gitgate doctor --config FILE "
                                        "[--repo OWNER/NAME]"))
+
+
+class DoctorAppTest(unittest.TestCase):
+    """The credential step with upstream.github_app: doctor mints an
+    installation token through the (stand-in) API, as serve would, and
+    tries it upstream."""
+    up = app = None
+    startup_error = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="gg-test-doctor-app-")
+        try:
+            cls.up = h.Upstream(app_tokens=True).start()
+            cls.up.create_repo(REPO, commits=1)
+            cls.app = gh.GitHubAppStandin(upstream=cls.up).start()
+            cls.app.install("acme", 42)
+        except Exception as e:  # reported by every test, see setUp
+            cls.startup_error = "%s: %s" % (type(e).__name__, e)
+            sys.stderr.write("\nSTARTUP FAILED: %s\n" % cls.startup_error)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.app:
+            cls.app.stop()
+        if cls.up:
+            cls.up.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        if self.startup_error:
+            self.fail("setup failed: " + self.startup_error[:600])
+        root = tempfile.mkdtemp(dir=self.tmp)
+        self.key = os.path.join(root, "app.pem")
+        self.app.write_private_key(self.key, "pkcs1", 0o600)
+        self.gg = h.Gitgate(self.up.url, None, root=root, github_app={
+            "app_id": gh.APP_ID, "private_key_file": "app.pem",
+            "api_url": self.app.url})
+        self.gg.port = h.free_port()
+        self.gg._prepare()
+        self.gg.write_config()
+
+    def tearDown(self):
+        self.gg.stop()
+
+    def doctor(self, repo):
+        rc, out, err = h.run_gitgate("doctor", "--config",
+                                     self.gg.config_path, "--repo", repo)
+        self.assertNotIn("ghs_", out + err)  # no installation token
+        return rc, out, err
+
+    def test_app_credential_accepted(self):
+        rc, out, err = self.doctor(REPO)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("\u2713 file upstream.github_app.private_key_file (%s, "
+                      "private)" % self.key, out)
+        self.assertIn("\u2713 upstream accepts the credential (ls-remote "
+                      "acme/widgets: HTTP 200)", out)
+        self.assertGreaterEqual(len(self.app.token_calls(repo=REPO)), 1)
+
+    def test_app_not_installed(self):
+        rc, out, _ = self.doctor("nobody/widgets")
+        bad = [l for l in out.splitlines() if l.startswith("\u2717 ")]
+        self.assertEqual(len(bad), 1, out)
+        self.assertTrue(bad[0].startswith(
+            "\u2717 upstream accepts the credential: "), out)
+        self.assertIn("nobody", bad[0])
+        self.assertEqual(rc, 1)
+
+    def test_app_key_0644(self):
+        os.chmod(self.key, 0o644)
+        rc, out, _ = self.doctor(REPO)
+        bad = [l for l in out.splitlines() if l.startswith("\u2717 ")]
+        self.assertEqual(bad, ["\u2717 file upstream.github_app."
+                               "private_key_file: %s: permissions 0644 are "
+                               "too open (want 0600)" % self.key], out)
+        self.assertEqual(rc, 1)
 
 
 if __name__ == "__main__":
