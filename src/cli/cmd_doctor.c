@@ -610,7 +610,7 @@ static void check_credential(struct doctor *d)
 		skip("upstream accepts the credential", "upstream above");
 	} else if (cred_get(cred, &want, &lease, &retry, &err) != 0) {
 		fail(d, "upstream accepts the credential", err.msg,
-		     "see README \"GitHub App\" for the App's setup");
+		     "see README \"GitHub App credentials\" for the App's setup");
 	} else {
 		status = ls_remote(d, cred_lease_secret(lease), errbuf);
 		judge_ls_remote(d, status, errbuf);
