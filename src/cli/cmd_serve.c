@@ -31,9 +31,9 @@ static const char usage[] =
 	"  --config FILE   JSON config (see README \"Config file\")\n"
 	"  --verbose       also log debug messages\n"
 	"Signals: SIGTERM/SIGINT stop gracefully (transfers in flight get\n"
-	"30 s to finish); SIGHUP reloads keys, revocations and the site\n"
-	"policy (a broken policy file keeps the previous one) and reopens the\n"
-	"audit log (for rotation).\n";
+	"30 s to finish); SIGHUP reloads keys, revocations, the site\n"
+	"policy and the TLS certificate (a broken file keeps the previous\n"
+	"one) and reopens the audit log (for rotation).\n";
 
 /* Secrets live in this process's memory: never let it dump core or be
  * ptrace-attached by other users' processes. */

@@ -16,6 +16,7 @@ static const char usage[] =
 	"  audit    --config FILE|--log FILE review or verify the audit log\n"
 	"  policy   check FILE               validate a site-policy file\n"
 	"  policy   test --policy FILE ...   judge one ref update of a local repo\n"
+	"  doctor   --config FILE [--repo R] check a deployment step by step\n"
 	"\n"
 	"Run 'gitgate <command> --help' for a command's options;\n"
 	"'gitgate --version' prints the version.\n";
@@ -29,7 +30,7 @@ static const struct command commands[] = {
 	{ "serve", cmd_serve },	    { "keygen", cmd_keygen },
 	{ "mint", cmd_mint },	    { "inspect", cmd_inspect },
 	{ "revoke", cmd_revoke },   { "audit", cmd_audit },
-	{ "policy", cmd_policy },
+	{ "policy", cmd_policy },   { "doctor", cmd_doctor },
 };
 
 int main(int argc, char **argv)

@@ -491,13 +491,40 @@ static void parse_fetch_cache(struct config *cfg, json_t *root,
 		problem(p, "fetch_cache.max_size: %s", err.msg);
 }
 
+/* "tls": { "cert_file", "key_file" }, both required once "tls" is there:
+ * half a TLS setup is a mistake to report, never plain HTTP. The files
+ * themselves are read (and the key's permissions checked) by the server
+ * at start-up, which can say what is wrong with the certificate. */
+static void parse_tls(struct config *cfg, json_t *root, const char *dir,
+		      struct problems *p)
+{
+	static const char *const keys[] = { "cert_file", "key_file", NULL };
+	json_t *tls = json_object_get(root, "tls");
+	const char *cert, *key;
+
+	if (!tls)
+		return;
+	if (!json_is_object(tls)) {
+		problem(p, "tls: must be an object");
+		return;
+	}
+	check_keys(tls, keys, "tls.", p);
+	cert = get_string(tls, "cert_file", "tls.cert_file", 1, p);
+	key = get_string(tls, "key_file", "tls.key_file", 1, p);
+	if (cert && !(cfg->tls_cert_file = resolve(dir, cert)))
+		problem(p, "tls.cert_file: out of memory");
+	if (key && !(cfg->tls_key_file = resolve(dir, key)))
+		problem(p, "tls.key_file: out of memory");
+}
+
 static void parse_root(struct config *cfg, json_t *root, const char *dir,
 		       struct problems *p)
 {
 	static const char *const keys[] = { "listen", "verify_key",
 					    "upstream", "audit_log",
 					    "revocations", "cache_dir",
-					    "policy", "fetch_cache", NULL };
+					    "policy", "fetch_cache", "tls",
+					    NULL };
 	const char *listen;
 
 	check_keys(root, keys, "", p);
@@ -511,6 +538,7 @@ static void parse_root(struct config *cfg, json_t *root, const char *dir,
 	cfg->cache_dir = path_key(root, "cache_dir", "cache", dir, p);
 	cfg->policy = optional_path(root, "policy", dir, p);
 	parse_fetch_cache(cfg, root, p);
+	parse_tls(cfg, root, dir, p);
 }
 
 int config_parse(struct config **out, const char *path, const char *text,
@@ -671,6 +699,8 @@ void config_free(struct config *cfg)
 	free(cfg->revocations);
 	free(cfg->cache_dir);
 	free(cfg->policy);
+	free(cfg->tls_cert_file);
+	free(cfg->tls_key_file);
 	free(cfg);
 }
 

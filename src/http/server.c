@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@
 #include "gitgate/http/receive.h"
 #include "gitgate/http/relay.h"
 #include "gitgate/http/request.h"
+#include "gitgate/http/tls.h"
 #include "gitgate/push/mirror.h"
 #include "gitgate/push/policystate.h"
 #include "gitgate/push/push.h"
@@ -51,6 +53,7 @@ struct server {
 	int64_t swept_logged_ms;
 	char follow_warned[GG_ERR_MSG_MAX]; /* last audit_follow refusal */
 	struct MHD_Daemon *daemon;
+	struct tls_server *tls; /* NULL: plain HTTP */
 	int listen_fd;
 	unsigned in_flight; /* requests between first callback and completion */
 	pthread_mutex_t lock;
@@ -450,8 +453,28 @@ static const struct connwatch_limits watch_limits = {
 	.pressure = GG_HEADER_PRESSURE,
 };
 
+/* With tls, every handshake asks tls.c for the certificate: a reload then
+ * reaches new connections without restarting the daemon. Without, these
+ * options are skipped (MHD_OPTION_ARRAY with nothing but the end). */
+static void tls_options(struct MHD_OptionItem opts[3], struct server *srv)
+{
+	memset(opts, 0, 3 * sizeof(opts[0]));
+	opts[0].option = MHD_OPTION_END;
+	opts[1].option = MHD_OPTION_END;
+	opts[2].option = MHD_OPTION_END;
+	if (!srv->tls)
+		return;
+	opts[0].option = MHD_OPTION_HTTPS_CERT_CALLBACK;
+	opts[0].ptr_value = (void *)tls_server_retrieve;
+	opts[1].option = MHD_OPTION_HTTPS_PRIORITIES;
+	opts[1].ptr_value = (void *)tls_priorities;
+}
+
 static int start_daemon(struct server *srv, struct gg_err *err)
 {
+	struct MHD_OptionItem tls_opts[3];
+
+	tls_options(tls_opts, srv);
 	srv->daemon = MHD_start_daemon(
 		/* poll, not select: with select libmicrohttpd refuses every
 		 * connection once any descriptor in the process reaches
@@ -459,7 +482,8 @@ static int start_daemon(struct server *srv, struct gg_err *err)
 		 * (client, upstream, pipe, spool): ~250 transfers stuck on a
 		 * hung upstream took /healthz down (measured). */
 		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-			MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+			MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+			(srv->tls ? MHD_USE_TLS : 0),
 		0, NULL, NULL, on_request, srv,
 		/* First, so that no message goes to MHD's own logger. */
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -473,9 +497,62 @@ static int start_daemon(struct server *srv, struct gg_err *err)
 		 * KiB, 64 concurrent clones peaked at 81 MiB RSS even with
 		 * small relay reads (measured), over the 64 MiB budget. */
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+		MHD_OPTION_ARRAY, tls_opts,
 		MHD_OPTION_END);
 	if (!srv->daemon)
 		return gg_err_set(err, GG_ERR, "cannot start HTTP server");
+	return GG_OK;
+}
+
+/* Is the bound address loopback (127/8, ::1, or 127/8 mapped into v6)? */
+static bool listens_on_loopback(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&ss;
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)&ss;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return false;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
+	if (ss.ss_family != AF_INET6)
+		return false;
+	if (IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr))
+		return true;
+	return IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr) &&
+	       a6->sin6_addr.s6_addr[12] == 127;
+}
+
+/* Tokens are bearer secrets: in clear text past this machine, anyone on
+ * the path can replay them until they expire. */
+static void warn_plain_http(const struct server *srv, const struct config *cfg)
+{
+	if (srv->tls || listens_on_loopback(srv->listen_fd))
+		return;
+	log_warnx("listen: %s:%u is not a loopback address and \"tls\" is "
+		  "not configured: tokens (bearer secrets) would cross the "
+		  "network in clear text; configure \"tls\" (README "
+		  "\"TLS\")",
+		  cfg->listen_host, cfg->listen_port);
+}
+
+static int load_tls(struct server *srv, const struct config *cfg,
+		    struct gg_err *err)
+{
+	char line[GG_ERR_MSG_MAX];
+	int ret;
+
+	if (!cfg->tls_cert_file)
+		return GG_OK;
+	ret = tls_check_support(err);
+	if (ret == 0)
+		ret = tls_server_new(&srv->tls, cfg->tls_cert_file,
+				     cfg->tls_key_file, err);
+	if (ret)
+		return ret;
+	tls_cert_describe(tls_server_current(srv->tls), line, sizeof(line));
+	log_info("tls: %s: %s", cfg->tls_cert_file, line);
 	return GG_OK;
 }
 
@@ -490,6 +567,10 @@ int server_new(struct server **out, const struct config *cfg,
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	pthread_mutex_init(&srv->lock, NULL);
 	srv->listen_fd = -1;
+	ret = load_tls(srv, cfg, err); /* first: a bad certificate is the
+					* likeliest mistake in a new setup */
+	if (ret)
+		goto fail;
 	ret = load_state(srv, cfg, err);
 	if (ret)
 		goto fail;
@@ -504,6 +585,7 @@ int server_new(struct server **out, const struct config *cfg,
 		ret = srv->listen_fd;
 		goto fail;
 	}
+	warn_plain_http(srv, cfg);
 	ret = start_daemon(srv, err);
 	if (ret)
 		goto fail;
@@ -560,6 +642,28 @@ static void refresh_policy(struct server *srv, int force)
 		log_policy(srv, "reloaded site policy from");
 }
 
+/* A renewed certificate reaches new handshakes; a broken one is logged
+ * and the one in force stays (open connections are never touched). */
+static void refresh_tls(struct server *srv, int force)
+{
+	struct gg_err err = GG_ERR_INIT;
+	char line[GG_ERR_MSG_MAX];
+	int ret;
+
+	if (!srv->tls)
+		return;
+	ret = tls_server_refresh(srv->tls, force, &err);
+	if (ret < 0)
+		log_warnx("tls: certificate reload failed, keeping the "
+			  "previous one: %s",
+			  err.msg);
+	if (ret > 0) {
+		tls_cert_describe(tls_server_current(srv->tls), line,
+				  sizeof(line));
+		log_info("tls: reloaded certificate: %s", line);
+	}
+}
+
 void server_tick(struct server *srv, int force)
 {
 	struct gg_err err = GG_ERR_INIT;
@@ -576,6 +680,7 @@ void server_tick(struct server *srv, int force)
 	if (ret != 0)
 		warn_revocation_problems(srv);
 	refresh_policy(srv, force);
+	refresh_tls(srv, force);
 	if (force) {
 		gg_err_init(&err);
 		if (audit_reopen(srv->px.audit, &err) != 0)
@@ -641,6 +746,7 @@ void server_free(struct server *srv)
 	free(srv->px.cache_dir);
 	connwatch_free(srv->watch); /* after the daemon: no connection left */
 	quota_free(srv->px.per_token);
+	tls_server_free(srv->tls); /* after the daemon: no handshake left */
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }

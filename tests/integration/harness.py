@@ -29,6 +29,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -169,10 +170,22 @@ class Response:
 http_transcript = []  # every Response returned by http_request()
 
 
+def tls_context(ca_file):
+    """A client context trusting only ca_file (TLS 1.2+, hostname checked)."""
+    ctx = ssl.create_default_context(cafile=ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
 def http_request(port, method, path, headers=None, body=None, host="127.0.0.1",
-                 timeout=30.0):
-    """One HTTP/1.1 request with http.client on its own connection."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+                 timeout=30.0, tls_ca=None):
+    """One HTTP/1.1 request with http.client on its own connection; over
+    HTTPS trusting only tls_ca when given."""
+    if tls_ca:
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout,
+                                           context=tls_context(tls_ca))
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         r = conn.getresponse()
@@ -463,6 +476,105 @@ def main():
 
 main()
 '''
+
+
+class TestCA:
+    """A certificate authority made with openssl for one test, issuing
+    server certificates for 127.0.0.1 with any validity period (`openssl
+    ca`, so expired and not-yet-valid ones too).
+
+        ca = TestCA(dir)
+        cert, key = ca.issue("server", days=30)
+        cert, key = ca.issue("old", start="20200101000000Z",
+                             end="20200201000000Z")
+        ca.serial(cert)   # "1A2B..." as openssl prints it
+    """
+
+    def __init__(self, root):
+        if not shutil.which("openssl"):
+            raise HarnessError("TestCA needs the openssl tool: apt-get "
+                               "install openssl")
+        self.root = os.path.abspath(root)
+        os.makedirs(os.path.join(self.root, "issued"), exist_ok=True)
+        self.ca_file = self._p("ca.pem")
+        self.ca_key = self._p("ca.key")
+        open(self._p("index.txt"), "w").close()
+        with open(self._p("serial"), "w") as f:
+            f.write("1000\n")
+        with open(self._p("ca.cnf"), "w") as f:
+            f.write(self._CNF % {"root": self.root})
+        with open(self._p("ext.cnf"), "w") as f:
+            # DNS:127.0.0.1 too: mbedTLS 2.28 (libgit2's TLS on Debian
+            # 12) matches the host only against dNSName entries.
+            f.write("subjectAltName = IP:127.0.0.1, DNS:127.0.0.1\n"
+                    "basicConstraints = CA:FALSE\n")
+        self._openssl("req", "-x509", *self._EC, "-keyout", self.ca_key,
+                      "-out", self.ca_file, "-days", "60",
+                      "-subj", "/CN=gitgate test CA")
+
+    _EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+           "-nodes"]
+    _CNF = """[ca]
+default_ca = test_ca
+[test_ca]
+database = %(root)s/index.txt
+new_certs_dir = %(root)s/issued
+serial = %(root)s/serial
+default_md = sha256
+policy = any_name
+unique_subject = no
+[any_name]
+commonName = supplied
+"""
+
+    def _p(self, name):
+        return os.path.join(self.root, name)
+
+    def _openssl(self, *args):
+        r = subprocess.run(["openssl"] + list(args), capture_output=True)
+        if r.returncode != 0:
+            raise HarnessError("openssl %s failed: %s" % (
+                args[0], r.stderr.decode(errors="replace")))
+        return r.stdout.decode()
+
+    def issue(self, name, days=30, start=None, end=None, key=None):
+        """Write NAME.crt and NAME.key (0600; or reuse key, a path) signed
+        by this CA; start/end as openssl's YYYYMMDDHHMMSSZ. Returns the
+        paths (cert, key)."""
+        crt, csr = self._p(name + ".crt"), self._p(name + ".csr")
+        if key is None:
+            key = self._p(name + ".key")
+            self._openssl("req", *self._EC, "-keyout", key, "-out", csr,
+                          "-subj", "/CN=127.0.0.1")
+            os.chmod(key, 0o600)
+        else:
+            self._openssl("req", "-new", "-key", key, "-out", csr,
+                          "-subj", "/CN=127.0.0.1")
+        when = (["-startdate", start] if start else []) + (
+            ["-enddate", end] if end else ["-days", str(days)])
+        self._openssl("ca", "-batch", "-notext", "-config", self._p("ca.cnf"),
+                      "-cert", self.ca_file, "-keyfile", self.ca_key,
+                      "-in", csr, "-out", crt, "-extfile", self._p("ext.cnf"),
+                      *when)
+        return crt, key
+
+    def serial(self, cert_path=None, pem=None):
+        """The certificate's serial as hex digits, upper case."""
+        args = ["x509", "-noout", "-serial"]
+        if pem is None:
+            out = self._openssl(*args, "-in", cert_path)
+        else:
+            r = subprocess.run(["openssl"] + args, input=pem.encode(),
+                               capture_output=True, check=True)
+            out = r.stdout.decode()
+        return out.strip().split("=", 1)[1]
+
+
+def peer_certificate_pem(port, ca_file, host="127.0.0.1", timeout=5.0):
+    """The certificate a new TLS connection to port is served, as PEM."""
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        with tls_context(ca_file).wrap_socket(raw, server_hostname=host) as s:
+            return ssl.DER_cert_to_PEM_cert(s.getpeercert(binary_form=True))
 
 
 class Upstream:
@@ -1007,7 +1119,12 @@ class Gitgate:
 
     def __init__(self, upstream_url, secret, root=None, binary=None,
                  port=None, secret_via_env=False, extra_config=None,
-                 keep=False, env=None, github_app=None, cwd=None):
+                 keep=False, env=None, github_app=None, cwd=None,
+                 tls_ca=None):
+        # tls_ca: the CA file that signed the certificate named by
+        # extra_config["tls"]: url and repo_url then say https, and the
+        # health check trusts that CA alone.
+        self.tls_ca = tls_ca
         # github_app: the upstream.github_app object ({"app_id",
         # "private_key_file", "api_url"}); the config then names no
         # token_file (secret may be None). cwd: the working directory of
@@ -1091,13 +1208,18 @@ class Gitgate:
     # -- lifecycle
 
     @property
+    def scheme(self):
+        return "https" if self.tls_ca else "http"
+
+    @property
     def url(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % (self.scheme, self.port)
 
     def repo_url(self, repo, token=None, user="agent", suffix=".git"):
         """Remote URL for the git client; the token as Basic password."""
         cred = "%s:%s@" % (user, token) if token is not None else ""
-        return "http://%s127.0.0.1:%d/%s%s" % (cred, self.port, repo, suffix)
+        return "%s://%s127.0.0.1:%d/%s%s" % (self.scheme, cred, self.port,
+                                             repo, suffix)
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -1167,7 +1289,8 @@ class Gitgate:
 
     def _healthy(self):
         try:
-            r = http_request(self.port, "GET", "/healthz", timeout=2)
+            r = http_request(self.port, "GET", "/healthz", timeout=2,
+                             tls_ca=self.tls_ca)
         except OSError:
             return False
         return r.status == 200
@@ -1245,7 +1368,7 @@ class Gitgate:
 
     def request(self, method, path, headers=None, body=None, timeout=30.0):
         return http_request(self.port, method, path, headers, body,
-                            timeout=timeout)
+                            timeout=timeout, tls_ca=self.tls_ca)
 
 
 # --------------------------------------------------------------------------

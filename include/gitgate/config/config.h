@@ -35,6 +35,9 @@ struct config {
 	char *policy;         /* site-policy file (sitepolicy.h); NULL: none */
 	bool fetch_cache;     /* fetch_cache.enabled: serve packs from mirrors */
 	uint64_t cache_max_size; /* fetch_cache.max_size, bytes (default 50G) */
+	/* "tls": HTTPS on listen; both NULL (plain HTTP) or both set */
+	char *tls_cert_file;  /* PEM certificate chain, leaf first */
+	char *tls_key_file;   /* PEM private key, mode 0600 */
 };
 
 /* Parse text (the file's contents) as if read from path; pure except for

@@ -21,6 +21,7 @@ int cmd_inspect(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 /* Print "gitgate: <message>" and the usage text to stderr; returns
  * CLI_USAGE. Callers start the message with the subcommand ("mint: ...").

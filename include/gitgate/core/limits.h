@@ -15,6 +15,10 @@
 /* Files we read whole */
 #define GG_MAX_CONFIG_LEN (64 * 1024)
 #define GG_MAX_KEYFILE_LEN 1024
+/* tls.cert_file (a chain of a few PEM certificates) and tls.key_file. */
+#define GG_MAX_TLS_FILE_LEN (64 * 1024)
+/* gitgate doctor warns when the TLS certificate expires sooner. */
+#define GG_TLS_EXPIRY_WARN_S (14 * 24 * 3600)
 #define GG_MAX_REVOCATIONS_LEN (16 * 1024 * 1024)
 
 /* HTTP */

@@ -108,6 +108,34 @@ START_TEST(test_fetch_cache)
 }
 END_TEST
 
+/* "tls": both files, resolved like every path; half of it is refused. */
+START_TEST(test_tls_paths)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct config *cfg = parse_ok(
+		"{'listen':'h:1','verify_key':'k','upstream':{'url':'http://u'},"
+		"'tls':{'cert_file':'tls/cert.pem','key_file':'/k/key.pem'}}");
+
+	ck_assert_str_eq(cfg->tls_cert_file, "/etc/gitgate/tls/cert.pem");
+	ck_assert_str_eq(cfg->tls_key_file, "/k/key.pem");
+	config_free(cfg);
+	cfg = parse_ok("{'listen':'h:1','verify_key':'k',"
+		       "'upstream':{'url':'http://u'}}");
+	ck_assert_ptr_null(cfg->tls_cert_file);
+	ck_assert_ptr_null(cfg->tls_key_file);
+	config_free(cfg);
+	ck_assert_int_eq(parse_q(&cfg, CFG_PATH,
+				 "{'listen':'h:1','verify_key':'k',"
+				 "'upstream':{'url':'http://u'},"
+				 "'tls':{'cert_file':'c','extra':1}}",
+				 &err),
+			 GG_EINVAL);
+	ck_assert_ptr_null(cfg);
+	ck_assert_str_eq(err.msg, CFG_PATH ": tls.extra: unknown key; "
+				  "tls.key_file: required");
+}
+END_TEST
+
 START_TEST(test_full)
 {
 	struct config *cfg = parse_ok(
@@ -1176,7 +1204,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_full);
 	tcase_add_test(tc, test_policy_path);
 	tcase_add_test(tc, test_fetch_cache);
-	tcase_add_test(tc, test_fetch_cache);
+	tcase_add_test(tc, test_tls_paths);
 	tcase_add_test(tc, test_github_app);
 	tcase_add_test(tc, test_verify_key_max_entries);
 	tcase_add_test(tc, test_verify_key_too_many);
