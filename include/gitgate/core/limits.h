@@ -144,4 +144,8 @@
 #define GG_MAX_REPLAY_BODY (64 * 1024) /* upload-pack body kept for it */
 #define GG_MAX_CRED_ENTRIES 4096       /* cached tokens or installations */
 
+/* Audit (audit/): the "instance" name in every line ($GITGATE_INSTANCE or
+ * the host name; a DNS name is at most 253). */
+#define GG_MAX_INSTANCE_LEN 253
+
 #endif
