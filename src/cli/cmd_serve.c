@@ -108,14 +108,15 @@ static void ping_watchdog(struct sdnotify *sd)
 		log_warnx("%s", err.msg);
 }
 
-/* 200 ms, or less when the watchdog wants pings more often than that. */
+/* 200 ms (the reload polling), or less when a watchdog ping is due
+ * sooner: pings go out on time, not up to a tick late. */
 static struct timespec loop_tick(const struct sdnotify *sd)
 {
-	int64_t ms = 200, wd = sdnotify_watchdog_interval_ms(sd);
+	int64_t ms = 200, wd = sdnotify_watchdog_wait_ms(sd, timeutil_mono_ms());
 	struct timespec tick;
 
-	if (wd > 0 && wd < ms)
-		ms = wd;
+	if (wd >= 0 && wd < ms)
+		ms = wd > 0 ? wd : 1;
 	tick.tv_sec = 0;
 	tick.tv_nsec = (long)ms * 1000 * 1000;
 	return tick;
@@ -123,12 +124,13 @@ static struct timespec loop_tick(const struct sdnotify *sd)
 
 static int run(struct server *srv, sigset_t *sigs, struct sdnotify *sd)
 {
-	struct timespec tick = loop_tick(sd);
+	struct timespec tick;
 	unsigned cut;
 	int sig;
 
 	for (;;) {
 		ping_watchdog(sd);
+		tick = loop_tick(sd);
 		sig = sigtimedwait(sigs, NULL, &tick);
 		if (sig == SIGHUP) {
 			log_info("SIGHUP: reloading");

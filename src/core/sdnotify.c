@@ -138,6 +138,13 @@ int64_t sdnotify_watchdog_interval_ms(const struct sdnotify *n)
 	return n->fd >= 0 ? n->interval_ms : 0;
 }
 
+int64_t sdnotify_watchdog_wait_ms(const struct sdnotify *n, int64_t now_ms)
+{
+	if (n->fd < 0 || n->interval_ms <= 0)
+		return -1;
+	return n->next_ms > now_ms ? n->next_ms - now_ms : 0;
+}
+
 int sdnotify_watchdog(struct sdnotify *n, int64_t now_ms, struct gg_err *err)
 {
 	int ret;

@@ -60,6 +60,10 @@ int sdnotify_send(struct sdnotify *n, const char *msg, struct gg_err *err);
  * the caller's loop must wake at least this often. */
 int64_t sdnotify_watchdog_interval_ms(const struct sdnotify *n);
 
+/* Milliseconds from monotonic time now_ms until the next ping is due (0:
+ * now), or -1 when the watchdog is off: how long the caller may sleep. */
+int64_t sdnotify_watchdog_wait_ms(const struct sdnotify *n, int64_t now_ms);
+
 /* Send WATCHDOG=1 if it is due at monotonic time now_ms (and schedule the
  * next); 1 when sent, 0 when not due or off, negative on a send error. */
 int sdnotify_watchdog(struct sdnotify *n, int64_t now_ms, struct gg_err *err);

@@ -70,6 +70,7 @@ START_TEST(path_socket_gets_messages)
 	/* no watchdog asked for: never pings */
 	ck_assert_int_eq(sdnotify_watchdog_interval_ms(&n), 0);
 	ck_assert_int_eq(sdnotify_watchdog(&n, 1000000, &err), 0);
+	ck_assert_int_eq(sdnotify_watchdog_wait_ms(&n, 1000000), -1);
 	recv_msg(rx, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "");
 	sdnotify_release(&n);
@@ -112,7 +113,9 @@ START_TEST(watchdog_pings_at_half_the_timeout)
 					getpid(), &err),
 			 0);
 	ck_assert_int_eq(sdnotify_watchdog_interval_ms(&n), 1500);
+	ck_assert_int_eq(sdnotify_watchdog_wait_ms(&n, 10000), 0);
 	ck_assert_int_eq(sdnotify_watchdog(&n, 10000, &err), 1); /* first: now */
+	ck_assert_int_eq(sdnotify_watchdog_wait_ms(&n, 10400), 1100);
 	recv_msg(rx, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "WATCHDOG=1");
 	ck_assert_int_eq(sdnotify_watchdog(&n, 11499, &err), 0);
