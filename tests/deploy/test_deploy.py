@@ -242,5 +242,191 @@ class TestNotify(unittest.TestCase):
                          "path or start with '@'")
 
 
+try:
+    import yaml
+except ImportError:  # python3-yaml
+    yaml = None
+
+K8S = os.path.join(DEPLOY, "k8s")
+
+
+@unittest.skipUnless(yaml, "python3-yaml not installed: manifests not "
+                           "checked")
+class TestKubernetes(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.docs = []
+        with open(os.path.join(K8S, "kustomization.yaml")) as f:
+            cls.files = yaml.safe_load(f)["resources"]
+        for name in cls.files:
+            with open(os.path.join(K8S, name)) as f:
+                cls.docs += [d for d in yaml.safe_load_all(f) if d]
+
+    def one(self, kind, name="gitgate"):
+        found = [d for d in self.docs if d["kind"] == kind and
+                 d["metadata"]["name"] == name]
+        self.assertEqual(len(found), 1, (kind, name))
+        self.assertEqual(found[0]["metadata"].get("namespace", "gitgate"),
+                         "gitgate")
+        return found[0]
+
+    def test_every_manifest_is_listed(self):
+        on_disk = sorted(f for f in os.listdir(K8S) if f.endswith(".yaml")
+                         and f != "kustomization.yaml")
+        self.assertEqual(sorted(self.files), on_disk)
+
+    def pod(self):
+        return self.one("Deployment")["spec"]["template"]["spec"]
+
+    def test_deployment(self):
+        dep = self.one("Deployment")
+        self.assertGreaterEqual(dep["spec"]["replicas"], 2)
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        self.assertEqual(dep["spec"]["selector"]["matchLabels"], labels)
+        pod = self.pod()
+        c, = pod["containers"]
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        self.assertEqual(ports, {"http": 8080, "admin": 9090})
+        self.assertEqual(c["livenessProbe"]["httpGet"]["path"], "/healthz")
+        self.assertEqual(c["readinessProbe"]["httpGet"],
+                         {"path": "/readyz", "port": "admin"})
+        self.assertIn("cpu", c["resources"]["requests"])
+        self.assertIn("memory", c["resources"]["requests"])
+        self.assertIn("memory", c["resources"]["limits"])
+        # gitgate waits 30 s for transfers: the pod must be given longer
+        self.assertGreater(pod["terminationGracePeriodSeconds"], 30)
+
+    def test_security_context(self):
+        pod = self.pod()
+        psc = pod["securityContext"]
+        self.assertIs(psc["runAsNonRoot"], True)
+        self.assertNotEqual(psc.get("runAsUser", 0), 0)
+        self.assertEqual(psc["seccompProfile"], {"type": "RuntimeDefault"})
+        self.assertIs(pod["automountServiceAccountToken"], False)
+        csc = pod["containers"][0]["securityContext"]
+        self.assertIs(csc["readOnlyRootFilesystem"], True)
+        self.assertIs(csc["allowPrivilegeEscalation"], False)
+        self.assertEqual(csc["capabilities"]["drop"], ["ALL"])
+
+    def test_config_secret_and_volumes(self):
+        cm = self.one("ConfigMap", "gitgate-config")
+        cfg = json.loads(cm["data"]["config.json"])
+        json.loads(cm["data"]["policy.json"])
+        secret = self.one("Secret", "gitgate-secrets")
+        self.assertEqual(set(secret["stringData"]),
+                         {"verify.pub", "upstream-token"})
+        self.assertNotIn("token_file", cfg["upstream"])  # from the env
+        self.assertEqual(cfg["admin_listen"], "0.0.0.0:9090")
+        c = self.pod()["containers"][0]
+        env = {e["name"]: e["valueFrom"] for e in c["env"]}
+        self.assertEqual(env["GITGATE_UPSTREAM_TOKEN"]["secretKeyRef"],
+                         {"name": "gitgate-secrets", "key": "upstream-token"})
+        self.assertEqual(env["GITGATE_INSTANCE"]["fieldRef"]["fieldPath"],
+                         "metadata.name")
+        self.assertEqual(c["args"][-1],
+                         "/etc/gitgate/config/config.json")
+        vols = {v["name"]: v for v in self.pod()["volumes"]}
+        mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+        # every path gitgate writes is on a volume, the rest read-only
+        def volume_of(path):
+            best = max((m for m in mounts if path.startswith(m + "/") or
+                        path == m), key=len)
+            return mounts[best]
+        for key in ("audit_log", "revocations"):
+            self.assertEqual(volume_of(cfg[key])["name"], "shared", key)
+            self.assertFalse(volume_of(cfg[key]).get("readOnly"), key)
+        self.assertEqual(volume_of(cfg["cache_dir"])["name"], "cache")
+        self.assertIn("emptyDir", vols["cache"])
+        self.assertIn("sizeLimit", vols["cache"]["emptyDir"])
+        for key in ("verify_key", "policy"):
+            self.assertTrue(volume_of(cfg[key]).get("readOnly"), key)
+        self.assertEqual(vols["shared"]["persistentVolumeClaim"]["claimName"],
+                         "gitgate-shared")
+        pvc = self.one("PersistentVolumeClaim", "gitgate-shared")
+        self.assertEqual(pvc["spec"]["accessModes"], ["ReadWriteMany"])
+        # one audit log per pod
+        self.assertEqual(volume_of(cfg["audit_log"])["subPathExpr"],
+                         "audit/$(POD_NAME)")
+
+    def test_service_and_pdb(self):
+        sel = self.one("Deployment")["spec"]["selector"]["matchLabels"]
+        svc = self.one("Service")
+        self.assertEqual(svc["spec"]["selector"], sel)
+        self.assertEqual([p["port"] for p in svc["spec"]["ports"]], [8080])
+        self.assertEqual(self.one("Service", "gitgate-pods")["spec"]
+                         ["clusterIP"], "None")
+        pdb = self.one("PodDisruptionBudget")
+        self.assertEqual(pdb["spec"]["selector"]["matchLabels"], sel)
+        self.assertEqual(pdb["spec"]["maxUnavailable"], 1)
+
+    def test_network_policy(self):
+        np = self.one("NetworkPolicy")
+        spec = np["spec"]
+        self.assertEqual(spec["policyTypes"], ["Ingress", "Egress"])
+        proxy, admin = spec["ingress"]
+        self.assertEqual(proxy["ports"], [{"protocol": "TCP", "port": 8080}])
+        self.assertEqual(proxy["from"][0]["namespaceSelector"],
+                         {"matchLabels": {"gitgate.io/sandboxes": "true"}})
+        self.assertEqual(admin["ports"], [{"protocol": "TCP", "port": 9090}])
+        dns, upstream = spec["egress"]
+        self.assertEqual(sorted(p["protocol"] for p in dns["ports"]),
+                         ["TCP", "UDP"])
+        self.assertEqual({p["port"] for p in dns["ports"]}, {53})
+        self.assertEqual(upstream["ports"], [{"protocol": "TCP", "port": 443}])
+        self.assertIn("10.0.0.0/8", upstream["to"][0]["ipBlock"]["except"])
+
+    def test_kubectl_renders_offline(self):
+        kubectl = shutil.which("kubectl")
+        if not kubectl:
+            self.skipTest("kubectl not installed: only the structural "
+                          "checks ran")
+        # `apply --dry-run=client` needs an API server for discovery even
+        # with --validate=false; rendering the kustomization does not.
+        p = subprocess.run([kubectl, "kustomize", K8S], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        kinds = sorted(d["kind"] for d in yaml.safe_load_all(p.stdout) if d)
+        self.assertEqual(kinds, sorted(d["kind"] for d in self.docs))
+
+
+class TestContainerfile(unittest.TestCase):
+    def test_structure(self):
+        with open(os.path.join(DEPLOY, "container", "Containerfile")) as f:
+            lines = [ln.strip() for ln in f if ln.strip() and
+                     not ln.lstrip().startswith("#")]
+        froms = [ln for ln in lines if ln.startswith("FROM ")]
+        self.assertEqual(froms, ["FROM ${BASE} AS build", "FROM ${BASE}"])
+        runtime = lines[lines.index("FROM ${BASE}"):]
+        text = "\n".join(runtime)
+        self.assertNotIn("-dev", text)  # no build dependencies at run time
+        for pkg in ("git", "ca-certificates", "libgit2-1.5",
+                    "libmicrohttpd12"):
+            self.assertRegex(text, r"\b%s\b" % re.escape(pkg))
+        self.assertIn("USER 10001:10001", runtime)
+        self.assertTrue(any(ln.startswith("HEALTHCHECK") for ln in runtime))
+        self.assertIn("/healthz", text)
+        self.assertIn('VOLUME ["/var/cache/gitgate", "/var/log/gitgate", '
+                      '"/var/lib/gitgate"]', runtime)
+        cfg = json.load(open(os.path.join(DEPLOY, "container",
+                                          "config.json")))
+        for key in ("audit_log", "cache_dir", "revocations"):
+            self.assertTrue(cfg[key].startswith(("/var/cache/gitgate",
+                                                 "/var/log/gitgate",
+                                                 "/var/lib/gitgate")), key)
+
+
+class TestHaproxyConfig(unittest.TestCase):
+    @unittest.skipUnless(shutil.which("haproxy") or
+                         os.path.exists("/usr/sbin/haproxy"),
+                         "haproxy not installed: config not checked")
+    def test_haproxy_accepts_it(self):
+        exe = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        p = subprocess.run([exe, "-c", "-f",
+                            os.path.join(DEPLOY, "haproxy", "haproxy.cfg")],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("Configuration file is valid", p.stdout + p.stderr)
+
+
 if __name__ == "__main__":
     h.run_suite()
