@@ -40,7 +40,10 @@ static const char usage[] =
 	"Signals: SIGTERM/SIGINT stop gracefully (transfers in flight get\n"
 	"30 s to finish); SIGHUP reloads keys, revocations and the site\n"
 	"policy (a broken policy file keeps the previous one) and reopens the\n"
-	"audit log (for rotation).\n";
+	"audit log (for rotation).\n"
+	"Under systemd (Type=notify) it reports READY=1 once listening,\n"
+	"RELOADING=1/STOPPING=1, and WATCHDOG=1 when WatchdogSec= is set.\n"
+	"Audit lines name this instance: $GITGATE_INSTANCE, else the host.\n";
 
 /* Secrets live in this process's memory: never let it dump core or be
  * ptrace-attached by other users' processes. */
