@@ -814,11 +814,12 @@ static int print_record(struct view *v, const json_t *obj, const char *line,
 }
 
 /* The kept records in time order (for ties, the order read), then
- * dropped. */
-static int merge_flush(struct view *v)
+ * dropped; with print false only dropped (a file could not be read: no
+ * partial output). */
+static int merge_flush(struct view *v, bool print)
 {
 	size_t i;
-	int ret = 0;
+	int ret = print ? 0 : GG_ERR;
 
 	qsort(v->entries, v->nentries, sizeof(*v->entries), entry_cmp);
 	for (i = 0; i < v->nentries; i++) {
@@ -833,7 +834,7 @@ static int merge_flush(struct view *v)
 	v->entries = NULL;
 	v->nentries = v->capentries = 0;
 	v->merging = false;
-	return ret;
+	return print ? ret : 0;
 }
 
 /* Viewing is lenient (verify is the integrity check): a line that is not
@@ -1019,10 +1020,8 @@ static int view_files(struct view *v, struct source *srcs,
 	for (i = 0; i < n && !ret; i++)
 		ret = read_file(v, paths[i], v->o->follow && last[i], &srcs[i],
 				err);
-	if (v->merging && !ret && merge_flush(v))
+	if (v->merging && merge_flush(v, ret == 0) && !ret)
 		ret = gg_err_set(err, GG_ENOMEM, "out of memory");
-	else if (v->merging)
-		merge_flush(v);
 	return ret;
 }
 

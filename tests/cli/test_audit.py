@@ -666,6 +666,13 @@ class TestInstances(Tmp):
         want = [self.lines[n][j] for j in range(3) for n in "abc"]
         self.assertEqual(out, "".join(ln + "\n" for ln in want))
 
+    def test_unreadable_log_prints_nothing(self):
+        for extra in ((), ("--json",)):
+            rc, out, err = run("audit", *self.args("a", "b"), "--log",
+                               self.path("nope"), *extra)
+            self.assertEqual((rc, out), (1, ""), extra)
+            self.assertIn("cannot open %s" % self.path("nope"), err)
+
     def test_filters_apply_across_files(self):
         rc, out, err = run("audit", *self.args("a", "b", "c"), "--json",
                            "--sub", "sub-b")
