@@ -13,6 +13,7 @@
  * checked (one stat), so a file deleted or renamed away gets no more lines.
  */
 #include "gitgate/audit/audit.h"
+#include "gitgate/core/limits.h"
 #include "gitgate/core/log.h"
 
 #include <errno.h>
@@ -89,6 +90,7 @@ struct audit_log {
 	 * hold the lock across fdatasync; written under the lock. */
 	_Atomic bool healthy;
 	char last[AUDIT_HASH_HEX + 1];
+	char instance[GG_MAX_INSTANCE_LEN + 1]; /* set once at open */
 };
 
 /* ---- secrets never reach the log ---- */
@@ -312,7 +314,8 @@ static int set_strings(json_t *obj, const struct audit_record *rec)
 	    set(obj, "service", jstr(rec->service)) ||
 	    set(obj, "client", jstr(rec->client)) ||
 	    set(obj, "decision", jstr(rec->decision)) ||
-	    set(obj, "reason", jstr(rec->reason)))
+	    set(obj, "reason", jstr(rec->reason)) ||
+	    set_opt(obj, "instance", rec->instance))
 		return GG_ENOMEM;
 	return 0;
 }
@@ -859,6 +862,44 @@ static void use_file(struct audit_log *log, const struct opened *o)
 	log->alloc_end = o->size;
 }
 
+/* Names are printable ASCII without spaces, so that a table column and a
+ * grep show them as they are. */
+static bool is_instance_name(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (s[i] <= ' ' || s[i] > '~')
+			return false;
+	return i > 0 && i <= GG_MAX_INSTANCE_LEN;
+}
+
+static int instance_name(char out[GG_MAX_INSTANCE_LEN + 1],
+			 struct gg_err *err)
+{
+	const char *env = getenv("GITGATE_INSTANCE");
+
+	if (env) {
+		if (!is_instance_name(env))
+			return gg_err_set(err, GG_EINVAL,
+					  "GITGATE_INSTANCE: want 1 to %d "
+					  "printable characters without spaces",
+					  GG_MAX_INSTANCE_LEN);
+		snprintf(out, GG_MAX_INSTANCE_LEN + 1, "%s", env);
+		return 0;
+	}
+	if (gethostname(out, GG_MAX_INSTANCE_LEN + 1) != 0 ||
+	    !memchr(out, '\0', GG_MAX_INSTANCE_LEN + 1) ||
+	    !is_instance_name(out))
+		snprintf(out, GG_MAX_INSTANCE_LEN + 1, "%s", "localhost");
+	return 0;
+}
+
+const char *audit_instance(const struct audit_log *log)
+{
+	return log->instance;
+}
+
 int audit_open(struct audit_log **out, const char *path, struct gg_err *err)
 {
 	struct audit_log *log;
@@ -874,7 +915,9 @@ int audit_open(struct audit_log **out, const char *path, struct gg_err *err)
 		free(log);
 		return gg_err_set(err, GG_ENOMEM, "audit: out of memory");
 	}
-	ret = open_log(&o, path, err);
+	ret = instance_name(log->instance, err);
+	if (!ret)
+		ret = open_log(&o, path, err);
 	if (ret) {
 		free(log->path);
 		free(log);
@@ -968,6 +1011,8 @@ int audit_reserve(struct audit_log *log, size_t *reserved,
 
 	*reserved = 0;
 	shape.reason = NULL; /* RESERVE_SLACK covers any */
+	if (!shape.instance)
+		shape.instance = log->instance;
 	ret = audit_line_format(&line, &len, hash, &shape, AUDIT_GENESIS, err);
 	free(line);
 	if (ret)
@@ -1216,13 +1261,16 @@ int audit_append_reserved(struct audit_log *log,
 {
 	struct gg_err why = GG_ERR_INIT;
 	char hash[AUDIT_HASH_HEX + 1];
+	struct audit_record named = *rec;
 	char *line = NULL;
 	size_t len = 0;
 	int ret;
 
+	if (!named.instance)
+		named.instance = log->instance;
 	pthread_mutex_lock(&log->lock);
 	unclaim(log, reserved); /* this line uses it, or fails */
-	ret = audit_line_format(&line, &len, hash, rec, log->last, err);
+	ret = audit_line_format(&line, &len, hash, &named, log->last, err);
 	if (ret)
 		goto out;
 	/* No line goes to a file that lost its name. A refused follow keeps

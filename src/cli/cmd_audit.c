@@ -1,6 +1,12 @@
 /*
  * cmd_audit.c - `gitgate audit` (review the audit log) and `gitgate audit
  * verify` (check its hash chain). Format and chain rules: audit.h.
+ *
+ * Several --log files are either one log's rotated files (oldest first:
+ * one chain across them) or the logs of several instances (each its own
+ * chain). Each file's first line tells which: files whose lines carry the
+ * same "instance" (or none, as before instances were recorded) form one
+ * chain, in the order given. Viewing merges all of them by time.
  */
 #include "gitgate/audit/audit.h"
 #include "gitgate/core/cli.h"
@@ -34,7 +40,9 @@ static const char help[] =
 	"\n"
 	"  --config FILE      read the log named by the config's \"audit_log\"\n"
 	"                     (default audit.jsonl, relative to the config)\n"
-	"  --log FILE         read FILE; repeat for rotated files, oldest first\n"
+	"  --log FILE         read FILE; repeat for rotated files (oldest first)\n"
+	"                     or for several instances' logs (merged by time,\n"
+	"                     each instance's chain verified on its own)\n"
 	"  --since DUR        only records newer than DUR ago (90s, 15m, 1h, 7d)\n"
 	"  --repo OWNER/NAME  only this repository (case-insensitive)\n"
 	"  --sub TEXT         only tokens with this subject\n"
@@ -50,11 +58,12 @@ static const char help[] =
 #define POLL_NS (200 * 1000 * 1000)
 #define REFS_SHOWN 3
 
-enum col { COL_TIME, COL_SUB, COL_REPO, COL_SERVICE, COL_DECISION, COL_REFS,
-	   COL_REASON, NCOLS };
+enum col { COL_TIME, COL_INSTANCE, COL_SUB, COL_REPO, COL_SERVICE,
+	   COL_DECISION, COL_REFS, COL_REASON, NCOLS };
 
 static const char *const col_names[NCOLS] = {
-	"TIME", "SUB", "REPO", "SERVICE", "DECISION", "REFS", "REASON",
+	"TIME", "INSTANCE", "SUB", "REPO", "SERVICE", "DECISION", "REFS",
+	"REASON",
 };
 
 struct opts {
@@ -75,13 +84,27 @@ struct row {
 	char *cell[NCOLS];
 };
 
+/* One record kept for the merge by time (several --log files). */
+struct entry {
+	int64_t time_ms;
+	size_t seq; /* order read: ties keep it (stable) */
+	json_t *obj;
+	char *line; /* the line as it is in the file (--json) */
+	size_t len;
+};
+
 struct view {
 	const struct opts *o;
 	int64_t since_ms; /* records older than this are skipped */
 	bool streaming;   /* print table rows at once (--follow, after start) */
+	bool merging;     /* keep matching records in entries, sort, print */
+	bool show_instance; /* the INSTANCE column (several --log files) */
 	struct row *rows;
 	size_t nrows, caprows;
 	size_t width[NCOLS];
+	struct entry *entries;
+	size_t nentries, capentries;
+	int64_t last_time_ms; /* of the last record read, for one without */
 };
 
 /* The one flag a signal handler may set: --follow stops cleanly. */
@@ -242,6 +265,12 @@ static int config_audit_log(char **out, const char *cfgpath,
 
 /* ---- verify ---- */
 
+static const char *get_str(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+
 static int verify_fail(const char *path, size_t nfiles, const char *why)
 {
 	char msg[GG_ERR_MSG_MAX + 256];
@@ -253,29 +282,172 @@ static int verify_fail(const char *path, size_t nfiles, const char *why)
 	return cli_fail("audit verify", msg);
 }
 
+/* The "instance" of path's first line, malloc'd; "" for a file without
+ * one (empty, or written before instances were recorded) and for a first
+ * line that does not parse (verify then says why). NULL only when the
+ * file cannot be read or memory runs out. */
+static char *first_instance(const char *path, struct gg_err *err)
+{
+	struct audit_reader r;
+	const char *line, *name = NULL;
+	json_t *obj = NULL;
+	size_t len;
+	char *out;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		gg_err_errno(err, GG_EIO, "cannot open %s", path);
+		return NULL;
+	}
+	audit_reader_init(&r, fd);
+	if (audit_reader_next(&line, &len, &r, err) == 1) {
+		obj = json_loadb(line, len, 0, NULL);
+		name = get_str(obj, "instance");
+	}
+	out = strdup(name ? name : "");
+	json_decref(obj);
+	audit_reader_release(&r);
+	close(fd);
+	if (!out)
+		gg_err_set(err, GG_ENOMEM, "out of memory");
+	return out;
+}
+
+/* One chain: the files whose first lines name the same instance. */
+struct group {
+	char *instance;
+	struct audit_chain chain;
+	bool noted;
+	size_t last_file; /* index of its last file in the --log order */
+};
+
+struct groups {
+	struct group *g;
+	size_t n;
+	size_t *of; /* of[i]: the group of file i */
+};
+
+static void groups_free(struct groups *gs)
+{
+	size_t i;
+
+	for (i = 0; i < gs->n; i++)
+		free(gs->g[i].instance);
+	free(gs->g);
+	free(gs->of);
+}
+
+static size_t group_find(struct groups *gs, char *instance)
+{
+	size_t i;
+
+	for (i = 0; i < gs->n; i++)
+		if (!strcmp(gs->g[i].instance, instance)) {
+			free(instance);
+			return i;
+		}
+	gs->g[gs->n].instance = instance;
+	audit_chain_init(&gs->g[gs->n].chain);
+	gs->g[gs->n].noted = false;
+	return gs->n++;
+}
+
+static int groups_make(struct groups *gs, const char *const *paths, size_t n,
+		       struct gg_err *err)
+{
+	char *instance;
+	size_t i;
+
+	gs->n = 0;
+	gs->g = calloc(n, sizeof(*gs->g));
+	gs->of = calloc(n, sizeof(*gs->of));
+	if (!gs->g || !gs->of)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	for (i = 0; i < n; i++) {
+		instance = first_instance(paths[i], err);
+		if (!instance)
+			return err->code;
+		gs->of[i] = group_find(gs, instance);
+		gs->g[gs->of[i]].last_file = i;
+	}
+	return 0;
+}
+
+static void note_continued(struct group *g, const char *path)
+{
+	if (!g->chain.continued || g->noted)
+		return;
+	fprintf(stderr,
+		"gitgate: audit verify: note: %s continues from previous file "
+		"(first prev %s); its head cannot be checked\n",
+		path, g->chain.first_prev);
+	g->noted = true;
+}
+
+static void print_group(const struct group *g, const char *const *paths,
+			const struct groups *gs, size_t n)
+{
+	size_t i;
+
+	printf("ok: instance %s (", g->instance[0] ? g->instance : "-");
+	for (i = 0; i < n; i++)
+		if (&gs->g[gs->of[i]] == g)
+			printf("%s%s", paths[i], i == g->last_file ? "" : ", ");
+	printf("): %llu records, chain intact, last hash %s\n",
+	       (unsigned long long)g->chain.records, g->chain.last);
+}
+
 static int run_verify(const char *const *paths, size_t n)
 {
 	struct gg_err err = GG_ERR_INIT;
-	struct audit_chain chain;
-	bool noted = false;
+	struct groups gs = { 0 };
+	struct group *g;
 	size_t i;
+	int ret = CLI_OK;
 
-	audit_chain_init(&chain);
-	for (i = 0; i < n; i++) {
-		if (audit_verify_file(&chain, paths[i], &err))
-			return verify_fail(paths[i], n, err.msg);
-		if (chain.continued && !noted) {
-			fprintf(stderr,
-				"gitgate: audit verify: note: %s continues "
-				"from previous file (first prev %s); its head "
-				"cannot be checked\n",
-				paths[i], chain.first_prev);
-			noted = true;
-		}
+	if (groups_make(&gs, paths, n, &err)) {
+		groups_free(&gs);
+		return cli_fail("audit verify", err.msg);
 	}
-	printf("ok: %llu records, chain intact, last hash %s\n",
-	       (unsigned long long)chain.records, chain.last);
-	return CLI_OK;
+	for (i = 0; i < n && ret == CLI_OK; i++) {
+		g = &gs.g[gs.of[i]];
+		if (audit_verify_file(&g->chain, paths[i], &err))
+			ret = verify_fail(paths[i], n, err.msg);
+		else
+			note_continued(g, paths[i]);
+	}
+	for (i = 0; i < gs.n && ret == CLI_OK; i++) {
+		if (gs.n == 1)
+			printf("ok: %llu records, chain intact, last hash %s\n",
+			       (unsigned long long)gs.g[0].chain.records,
+			       gs.g[0].chain.last);
+		else
+			print_group(&gs.g[i], paths, &gs, n);
+	}
+	groups_free(&gs);
+	return ret;
+}
+
+/* For viewing: last[i] is whether file i is the newest of its chain (the
+ * one --follow follows). */
+static int last_files(bool **out, const char *const *paths, size_t n)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct groups gs = { 0 };
+	bool *last = calloc(n, sizeof(*last));
+	size_t i;
+	int ret = last ? groups_make(&gs, paths, n, &err) : GG_ENOMEM;
+
+	if (!ret)
+		for (i = 0; i < gs.n; i++)
+			last[gs.g[i].last_file] = true;
+	groups_free(&gs);
+	if (ret) {
+		free(last);
+		return cli_fail("audit", last ? err.msg : "out of memory");
+	}
+	*out = last;
+	return 0;
 }
 
 /* ---- filters ---- */
@@ -335,11 +507,6 @@ static bool parse_time_ms(int64_t *out, const char *s)
 		       1000 +
 	       ms;
 	return true;
-}
-
-static const char *get_str(const json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
 }
 
 static bool matches(const struct view *v, const json_t *obj)
@@ -478,6 +645,7 @@ static int row_build(struct row *r, const json_t *obj)
 	size_t c;
 
 	r->cell[COL_TIME] = cell_text(get_str(obj, "time"));
+	r->cell[COL_INSTANCE] = cell_text(get_str(obj, "instance"));
 	r->cell[COL_SUB] = cell_text(get_str(obj, "sub"));
 	r->cell[COL_REPO] = cell_text(get_str(obj, "repo"));
 	r->cell[COL_SERVICE] = cell_text(service_text(get_str(obj, "service")));
@@ -493,11 +661,14 @@ static int row_build(struct row *r, const json_t *obj)
 	return 0;
 }
 
-static void print_cells(char *const *cells, const size_t *width)
+static void print_cells(const struct view *v, char *const *cells)
 {
+	const size_t *width = v->width;
 	size_t c, w;
 
 	for (c = 0; c + 1 < NCOLS; c++) {
+		if (c == COL_INSTANCE && !v->show_instance)
+			continue;
 		fputs(cells[c], stdout);
 		for (w = cell_width(cells[c]); w < width[c] + 2; w++)
 			putchar(' ');
@@ -529,10 +700,10 @@ static void table_flush(struct view *v, bool print)
 
 	table_widths(v);
 	if (print)
-		print_cells((char *const *)col_names, v->width);
+		print_cells(v, (char *const *)col_names);
 	for (i = 0; i < v->nrows; i++) {
 		if (print)
-			print_cells(v->rows[i].cell, v->width);
+			print_cells(v, v->rows[i].cell);
 		row_free(&v->rows[i]);
 	}
 	free(v->rows);
@@ -548,7 +719,7 @@ static int table_add(struct view *v, const json_t *obj)
 	if (row_build(&r, obj))
 		return GG_ENOMEM;
 	if (v->streaming) {
-		print_cells(r.cell, v->width);
+		print_cells(v, r.cell);
 		row_free(&r);
 		return 0;
 	}
@@ -583,6 +754,89 @@ static void warn_line(const struct source *s, const char *why)
 		(unsigned long long)s->line, why);
 }
 
+/* The record's time; one without a readable time sorts with the record
+ * read before it. */
+static int64_t record_time(struct view *v, const json_t *obj)
+{
+	int64_t t;
+	const char *s = get_str(obj, "time");
+
+	if (s && parse_time_ms(&t, s))
+		v->last_time_ms = t;
+	return v->last_time_ms;
+}
+
+static int keep_entry(struct view *v, json_t *obj, const char *line,
+		      size_t len)
+{
+	struct entry *e, *grown;
+	size_t ncap;
+
+	if (v->nentries == v->capentries) {
+		ncap = v->capentries ? v->capentries * 2 : 256;
+		grown = realloc(v->entries, ncap * sizeof(*grown));
+		if (!grown)
+			return GG_ENOMEM;
+		v->entries = grown;
+		v->capentries = ncap;
+	}
+	e = &v->entries[v->nentries];
+	e->line = malloc(len + 1);
+	if (!e->line)
+		return GG_ENOMEM;
+	memcpy(e->line, line, len);
+	e->line[len] = '\0';
+	e->len = len;
+	e->time_ms = record_time(v, obj);
+	e->seq = v->nentries++;
+	e->obj = json_incref(obj);
+	return 0;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+
+	if (x->time_ms != y->time_ms)
+		return x->time_ms < y->time_ms ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int print_record(struct view *v, const json_t *obj, const char *line,
+			size_t len)
+{
+	if (v->o->json) {
+		fwrite(line, 1, len, stdout);
+		putchar('\n');
+		return 0;
+	}
+	return table_add(v, obj);
+}
+
+/* The kept records in time order (for ties, the order read), then
+ * dropped; with print false only dropped (a file could not be read: no
+ * partial output). */
+static int merge_flush(struct view *v, bool print)
+{
+	size_t i;
+	int ret = print ? 0 : GG_ERR;
+
+	qsort(v->entries, v->nentries, sizeof(*v->entries), entry_cmp);
+	for (i = 0; i < v->nentries; i++) {
+		if (!ret)
+			ret = print_record(v, v->entries[i].obj,
+					   v->entries[i].line,
+					   v->entries[i].len);
+		json_decref(v->entries[i].obj);
+		free(v->entries[i].line);
+	}
+	free(v->entries);
+	v->entries = NULL;
+	v->nentries = v->capentries = 0;
+	v->merging = false;
+	return print ? ret : 0;
+}
+
 /* Viewing is lenient (verify is the integrity check): a line that is not
  * JSON is reported and skipped. */
 static int handle_line(struct view *v, const struct source *s,
@@ -595,7 +849,9 @@ static int handle_line(struct view *v, const struct source *s,
 	if (!json_is_object(obj)) {
 		warn_line(s, "not a JSON object, skipped");
 	} else if (matches(v, obj)) {
-		if (v->o->json) {
+		if (v->merging) {
+			ret = keep_entry(v, obj, line, len);
+		} else if (v->o->json) {
 			fwrite(line, 1, len, stdout);
 			putchar('\n');
 		} else {
@@ -704,23 +960,6 @@ static void follow_truncation(struct source *s)
 	s->line = 0;
 }
 
-static int follow(struct view *v, struct source *s, struct gg_err *err)
-{
-	struct timespec tick = { 0, POLL_NS };
-	int ret;
-
-	while (!stop_requested) {
-		ret = drain(v, s, err);
-		if (ret >= 0)
-			ret = follow_rotation(v, s, err);
-		if (ret < 0)
-			return ret;
-		follow_truncation(s);
-		nanosleep(&tick, NULL);
-	}
-	return 0;
-}
-
 /* ---- view ---- */
 
 static int read_file(struct view *v, const char *path, bool keep_open,
@@ -736,38 +975,93 @@ static int read_file(struct view *v, const char *path, bool keep_open,
 	return ret < 0 ? ret : 0;
 }
 
-static int run_view(const struct opts *o, const char *const *paths, size_t n)
+/* Follow every source still open; rows print as they arrive. */
+static int follow_all(struct view *v, struct source *srcs, size_t n,
+		      struct gg_err *err)
 {
-	struct gg_err err = GG_ERR_INIT;
-	struct view v;
-	struct source s;
+	struct timespec tick = { 0, POLL_NS };
+	size_t i;
+	int ret;
+
+	while (!stop_requested) {
+		for (i = 0; i < n; i++) {
+			if (srcs[i].fd < 0)
+				continue;
+			ret = drain(v, &srcs[i], err);
+			if (ret >= 0)
+				ret = follow_rotation(v, &srcs[i], err);
+			if (ret < 0)
+				return ret;
+			follow_truncation(&srcs[i]);
+		}
+		nanosleep(&tick, NULL);
+	}
+	return 0;
+}
+
+static void close_all(struct source *srcs, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (srcs[i].fd >= 0)
+			source_close(&srcs[i]);
+}
+
+/* Read every file (merged by time when there are several); with --follow
+ * the last file of each chain stays open and is followed. */
+static int view_files(struct view *v, struct source *srcs,
+		      const char *const *paths, const bool *last, size_t n,
+		      struct gg_err *err)
+{
 	size_t i;
 	int ret = 0;
 
+	for (i = 0; i < n && !ret; i++)
+		ret = read_file(v, paths[i], v->o->follow && last[i], &srcs[i],
+				err);
+	if (v->merging && merge_flush(v, ret == 0) && !ret)
+		ret = gg_err_set(err, GG_ENOMEM, "out of memory");
+	return ret;
+}
+
+static int run_view(const struct opts *o, const char *const *paths,
+		    const bool *last, size_t n)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct source *srcs = calloc(n, sizeof(*srcs));
+	struct view v;
+	size_t i;
+	int ret;
+
+	if (!srcs)
+		return cli_fail("audit", "out of memory");
+	for (i = 0; i < n; i++)
+		srcs[i].fd = -1;
 	memset(&v, 0, sizeof(v));
 	v.o = o;
+	v.merging = n > 1;
+	v.show_instance = n > 1;
 	if (o->has_since)
 		v.since_ms = ((int64_t)time(NULL) - o->since_s) * 1000;
 	if (o->follow)
 		catch_stop_signals();
-	for (i = 0; i < n && !ret; i++)
-		ret = read_file(&v, paths[i], o->follow && i + 1 == n, &s, &err);
+	ret = view_files(&v, srcs, paths, last, n, &err);
 	/* A log that cannot be read prints no table, not a header alone. */
 	if (!o->json)
 		table_flush(&v, ret == 0);
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		if (ret == 0 && o->follow)
-			source_close(&s);
-		return cli_fail("audit", "cannot write to stdout");
+	if (fflush(stdout) != 0 || ferror(stdout))
+		ret = cli_fail("audit", "cannot write to stdout");
+	else if (ret)
+		ret = cli_fail("audit", err.msg);
+	else if (o->follow) {
+		v.streaming = true;
+		ret = follow_all(&v, srcs, n, &err);
+		ret = ret ? cli_fail("audit", err.msg) : CLI_OK;
 	}
-	if (ret)
-		return cli_fail("audit", err.msg);
-	if (!o->follow)
-		return CLI_OK;
-	v.streaming = true;
-	ret = follow(&v, &s, &err);
-	source_close(&s);
-	return ret ? cli_fail("audit", err.msg) : CLI_OK;
+	close_all(srcs, n);
+	free(srcs);
+	return ret;
 }
 
 int cmd_audit(int argc, char **argv)
@@ -775,6 +1069,7 @@ int cmd_audit(int argc, char **argv)
 	struct gg_err err = GG_ERR_INIT;
 	struct opts o;
 	char *cfg_log = NULL;
+	bool *last = NULL;
 	int ret;
 
 	if (cli_wants_help(argc, argv)) {
@@ -799,9 +1094,17 @@ int cmd_audit(int argc, char **argv)
 		o.logs[0] = cfg_log;
 		o.nlogs = 1;
 	}
-	ret = o.verify ? run_verify(o.logs, o.nlogs) :
-			 run_view(&o, o.logs, o.nlogs);
+	if (o.verify)
+		ret = run_verify(o.logs, o.nlogs);
+	else if (o.nlogs == 1 || !o.follow)
+		ret = run_view(&o, o.logs, &o.follow, o.nlogs);
+	else {
+		ret = last_files(&last, o.logs, o.nlogs);
+		if (ret == 0)
+			ret = run_view(&o, o.logs, last, o.nlogs);
+	}
 out:
+	free(last);
 	free(cfg_log);
 	free(o.logs);
 	return ret;

@@ -6,10 +6,17 @@
  * revocation and site-policy files, which bounds how late a revocation
  * takes effect. A site policy with problems stops the start (each one
  * logged); a reload that fails keeps the previous policy.
+ *
+ * Under systemd (Type=notify) the service manager hears READY=1 once the
+ * listener accepts, RELOADING=1 / READY=1 around a SIGHUP reload,
+ * STOPPING=1 when a stop begins, and WATCHDOG=1 from this loop: a main
+ * thread stuck anywhere stops the pings and systemd restarts us.
  */
 #include "gitgate/core/cli.h"
 #include "gitgate/config/config.h"
 #include "gitgate/core/log.h"
+#include "gitgate/core/sdnotify.h"
+#include "gitgate/core/timeutil.h"
 #include "gitgate/http/server.h"
 
 #include <getopt.h>
@@ -33,7 +40,10 @@ static const char usage[] =
 	"Signals: SIGTERM/SIGINT stop gracefully (transfers in flight get\n"
 	"30 s to finish); SIGHUP reloads keys, revocations, the site\n"
 	"policy and the TLS certificate (a broken file keeps the previous\n"
-	"one) and reopens the audit log (for rotation).\n";
+	"one) and reopens the audit log (for rotation).\n"
+	"Under systemd (Type=notify) it reports READY=1 once listening,\n"
+	"RELOADING=1/STOPPING=1, and WATCHDOG=1 when WatchdogSec= is set.\n"
+	"Audit lines name this instance: $GITGATE_INSTANCE, else the host.\n";
 
 /* Secrets live in this process's memory: never let it dump core or be
  * ptrace-attached by other users' processes. */
@@ -73,21 +83,68 @@ static void tune_malloc(void)
 #endif
 }
 
-static int run(struct server *srv, sigset_t *sigs)
+/* Tell the service manager; a manager that went away is worth a warning,
+ * never a stop (the proxy still serves). */
+static void notify(struct sdnotify *sd, const char *msg)
 {
-	struct timespec tick = { 0, 200 * 1000 * 1000 };
+	struct gg_err err = GG_ERR_INIT;
+
+	if (sdnotify_send(sd, msg, &err))
+		log_warnx("%s", err.msg);
+}
+
+static void notify_reloading(struct sdnotify *sd)
+{
+	char msg[64];
+
+	/* systemd >= 253 wants the time of the request with RELOADING=1. */
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%lld",
+		 (long long)timeutil_mono_ms() * 1000);
+	notify(sd, msg);
+}
+
+static void ping_watchdog(struct sdnotify *sd)
+{
+	struct gg_err err = GG_ERR_INIT;
+
+	if (sdnotify_watchdog(sd, timeutil_mono_ms(), &err) < 0)
+		log_warnx("%s", err.msg);
+}
+
+/* 200 ms (the reload polling), or less when a watchdog ping is due
+ * sooner: pings go out on time, not up to a tick late. */
+static struct timespec loop_tick(const struct sdnotify *sd)
+{
+	int64_t ms = 200, wd = sdnotify_watchdog_wait_ms(sd, timeutil_mono_ms());
+	struct timespec tick;
+
+	if (wd >= 0 && wd < ms)
+		ms = wd > 0 ? wd : 1;
+	tick.tv_sec = 0;
+	tick.tv_nsec = (long)ms * 1000 * 1000;
+	return tick;
+}
+
+static int run(struct server *srv, sigset_t *sigs, struct sdnotify *sd)
+{
+	struct timespec tick;
 	unsigned cut;
 	int sig;
 
 	for (;;) {
+		ping_watchdog(sd);
+		tick = loop_tick(sd);
 		sig = sigtimedwait(sigs, NULL, &tick);
 		if (sig == SIGHUP) {
 			log_info("SIGHUP: reloading");
+			notify_reloading(sd);
 			server_tick(srv, 1);
+			notify(sd, "READY=1\nSTATUS=reloaded");
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			log_info("%s: stopping (waiting up to 30 s for "
 				 "transfers in flight)",
 				 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			notify(sd, "STOPPING=1\nSTATUS=stopping");
 			cut = server_shutdown(srv, 30);
 			if (cut)
 				log_warnx("stopped with %u request(s) still "
@@ -111,6 +168,7 @@ int cmd_serve(int argc, char **argv)
 	struct gg_err err = GG_ERR_INIT;
 	struct config *cfg = NULL;
 	struct server *srv = NULL;
+	struct sdnotify sd;
 	const char *config_path = NULL;
 	sigset_t sigs;
 	int c, ret;
@@ -144,6 +202,13 @@ int cmd_serve(int argc, char **argv)
 	tune_malloc();
 	if (config_load(&cfg, config_path, &err) != 0)
 		return cli_fail("config", err.msg);
+	/* Read (and cleared from the environment) before any thread or
+	 * child exists. A malformed one is systemd's or the operator's
+	 * mistake: refuse to start rather than never report readiness. */
+	if (sdnotify_from_env(&sd, &err) != 0) {
+		config_free(cfg);
+		return cli_fail("serve", err.msg);
+	}
 	/* Block before any thread exists so every thread inherits it. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -157,6 +222,7 @@ int cmd_serve(int argc, char **argv)
 
 	ret = server_new(&srv, cfg, &err);
 	if (ret != 0) {
+		sdnotify_release(&sd);
 		config_free(cfg);
 		return cli_fail("serve", err.msg);
 	}
@@ -164,8 +230,12 @@ int cmd_serve(int argc, char **argv)
 		 strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
 		 strchr(cfg->listen_host, ':') ? "]" : "", cfg->listen_port,
 		 cfg->upstream_url);
-	ret = run(srv, &sigs);
+	/* server_new returned with the listener bound and the daemon
+	 * accepting: clients connecting from now on get answers. */
+	notify(&sd, "READY=1\nSTATUS=serving");
+	ret = run(srv, &sigs, &sd);
 	server_free(srv);
+	sdnotify_release(&sd);
 	config_free(cfg);
 	return ret;
 }

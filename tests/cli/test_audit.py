@@ -607,6 +607,103 @@ class TestFollow(Tmp):
         self.assertEqual((rc, err), (0, ""))
 
 
+class TestInstances(Tmp):
+    """Logs of several instances behind a load balancer: each its own
+    chain, merged by time for review."""
+
+    def setUp(self):
+        super().setUp()
+        base = datetime.now(timezone.utc) - timedelta(minutes=10)
+        self.logs, self.lines, self.last = {}, {}, {}
+        # a: records at minutes 0, 3, 6; b: 1, 4, 7; c: 2, 5, 8
+        for k, name in enumerate("abc"):
+            recs = [record(10 * k + j, ago=timedelta(0),
+                           time=rfc3339(base + timedelta(minutes=3 * j + k)),
+                           instance="gg-" + name, sub="sub-" + name)
+                    for j in range(3)]
+            self.lines[name], self.last[name] = chain_lines(recs)
+            self.logs[name] = self.write(name + ".jsonl", self.lines[name])
+
+    def args(self, *names):
+        return [a for n in names for a in ("--log", self.logs[n])]
+
+    def test_verify_each_chain_on_its_own(self):
+        rc, out, err = run("audit", "verify", *self.args("a", "b", "c"))
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(out, "".join(
+            "ok: instance gg-%s (%s): 3 records, chain intact, last hash "
+            "%s\n" % (n, self.logs[n], self.last[n]) for n in "abc"))
+
+    def test_verify_names_the_bad_file_and_line(self):
+        lines = list(self.lines["b"])
+        lines[1] = lines[1].replace('"status":200', '"status":201')
+        self.write("b.jsonl", lines)
+        rc, out, err = run("audit", "verify", *self.args("a", "b", "c"))
+        self.assertEqual((rc, out), (1, ""))
+        self.assertEqual(err, "gitgate: audit verify: %s: line 2: hash "
+                              "mismatch (line edited)\n" % self.logs["b"])
+
+    def test_rotated_files_of_one_instance_still_chain(self):
+        # a's newer file continues a's chain; b stays on its own.
+        more, last = chain_lines([record(99, instance="gg-a")],
+                                 self.last["a"])
+        a2 = self.write("a2.jsonl", more)
+        rc, out, err = run("audit", "verify", *self.args("a", "b"),
+                           "--log", a2)
+        self.assertEqual((rc, err), (0, ""))
+        self.assertIn("ok: instance gg-a (%s, %s): 4 records, chain intact, "
+                      "last hash %s\n" % (self.logs["a"], a2, last), out)
+        # out of order, the link is checked as for any rotated files
+        rc, out, err = run("audit", "verify", "--log", a2,
+                           *self.args("a"))
+        self.assertEqual(rc, 1)
+        self.assertIn("%s: line 1: prev does not match the last hash of the "
+                      "previous file" % self.logs["a"], err)
+
+    def test_json_merged_by_time(self):
+        rc, out, err = run("audit", *self.args("c", "a", "b"), "--json")
+        self.assertEqual((rc, err), (0, ""))
+        want = [self.lines[n][j] for j in range(3) for n in "abc"]
+        self.assertEqual(out, "".join(ln + "\n" for ln in want))
+
+    def test_unreadable_log_prints_nothing(self):
+        for extra in ((), ("--json",)):
+            rc, out, err = run("audit", *self.args("a", "b"), "--log",
+                               self.path("nope"), *extra)
+            self.assertEqual((rc, out), (1, ""), extra)
+            self.assertIn("cannot open %s" % self.path("nope"), err)
+
+    def test_filters_apply_across_files(self):
+        rc, out, err = run("audit", *self.args("a", "b", "c"), "--json",
+                           "--sub", "sub-b")
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(out, "".join(ln + "\n" for ln in self.lines["b"]))
+
+    def test_table_shows_the_instance(self):
+        rc, out, err = run("audit", *self.args("a", "b", "c"))
+        self.assertEqual((rc, err), (0, ""))
+        rows = out.splitlines()
+        self.assertEqual(rows[0].split()[:3], ["TIME", "INSTANCE", "SUB"])
+        self.assertEqual([r.split()[1] for r in rows[1:]],
+                         ["gg-a", "gg-b", "gg-c"] * 3)
+
+    def test_follow_every_instance(self):
+        f = Follower(*self.args("a", "b"), "--json")
+        try:
+            self.assertEqual(len(f.take(6)), 6)
+            more, _ = chain_lines([record(50, instance="gg-b")],
+                                  self.last["b"])
+            append(self.logs["b"], more)
+            self.assertEqual(f.take(1), more)
+            more, _ = chain_lines([record(51, instance="gg-a")],
+                                  self.last["a"])
+            append(self.logs["a"], more)
+            self.assertEqual(f.take(1), more)
+        finally:
+            rc, err = f.stop()
+        self.assertEqual((rc, err), (0, ""))
+
+
 def main():
     suite = unittest.defaultTestLoader.loadTestsFromModule(
         sys.modules[__name__])

@@ -36,6 +36,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import resource
 import shlex
 import shutil
@@ -54,7 +55,7 @@ ZERO_OID = "0" * 40
 REPO = "acme/widgets"
 FIELDS = {"time", "request_id", "sub", "jti", "repo", "service", "client",
           "decision", "reason", "refs", "status", "bytes_in", "bytes_out",
-          "duration_ms", "prev", "hash"}
+          "duration_ms", "prev", "hash", "instance"}
 REF_FIELDS = {"ref", "old", "new", "action", "result"}
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 HEX_RE = re.compile(r"^[0-9a-f]+$")
@@ -301,6 +302,8 @@ class AuditBase(unittest.TestCase):
         self.assertTrue(HEX_RE.match(rec["request_id"]) and
                         len(rec["request_id"]) == 32, rec)
         self.assertEqual(rec["client"], "127.0.0.1", rec)
+        # no GITGATE_INSTANCE in the test's environment: the host name
+        self.assertEqual(rec["instance"], socket.gethostname(), rec)
         self.assertIn(rec["decision"], ("allow", "deny"), rec)
         for k in ("status", "bytes_in", "bytes_out", "duration_ms"):
             self.assertIsInstance(rec[k], int, (k, rec))

@@ -88,6 +88,10 @@ struct audit_record {
 	 * what the request cost upstream in bytes; NULL = both left out. */
 	const char *cache;
 	uint64_t upstream_bytes;
+	/* Which gitgate wrote the line (several behind a load balancer each
+	 * keep their own log). NULL: the log's own (audit_open), which is
+	 * what the proxy uses; the pure line functions then leave it out. */
+	const char *instance;
 };
 
 struct audit_log;
@@ -97,8 +101,15 @@ struct audit_log;
  * is wrong is an error (the operator must look), not a silent fresh start;
  * only the last line is checked (`gitgate audit verify` checks them all).
  * A regular file is locked (flock) for this writer: a second audit_open of
- * the same file, from any process, fails with GG_EEXISTS. */
+ * the same file, from any process, fails with GG_EEXISTS.
+ * Every line it writes carries an "instance" member (hashed like the
+ * others): $GITGATE_INSTANCE when set, else the host name (a pod's name
+ * in Kubernetes); GG_EINVAL for an empty, over-long or non-printable
+ * $GITGATE_INSTANCE. */
 int audit_open(struct audit_log **out, const char *path, struct gg_err *err);
+
+/* The instance name this log writes (borrowed, lives as long as log). */
+const char *audit_instance(const struct audit_log *log);
 void audit_close(struct audit_log *log);
 
 /* Append one record. Fails (and stays failed until a later append

@@ -163,5 +163,8 @@
 #define GG_MAX_CACHE_WANTS 100000
 /* Bytes of an upload-pack's stderr kept for the log line. */
 #define GG_MAX_CACHE_STDERR 512
+/* Audit (audit/): the "instance" name in every line ($GITGATE_INSTANCE or
+ * the host name; a DNS name is at most 253). */
+#define GG_MAX_INSTANCE_LEN 253
 
 #endif

@@ -1,5 +1,6 @@
 /* Unit tests for the audit log: line format, hash chain, writer. */
 #include "gitgate/audit/audit.h"
+#include "gitgate/core/limits.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -916,6 +917,49 @@ START_TEST(test_writer_restart_continues)
 }
 END_TEST
 
+/* Every line names its writer; the name is hashed like any field, so
+ * changing it breaks the chain. */
+START_TEST(test_writer_instance)
+{
+	struct gg_err err = GG_ERR_INIT;
+	struct audit_chain chain;
+	struct audit_log *log = NULL;
+	char host[GG_MAX_INSTANCE_LEN + 1] = "";
+	size_t len;
+	char *buf, *at;
+
+	setup_dir();
+	setenv("GITGATE_INSTANCE", "gg-b", 1);
+	write_records(tpath("a"), 2);
+	buf = slurp(tpath("a"), &len);
+	ck_assert_ptr_nonnull(strstr(buf, "\"instance\":\"gg-b\""));
+	ck_assert_msg(verify(tpath("a"), &chain, &err) == 0, "%s", err.msg);
+	at = strstr(buf, "gg-b");
+	at[3] = 'c';
+	spit(tpath("a"), buf, len);
+	free(buf);
+	expect_fail(tpath("a"), "line 1: hash mismatch");
+
+	/* default: the host name */
+	unsetenv("GITGATE_INSTANCE");
+	ck_assert_int_eq(gethostname(host, sizeof(host) - 1), 0);
+	ck_assert_msg(audit_open(&log, tpath("b"), &err) == 0, "%s", err.msg);
+	ck_assert_str_eq(audit_instance(log), host);
+	audit_close(log);
+
+	/* refused names */
+	setenv("GITGATE_INSTANCE", "two words", 1);
+	ck_assert_int_eq(audit_open(&log, tpath("c"), &err), GG_EINVAL);
+	ck_assert_str_eq(err.msg, "GITGATE_INSTANCE: want 1 to 253 "
+				  "printable characters without spaces");
+	setenv("GITGATE_INSTANCE", "", 1);
+	gg_err_init(&err);
+	ck_assert_int_eq(audit_open(&log, tpath("c"), &err), GG_EINVAL);
+	unsetenv("GITGATE_INSTANCE");
+	teardown_dir();
+}
+END_TEST
+
 static void expect_open_fails(const char *path, const char *msg)
 {
 	struct gg_err err = GG_ERR_INIT;
@@ -1421,6 +1465,7 @@ static Suite *audit_suite(void)
 
 	tcase_add_test(writer, test_writer_threads);
 	tcase_add_test(writer, test_writer_restart_continues);
+	tcase_add_test(writer, test_writer_instance);
 	tcase_add_test(writer, test_writer_open_refuses_bad_tail);
 	tcase_add_test(writer, test_writer_rotation);
 	tcase_add_test(writer, test_writer_reopen_refuses_foreign);
