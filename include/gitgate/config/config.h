@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "gitgate/core/cidr.h"
 #include "gitgate/core/err.h"
 
 struct config {
@@ -32,6 +33,11 @@ struct config {
 	char *revocations;
 	char *cache_dir;
 	char *policy;         /* site-policy file (sitepolicy.h); NULL: none */
+	/* trusted_proxies: peers whose X-Forwarded-For names the client
+	 * (xff.h). NULL and 0 when absent or []; at most
+	 * GG_MAX_TRUSTED_PROXIES. */
+	struct cidr *trusted_proxies;
+	size_t ntrusted_proxies;
 };
 
 /* Parse text (the file's contents) as if read from path; pure except for
