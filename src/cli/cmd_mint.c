@@ -86,9 +86,9 @@ enum {
 	OPT_CIDR,
 };
 
-/* Append a validated --repo / --push / --allow-path / --email value. The
- * same value twice is refused rather than silently merged: it is most
- * often a copy-paste slip where a different repository or branch was
+/* Append a validated --repo / --push / --allow-path / --email / --cidr
+ * value. The same value twice is refused rather than silently merged: it
+ * is most often a copy-paste slip where a different repository or branch was
  * meant, and the token would lack the grant the user thinks it has.
  * Repositories and emails compare case-insensitively, as the proxy and
  * the site policy match them. */

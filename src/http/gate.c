@@ -187,8 +187,8 @@ static int grant_refusal(const struct request *req, char *reason,
 /* A token bound to networks (its cidr claim) is refused from any other
  * client address, before its grants are looked at: whoever holds it
  * elsewhere learns nothing about what it could do. */
-static int client_refusal(const struct request *req, char *reason,
-			  size_t size)
+static int address_refusal(const struct request *req, char *reason,
+			   size_t size)
 {
 	if (token_claims_allow_client(req->claims, req->has_client_addr
 							   ? &req->client_addr
@@ -229,7 +229,7 @@ enum MHD_Result gate_admit(struct request *req)
 				    req->client_refusal);
 	if (check_token(req, &req->claims, reason, sizeof(reason)) != 0)
 		return request_deny(req, MHD_HTTP_UNAUTHORIZED, reason);
-	if (client_refusal(req, reason, sizeof(reason)) != 0)
+	if (address_refusal(req, reason, sizeof(reason)) != 0)
 		return request_deny(req, MHD_HTTP_FORBIDDEN, reason);
 	if (grant_refusal(req, reason, sizeof(reason)) != 0)
 		return request_deny(req, MHD_HTTP_FORBIDDEN, reason);

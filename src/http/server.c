@@ -396,7 +396,8 @@ static int copy_trusted_proxies(struct proxy *px, const struct config *cfg,
 		cidr_format(net, sizeof(net), &px->trusted_proxies[i]);
 		log_info("trusted proxy %s: its X-Forwarded-For names the "
 			 "client", net);
-		if (px->trusted_proxies[i].prefix == 96 ||
+		if ((px->trusted_proxies[i].v4 &&
+		     px->trusted_proxies[i].prefix == 96) ||
 		    px->trusted_proxies[i].prefix == 0)
 			log_warnx("trusted_proxies: %s trusts every %s"
 				  "client to name its own address", net,
