@@ -5,6 +5,7 @@
  * with the same validators the verifier uses, so a token that mint prints
  * is always one the proxy accepts (until it expires).
  */
+#include "gitgate/core/cidr.h"
 #include "gitgate/core/cli.h"
 #include "gitgate/token/keyfile.h"
 #include "gitgate/core/limits.h"
@@ -25,7 +26,8 @@ static const char usage[] =
 	"                    [--push PATTERN ...] [--allow-force] "
 	"[--allow-delete]\n"
 	"                    [--allow-path GLOB ...] [--email ADDR ...]\n"
-	"                    [--no-fetch] [--ttl DUR] [--sub TEXT]\n"
+	"                    [--cidr CIDR ...] [--no-fetch] [--ttl DUR] "
+	"[--sub TEXT]\n"
 	"\n"
 	"Print one token (v4.public...) and a newline on stdout.\n"
 	"  --key FILE        signing.key from gitgate keygen (mode 0600)\n"
@@ -41,6 +43,9 @@ static const char usage[] =
 	"                    forbidden_paths)\n"
 	"  --email ADDR      the only author/committer email its commits may\n"
 	"                    carry (repeatable; narrows commit_emails)\n"
+	"  --cidr CIDR       client network the token is valid from, e.g.\n"
+	"                    10.0.0.5/32 or 2001:db8::/64 (repeatable; any\n"
+	"                    other client address is refused)\n"
 	"  --no-fetch        do not grant fetch/clone\n"
 	"  --ttl DUR         lifetime: <n>s, <n>m, <n>h or <n>d (default 1h,\n"
 	"                    at most 7d)\n"
@@ -59,6 +64,9 @@ struct mint_opts {
 	size_t nallow_paths;
 	char *emails[GG_MAX_CLAIM_ITEMS];
 	size_t nemails;
+	char cidr_text[GG_MAX_CLAIM_ITEMS][CIDR_TEXT_MAX]; /* canonical */
+	char *cidr[GG_MAX_CLAIM_ITEMS];
+	size_t ncidr;
 	bool no_fetch;
 	int64_t ttl;
 	const char *sub;
@@ -75,11 +83,12 @@ enum {
 	OPT_SUB,
 	OPT_ALLOW_PATH,
 	OPT_EMAIL,
+	OPT_CIDR,
 };
 
-/* Append a validated --repo / --push / --allow-path / --email value. The
- * same value twice is refused rather than silently merged: it is most
- * often a copy-paste slip where a different repository or branch was
+/* Append a validated --repo / --push / --allow-path / --email / --cidr
+ * value. The same value twice is refused rather than silently merged: it
+ * is most often a copy-paste slip where a different repository or branch was
  * meant, and the token would lack the grant the user thinks it has.
  * Repositories and emails compare case-insensitively, as the proxy and
  * the site policy match them. */
@@ -109,6 +118,26 @@ static int add_item(char **items, size_t *n, const char *value,
 				       flag, GG_MAX_CLAIM_ITEMS);
 	items[(*n)++] = (char *)value;
 	return CLI_OK;
+}
+
+/* A --cidr value, kept in canonical form ("2001:DB8::/32" is signed as
+ * "2001:db8::/32", "10.0.0.5" as "10.0.0.5/32"), so that the same network
+ * written twice is caught whatever its spelling. */
+static int add_cidr(struct mint_opts *o, const char *value)
+{
+	struct gg_err err = GG_ERR_INIT;
+	char *canon;
+	struct cidr net;
+
+	if (cidr_parse(&net, value, &err) != GG_OK)
+		return cli_usage_error(usage, "mint: --cidr: %s", err.msg);
+	if (o->ncidr >= GG_MAX_CLAIM_ITEMS)
+		return cli_usage_error(usage, "mint: --cidr: at most %d allowed",
+				       GG_MAX_CLAIM_ITEMS);
+	canon = o->cidr_text[o->ncidr];
+	cidr_format(canon, CIDR_TEXT_MAX, &net);
+	return add_item(o->cidr, &o->ncidr, canon, "--cidr", false,
+			token_check_cidr);
 }
 
 static int parse_ttl(int64_t *out, const char *text)
@@ -148,6 +177,8 @@ static int parse_one(struct mint_opts *o, int c, int argc, char **argv)
 	case OPT_EMAIL:
 		return add_item(o->emails, &o->nemails, optarg, "--email", true,
 				token_check_email);
+	case OPT_CIDR:
+		return add_cidr(o, optarg);
 	case OPT_FORCE:
 		o->allow_force = true;
 		return CLI_OK;
@@ -207,6 +238,7 @@ static int parse_args(struct mint_opts *o, int argc, char **argv)
 		{"sub", required_argument, NULL, OPT_SUB},
 		{"allow-path", required_argument, NULL, OPT_ALLOW_PATH},
 		{"email", required_argument, NULL, OPT_EMAIL},
+		{"cidr", required_argument, NULL, OPT_CIDR},
 		{NULL, 0, NULL, 0},
 	};
 	int c, rc;
@@ -266,6 +298,8 @@ static int sign_and_print(const struct mint_opts *o, const char *sub,
 		.nallow_paths = o->nallow_paths,
 		.emails = (char **)o->emails,
 		.nemails = o->nemails,
+		.cidr = (char **)o->cidr,
+		.ncidr = o->ncidr,
 	};
 	char *token = NULL;
 	int rc = CLI_OK;

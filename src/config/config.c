@@ -517,6 +517,43 @@ static void parse_tls(struct config *cfg, json_t *root, const char *dir,
 		problem(p, "tls.key_file: out of memory");
 }
 
+/* "trusted_proxies": an array of CIDRs (cidr.h). [] trusts no one, as
+ * leaving the key out does. */
+static void parse_trusted_proxies(struct config *cfg, json_t *root,
+				  struct problems *p)
+{
+	json_t *v = json_object_get(root, "trusted_proxies"), *item;
+	struct gg_err err;
+	size_t i;
+
+	if (!v)
+		return;
+	if (!json_is_array(v) || json_array_size(v) > GG_MAX_TRUSTED_PROXIES) {
+		problem(p, "trusted_proxies: must be an array of at most %d "
+			   "CIDRs",
+			GG_MAX_TRUSTED_PROXIES);
+		return;
+	}
+	if (json_array_size(v) == 0)
+		return;
+	cfg->trusted_proxies = calloc(json_array_size(v),
+				      sizeof(*cfg->trusted_proxies));
+	if (!cfg->trusted_proxies) {
+		problem(p, "trusted_proxies: out of memory");
+		return;
+	}
+	json_array_foreach(v, i, item) {
+		gg_err_init(&err);
+		if (!json_is_string(item))
+			problem(p, "trusted_proxies[%zu]: must be a string",
+				i);
+		else if (cidr_parse(&cfg->trusted_proxies[i],
+				    json_string_value(item), &err) != GG_OK)
+			problem(p, "trusted_proxies[%zu]: %s", i, err.msg);
+	}
+	cfg->ntrusted_proxies = json_array_size(v);
+}
+
 static void parse_root(struct config *cfg, json_t *root, const char *dir,
 		       struct problems *p)
 {
@@ -524,6 +561,7 @@ static void parse_root(struct config *cfg, json_t *root, const char *dir,
 					    "upstream", "audit_log",
 					    "revocations", "cache_dir",
 					    "policy", "fetch_cache", "tls",
+					    "trusted_proxies",
 					    NULL };
 	const char *listen;
 
@@ -539,6 +577,7 @@ static void parse_root(struct config *cfg, json_t *root, const char *dir,
 	cfg->policy = optional_path(root, "policy", dir, p);
 	parse_fetch_cache(cfg, root, p);
 	parse_tls(cfg, root, dir, p);
+	parse_trusted_proxies(cfg, root, p);
 }
 
 int config_parse(struct config **out, const char *path, const char *text,
@@ -701,6 +740,7 @@ void config_free(struct config *cfg)
 	free(cfg->policy);
 	free(cfg->tls_cert_file);
 	free(cfg->tls_key_file);
+	free(cfg->trusted_proxies);
 	free(cfg);
 }
 

@@ -184,6 +184,20 @@ static int grant_refusal(const struct request *req, char *reason,
 	return GG_OK;
 }
 
+/* A token bound to networks (its cidr claim) is refused from any other
+ * client address, before its grants are looked at: whoever holds it
+ * elsewhere learns nothing about what it could do. */
+static int address_refusal(const struct request *req, char *reason,
+			   size_t size)
+{
+	if (token_claims_allow_client(req->claims, req->has_client_addr
+							   ? &req->client_addr
+							   : NULL))
+		return GG_OK;
+	snprintf(reason, size, "token not valid from this address");
+	return GG_EDENIED;
+}
+
 /* One token may hold only so many requests at once (quota.h): past that,
  * refuse at once rather than let it take every connection slot. */
 static enum MHD_Result take_quota(struct request *req)
@@ -210,8 +224,13 @@ enum MHD_Result gate_admit(struct request *req)
 	refusal = header_refusal(req, &status);
 	if (refusal)
 		return request_deny(req, status, refusal);
+	if (req->client_refusal[0]) /* whose request is it? fail closed */
+		return request_deny(req, MHD_HTTP_BAD_REQUEST,
+				    req->client_refusal);
 	if (check_token(req, &req->claims, reason, sizeof(reason)) != 0)
 		return request_deny(req, MHD_HTTP_UNAUTHORIZED, reason);
+	if (address_refusal(req, reason, sizeof(reason)) != 0)
+		return request_deny(req, MHD_HTTP_FORBIDDEN, reason);
 	if (grant_refusal(req, reason, sizeof(reason)) != 0)
 		return request_deny(req, MHD_HTTP_FORBIDDEN, reason);
 	ret = take_quota(req);

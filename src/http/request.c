@@ -9,39 +9,75 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <strings.h>
 
 #include "gitgate/audit/audit.h"
+#include "gitgate/core/limits.h"
 #include "gitgate/core/log.h"
 #include "gitgate/core/timeutil.h"
 #include "gitgate/http/cachefetch.h"
 #include "gitgate/http/quota.h"
 #include "gitgate/http/relay.h"
+#include "gitgate/http/xff.h"
 #include "gitgate/push/policystate.h"
 #include "gitgate/upstream/cred.h"
 #include "gitgate/push/push.h"
 #include "gitgate/token/token.h"
 
+struct xff_values {
+	const char *v[GG_MAX_XFF_HEADERS];
+	size_t n;
+	bool too_many;
+};
+
+static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind,
+				   const char *key, const char *value)
+{
+	struct xff_values *x = cls;
+
+	(void)kind;
+	if (strcasecmp(key, "X-Forwarded-For"))
+		return MHD_YES;
+	if (x->n == GG_MAX_XFF_HEADERS) {
+		x->too_many = true;
+		return MHD_NO;
+	}
+	x->v[x->n++] = value ? value : "";
+	return MHD_YES;
+}
+
+/* The peer's address, then the client it vouches for (xff.h). A header
+ * gitgate cannot read leaves the peer as the client, for the audit line
+ * of the 400 the gate answers with client_refusal. */
 static void client_address(struct request *req)
 {
 	const union MHD_ConnectionInfo *ci;
-	const struct sockaddr *sa;
-	char host[INET6_ADDRSTRLEN] = "?";
+	struct gg_err err = GG_ERR_INIT;
+	struct xff_values x = { .n = 0, .too_many = false };
+	struct cidr_addr peer;
 
 	ci = MHD_get_connection_info(req->conn,
 				     MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	sa = ci ? ci->client_addr : NULL;
-	if (sa && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET,
-			  &((const struct sockaddr_in *)(const void *)sa)
-				   ->sin_addr,
-			  host, sizeof(host));
-	else if (sa && sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6,
-			  &((const struct sockaddr_in6 *)(const void *)sa)
-				   ->sin6_addr,
-			  host, sizeof(host));
-	snprintf(req->client, sizeof(req->client), "%s", host);
+	if (cidr_addr_from_sockaddr(&peer, ci ? ci->client_addr : NULL) !=
+	    GG_OK) {
+		snprintf(req->client, sizeof(req->client), "?");
+		return;
+	}
+	req->client_addr = peer;
+	req->has_client_addr = true;
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, collect_xff, &x);
+	if (x.too_many && cidr_list_contains(req->px->trusted_proxies,
+					     req->px->ntrusted_proxies,
+					     &peer))
+		snprintf(req->client_refusal, sizeof(req->client_refusal),
+			 "malformed X-Forwarded-For: more than %d headers",
+			 GG_MAX_XFF_HEADERS);
+	else if (xff_resolve(&req->client_addr, &peer, x.v, x.n,
+			     req->px->trusted_proxies,
+			     req->px->ntrusted_proxies, &err) != GG_OK)
+		snprintf(req->client_refusal, sizeof(req->client_refusal),
+			 "%s", err.msg);
+	cidr_addr_format(req->client, sizeof(req->client), &req->client_addr);
 }
 
 struct request *request_new(const struct proxy *px,

@@ -406,6 +406,38 @@ static void start_cache(struct server *srv, const struct config *cfg)
 		 (unsigned long long)cfg->cache_max_size);
 }
 
+/* Which peers may name the client (xff.h), said at start: an operator
+ * trusting more than their proxies lets any client claim any address. */
+static int copy_trusted_proxies(struct proxy *px, const struct config *cfg,
+				struct gg_err *err)
+{
+	char net[CIDR_TEXT_MAX];
+	size_t i;
+
+	if (cfg->ntrusted_proxies == 0)
+		return GG_OK;
+	px->trusted_proxies = calloc(cfg->ntrusted_proxies,
+				     sizeof(*px->trusted_proxies));
+	if (!px->trusted_proxies)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	memcpy(px->trusted_proxies, cfg->trusted_proxies,
+	       cfg->ntrusted_proxies * sizeof(*px->trusted_proxies));
+	px->ntrusted_proxies = cfg->ntrusted_proxies;
+	for (i = 0; i < px->ntrusted_proxies; i++) {
+		cidr_format(net, sizeof(net), &px->trusted_proxies[i]);
+		log_info("trusted proxy %s: its X-Forwarded-For names the "
+			 "client", net);
+		if ((px->trusted_proxies[i].v4 &&
+		     px->trusted_proxies[i].prefix == 96) ||
+		    px->trusted_proxies[i].prefix == 0)
+			log_warnx("trusted_proxies: %s trusts every %s"
+				  "client to name its own address", net,
+				  px->trusted_proxies[i].prefix ? "IPv4 "
+								 : "");
+	}
+	return GG_OK;
+}
+
 static int load_state(struct server *srv, const struct config *cfg,
 		      struct gg_err *err)
 {
@@ -416,6 +448,9 @@ static int load_state(struct server *srv, const struct config *cfg,
 	srv->px.cache_dir = strdup(cfg->cache_dir);
 	if (!srv->px.upstream_url || !srv->px.cache_dir)
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	ret = copy_trusted_proxies(&srv->px, cfg, err);
+	if (ret)
+		return ret;
 	ret = cred_new(&srv->px.cred, cfg, err);
 	if (ret)
 		return ret;
@@ -744,6 +779,7 @@ void server_free(struct server *srv)
 	cred_free(srv->px.cred);
 	free(srv->px.upstream_url);
 	free(srv->px.cache_dir);
+	free(srv->px.trusted_proxies);
 	connwatch_free(srv->watch); /* after the daemon: no connection left */
 	quota_free(srv->px.per_token);
 	tls_server_free(srv->tls); /* after the daemon: no handshake left */

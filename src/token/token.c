@@ -201,6 +201,13 @@ int token_check_email(const char *email, struct gg_err *err)
 	return GG_OK;
 }
 
+int token_check_cidr(const char *cidr, struct gg_err *err)
+{
+	struct cidr net;
+
+	return cidr_parse(&net, cidr, err);
+}
+
 /* ---- claims <- JSON --------------------------------------------------- */
 
 void token_claims_free(struct token_claims *claims)
@@ -223,6 +230,10 @@ void token_claims_free(struct token_claims *claims)
 	for (i = 0; i < claims->nemails; i++)
 		free(claims->emails[i]);
 	free(claims->emails);
+	for (i = 0; i < claims->ncidr; i++)
+		free(claims->cidr[i]);
+	free(claims->cidr);
+	free(claims->cidr_nets);
 	free(claims);
 }
 
@@ -416,6 +427,28 @@ static int get_ops(unsigned *out, json_t *obj, struct gg_err *err)
 	return rc;
 }
 
+/* The cidr claim, as strings (checked) and parsed. An empty list is
+ * refused like the other narrowing lists: [] must not mean "anywhere". */
+static int get_cidr(struct token_claims *c, json_t *obj, struct gg_err *err)
+{
+	size_t i;
+	int rc;
+
+	rc = get_optional_list(&c->cidr, &c->ncidr, obj, "cidr",
+			       token_check_cidr, err);
+	if (rc != GG_OK || c->ncidr == 0)
+		return rc;
+	c->cidr_nets = calloc(c->ncidr, sizeof(*c->cidr_nets));
+	if (!c->cidr_nets)
+		return gg_err_set(err, GG_ENOMEM, "out of memory");
+	for (i = 0; i < c->ncidr; i++) {
+		rc = cidr_parse(&c->cidr_nets[i], c->cidr[i], err);
+		if (rc != GG_OK) /* checked above: cannot happen */
+			return rc;
+	}
+	return GG_OK;
+}
+
 static int claims_from_object(struct token_claims *c, json_t *obj,
 			      struct gg_err *err)
 {
@@ -450,6 +483,8 @@ static int claims_from_object(struct token_claims *c, json_t *obj,
 	if (rc == GG_OK)
 		rc = get_optional_list(&c->emails, &c->nemails, obj, "emails",
 				       token_check_email, err);
+	if (rc == GG_OK)
+		rc = get_cidr(c, obj, err);
 	return rc;
 }
 
@@ -731,6 +766,8 @@ static json_t *claims_json(const struct token_claims *c, const char *jti)
 			   strings_json(c->allow_paths, c->nallow_paths));
 	if (c->nemails)
 		bad |= put(obj, "emails", strings_json(c->emails, c->nemails));
+	if (c->ncidr)
+		bad |= put(obj, "cidr", strings_json(c->cidr, c->ncidr));
 	if (bad) {
 		json_decref(obj);
 		return NULL;
@@ -841,4 +878,13 @@ bool token_claims_has_repo(const struct token_claims *claims, const char *repo)
 		if (!strcasecmp(claims->repos[i], repo))
 			return true;
 	return false;
+}
+
+bool token_claims_allow_client(const struct token_claims *claims,
+			       const struct cidr_addr *addr)
+{
+	if (claims->ncidr == 0)
+		return true;
+	return addr && cidr_list_contains(claims->cidr_nets, claims->ncidr,
+					  addr);
 }

@@ -571,6 +571,69 @@ class TestMintPathsEmails(Base):
         self.assertIn("forbidden_paths", out)
 
 
+class TestMintCidr(Base):
+    """mint --cidr -> claim cidr, canonical, shown by inspect."""
+
+    def setUp(self):
+        super().setUp()
+        self.keygen()
+
+    def test_canonical_and_inspected(self):
+        token = self.mint("--repo", "a/b", "--cidr", "10.0.0.5",
+                          "--cidr", "2001:DB8:0::/32",
+                          "--cidr", "192.168.4.0/22")
+        for claims in (self.inspect(token),
+                       json.loads(run("inspect", token)[1])):
+            self.assertEqual(list(claims)[-1], "cidr")
+            self.assertEqual(claims["cidr"], ["10.0.0.5/32", "2001:db8::/32",
+                                              "192.168.4.0/22"])
+            self.assertEqual(claims["ops"], ["fetch"])  # no --push needed
+
+    def test_absent_without_flag(self):
+        self.assertNotIn("cidr", self.inspect(self.mint("--repo", "a/b")))
+
+    def test_bad_values_refused(self):
+        base = ["--key", self.sk, "--repo", "a/b"]
+        cases = [
+            (["--cidr", "10.0.0.0/33"],
+             "gitgate: mint: --cidr: cidr '10.0.0.0/33': prefix length must "
+             "be a number 0-32"),
+            (["--cidr", "::/129"],
+             "gitgate: mint: --cidr: cidr '::/129': prefix length must be a "
+             "number 0-128"),
+            (["--cidr", "10.1.2.3/8"],
+             "gitgate: mint: --cidr: cidr '10.1.2.3/8': address has bits set "
+             "after the prefix (did you mean 10.0.0.0/8?)"),
+            (["--cidr", "sandbox-1"],
+             "gitgate: mint: --cidr: cidr 'sandbox-1': not an IPv4 or IPv6 "
+             "address (want ADDRESS/LENGTH, e.g. 10.0.0.0/8)"),
+            (["--cidr", ""],
+             "gitgate: mint: --cidr: cidr '': want ADDRESS/LENGTH (e.g. "
+             "10.0.0.0/8 or 2001:db8::/32)"),
+            (["--cidr", "10.0.0.5", "--cidr", "10.0.0.5/32"],
+             "gitgate: mint: --cidr: '10.0.0.5/32' given twice"),
+            (["--cidr", "2001:db8::/32", "--cidr", "2001:DB8::/32"],
+             "gitgate: mint: --cidr: '2001:db8::/32' given twice"),
+            (["--cidr"],
+             "gitgate: mint: option '--cidr' needs a value"),
+        ]
+        for extra, first in cases:
+            self.assertUsage("mint", run("mint", *(base + extra)), first)
+
+    def test_too_many(self):
+        args = ["mint", "--key", self.sk, "--repo", "a/b"]
+        for i in range(257):
+            args += ["--cidr", "10.0.%d.%d/32" % (i // 256, i % 256)]
+        self.assertUsage("mint", run(*args),
+                         "gitgate: mint: --cidr: at most 256 allowed")
+
+    def test_help_lists_flag(self):
+        rc, out, err = run("mint", "--help")
+        self.assertEqual((rc, err), (0, ""))
+        self.assertIn("[--cidr CIDR ...]", out)
+        self.assertIn("  --cidr CIDR ", out)
+
+
 class TestRevoke(Base):
     def setUp(self):
         super().setUp()

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gitgate/core/cidr.h"
 #include "gitgate/core/err.h"
 
 struct config {
@@ -38,6 +39,11 @@ struct config {
 	/* "tls": HTTPS on listen; both NULL (plain HTTP) or both set */
 	char *tls_cert_file;  /* PEM certificate chain, leaf first */
 	char *tls_key_file;   /* PEM private key, mode 0600 */
+	/* trusted_proxies: peers whose X-Forwarded-For names the client
+	 * (xff.h). NULL and 0 when absent or []; at most
+	 * GG_MAX_TRUSTED_PROXIES. */
+	struct cidr *trusted_proxies;
+	size_t ntrusted_proxies;
 };
 
 /* Parse text (the file's contents) as if read from path; pure except for

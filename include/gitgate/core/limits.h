@@ -23,6 +23,8 @@
 
 /* HTTP */
 #define GG_MAX_HEADER_LEN 8192        /* one request header value */
+#define GG_MAX_TRUSTED_PROXIES 64     /* config "trusted_proxies" entries */
+#define GG_MAX_XFF_HEADERS 32         /* X-Forwarded-For headers read */
 #define GG_MAX_URL_LEN 2048
 #define GG_RELAY_BUF (512 * 1024)     /* per-direction relay buffer */
 #define GG_MAX_CONNECTIONS 1024       /* client connections at once */

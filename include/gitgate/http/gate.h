@@ -3,8 +3,10 @@
  * upstream (internal to src/http; see request.h for the pipeline).
  *
  * In order: headers gitgate and upstream could read differently (repeated,
- * control characters, ambiguous body framing) -> the credential verified
- * against the keys and revocations as they are now -> the repository and
+ * control characters, ambiguous body framing) -> a malformed
+ * X-Forwarded-For from a trusted proxy (xff.h) -> the credential verified
+ * against the keys and revocations as they are now -> the client address
+ * in the token's cidr claim, if it has one -> the repository and
  * operation granted by its claims -> the token's quota of requests in
  * flight -> room in the audit log for the request's line. The first
  * failure answers the request (401/403/400/429/503, audited).

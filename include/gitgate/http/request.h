@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gitgate/core/cidr.h"
 #include "gitgate/core/err.h"
 #include "gitgate/http/route.h"
 
@@ -45,6 +46,9 @@ struct proxy {
 	struct policystate *policy; /* site policy; never NULL once started
 				     * (it says "no policy" itself) */
 	struct fetch_cache *cache;  /* NULL: fetch_cache off (cachefetch.c) */
+	/* config "trusted_proxies" (copied; NULL and 0: none) */
+	struct cidr *trusted_proxies;
+	size_t ntrusted_proxies;
 };
 
 enum req_state { REQ_NEW, REQ_STREAM_BODY, REQ_SPOOL_BODY, REQ_CACHE_BODY,
@@ -66,7 +70,15 @@ struct request {
 	enum req_state state;
 	struct route route;
 	char id[33];
+	/* The client: the peer, or whom a trusted proxy's X-Forwarded-For
+	 * names (xff.h); client is its text, for the audit line.
+	 * has_client_addr false: the peer's address is unknown (then any
+	 * token with a cidr claim is refused). client_refusal: the header
+	 * was malformed, set by request_new; the gate answers 400 with it. */
 	char client[INET6_ADDRSTRLEN + 8];
+	struct cidr_addr client_addr;
+	bool has_client_addr;
+	char client_refusal[GG_ERR_MSG_MAX];
 	int64_t start_ms;
 	struct token_claims *claims;
 	struct relay *relay;
@@ -114,8 +126,8 @@ struct request {
 	uint64_t bytes_out;
 };
 
-/* A new request on conn, with a random id and the client's address;
- * NULL when out of memory. */
+/* A new request on conn, with a random id and the client's address
+ * (through px->trusted_proxies; see xff.h); NULL when out of memory. */
 struct request *request_new(const struct proxy *px,
 			    struct MHD_Connection *conn);
 

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gitgate/core/cidr.h"
 #include "gitgate/core/err.h"
 
 struct revocation_set;
@@ -48,6 +49,12 @@ struct token_claims {
 	size_t nallow_paths;
 	char **emails;
 	size_t nemails;
+	/* cidr: the client addresses the token is valid from, as written in
+	 * the token, and parsed (cidr_nets[i] is cidr[i]; NULL when ncidr
+	 * is 0). Filled by the parser; token_sign reads only the strings. */
+	char **cidr;
+	size_t ncidr;
+	struct cidr *cidr_nets;
 };
 
 void token_claims_free(struct token_claims *claims);
@@ -103,6 +110,12 @@ int token_sign(char **out, const struct token_claims *claims,
 bool token_claims_has_repo(const struct token_claims *claims,
 			   const char *repo);
 
+/* May a request from addr use this token? true when the token has no cidr
+ * claim, else only when addr is in one of its networks; addr NULL (the
+ * client's address is unknown) is then never allowed (fail closed). */
+bool token_claims_allow_client(const struct token_claims *claims,
+			       const struct cidr_addr *addr);
+
 /* Longest address in the emails claim (RFC 5321's path limit). */
 #define TOKEN_MAX_EMAIL_LEN 254
 
@@ -123,11 +136,13 @@ bool token_claims_has_repo(const struct token_claims *claims,
  *            message: `invalid glob "<glob>": <why>`).
  *   email:   1..TOKEN_MAX_EMAIL_LEN bytes, exactly one '@' with at least
  *            one byte on each side, no space, control byte, '<' or '>'.
+ *   cidr:    a network as cidr_parse reads it (cidr.h; its messages).
  */
 int token_check_repo(const char *repo, struct gg_err *err);
 int token_check_pattern(const char *pattern, struct gg_err *err);
 int token_check_sub(const char *sub, struct gg_err *err);
 int token_check_allow_path(const char *glob, struct gg_err *err);
 int token_check_email(const char *email, struct gg_err *err);
+int token_check_cidr(const char *cidr, struct gg_err *err);
 
 #endif

@@ -71,6 +71,79 @@ START_TEST(test_minimal)
 }
 END_TEST
 
+/* "trusted_proxies": parsed networks, in order; absent or [] = none. */
+START_TEST(test_trusted_proxies)
+{
+	struct config *cfg = parse_ok(
+		"{'listen':'h:1','verify_key':'k','upstream':{'url':'http://u'},"
+		"'trusted_proxies':['127.0.0.1/32','10.0.0.0/8','fd00::/8',"
+		"'192.0.2.9']}");
+	struct cidr_addr a;
+	char buf[CIDR_TEXT_MAX];
+	static const char *const want[] = { "127.0.0.1/32", "10.0.0.0/8",
+					    "fd00::/8", "192.0.2.9/32" };
+	size_t i;
+
+	ck_assert_uint_eq(cfg->ntrusted_proxies, 4);
+	for (i = 0; i < 4; i++) {
+		cidr_format(buf, sizeof(buf), &cfg->trusted_proxies[i]);
+		ck_assert_str_eq(buf, want[i]);
+	}
+	ck_assert_int_eq(cidr_addr_parse(&a, "10.9.8.7", 8, NULL), GG_OK);
+	ck_assert(cidr_list_contains(cfg->trusted_proxies,
+				     cfg->ntrusted_proxies, &a));
+	config_free(cfg);
+	cfg = parse_ok(MIN_CONFIG);
+	ck_assert_ptr_null(cfg->trusted_proxies);
+	ck_assert_uint_eq(cfg->ntrusted_proxies, 0);
+	config_free(cfg);
+	cfg = parse_ok("{'listen':'h:1','verify_key':'k','upstream':{'url':"
+		       "'http://u'},'trusted_proxies':[]}");
+	ck_assert_ptr_null(cfg->trusted_proxies);
+	ck_assert_uint_eq(cfg->ntrusted_proxies, 0);
+	config_free(cfg);
+}
+END_TEST
+
+/* GG_MAX_TRUSTED_PROXIES entries pass, one more is refused; each bad
+ * entry is its own problem, collected together. */
+START_TEST(test_trusted_proxies_limits)
+{
+	char json[4096];
+	struct gg_err err = GG_ERR_INIT;
+	struct config *cfg;
+	size_t len;
+	int i;
+
+	len = (size_t)snprintf(json, sizeof(json),
+			       "{'listen':'h:1','verify_key':'k','upstream':"
+			       "{'url':'http://u'},'trusted_proxies':[");
+	for (i = 0; i < GG_MAX_TRUSTED_PROXIES; i++)
+		len += (size_t)snprintf(json + len, sizeof(json) - len,
+					"%s'10.0.%d.0/24'", i ? "," : "", i);
+	snprintf(json + len, sizeof(json) - len, "]}");
+	cfg = parse_ok(json);
+	ck_assert_uint_eq(cfg->ntrusted_proxies, GG_MAX_TRUSTED_PROXIES);
+	config_free(cfg);
+	snprintf(json + len, sizeof(json) - len, ",'10.1.0.0/24']}");
+	ck_assert_int_eq(parse_q(&cfg, CFG_PATH, json, &err), GG_EINVAL);
+	ck_assert_str_eq(err.msg, CFG_PATH ": trusted_proxies: must be an "
+					   "array of at most 64 CIDRs");
+	gg_err_init(&err);
+	ck_assert_int_eq(parse_q(&cfg, CFG_PATH,
+				 "{'listen':'h:1','verify_key':'k','upstream':"
+				 "{'url':'http://u'},'trusted_proxies':['x',"
+				 "'10.0.0.0/8',true]}",
+				 &err),
+			 GG_EINVAL);
+	ck_assert_str_eq(err.msg, CFG_PATH ": trusted_proxies[0]: cidr 'x': "
+					   "not an IPv4 or IPv6 address (want "
+					   "ADDRESS/LENGTH, e.g. 10.0.0.0/8); "
+					   "trusted_proxies[2]: must be a "
+					   "string");
+}
+END_TEST
+
 /* "policy": resolved like every path, relative to the config file. */
 START_TEST(test_policy_path)
 {
@@ -480,6 +553,25 @@ static const struct {
 	  "policy: must be a non-empty string" },
 	{ "{" LI "," VK "," UP ",'policy':{'file':'p.json'}}",
 	  "policy: must be a non-empty string" },
+	/* trusted_proxies */
+	{ "{" LI "," VK "," UP ",'trusted_proxies':'10.0.0.0/8'}",
+	  "trusted_proxies: must be an array of at most 64 CIDRs" },
+	{ "{" LI "," VK "," UP ",'trusted_proxies':{'a':'10.0.0.0/8'}}",
+	  "trusted_proxies: must be an array of at most 64 CIDRs" },
+	{ "{" LI "," VK "," UP ",'trusted_proxies':['10.0.0.0/8',7]}",
+	  "trusted_proxies[1]: must be a string" },
+	{ "{" LI "," VK "," UP ",'trusted_proxies':['proxy.internal']}",
+	  "trusted_proxies[0]: cidr 'proxy.internal': not an IPv4 or IPv6 "
+	  "address (want ADDRESS/LENGTH, e.g. 10.0.0.0/8)" },
+	{ "{" LI "," VK "," UP ",'trusted_proxies':['10.0.0.0/33']}",
+	  "trusted_proxies[0]: cidr '10.0.0.0/33': prefix length must be a "
+	  "number 0-32" },
+	{ "{" LI "," VK "," UP ",'trusted_proxies':['10.0.0.1/8']}",
+	  "trusted_proxies[0]: cidr '10.0.0.1/8': address has bits set after "
+	  "the prefix (did you mean 10.0.0.0/8?)" },
+	{ "{" LI "," VK "," UP ",'trusted_proxies':['']}",
+	  "trusted_proxies[0]: cidr '': want ADDRESS/LENGTH (e.g. 10.0.0.0/8 "
+	  "or 2001:db8::/32)" },
 	/* upstream.url shape */
 	{ "{" LI "," VK ",'upstream':{'url':'ftp://h'}}",
 	  "upstream.url: must start with http:// or https://" },
@@ -1205,6 +1297,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_policy_path);
 	tcase_add_test(tc, test_fetch_cache);
 	tcase_add_test(tc, test_tls_paths);
+	tcase_add_test(tc, test_trusted_proxies);
+	tcase_add_test(tc, test_trusted_proxies_limits);
 	tcase_add_test(tc, test_github_app);
 	tcase_add_test(tc, test_verify_key_max_entries);
 	tcase_add_test(tc, test_verify_key_too_many);

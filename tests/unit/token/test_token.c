@@ -927,6 +927,187 @@ START_TEST(test_sign_refuses_bad_lists)
 }
 END_TEST
 
+/* ---- cidr ------------------------------------------------------------- */
+
+static struct cidr_addr client(const char *text)
+{
+	struct cidr_addr a;
+
+	ck_assert_int_eq(cidr_addr_parse(&a, text, strlen(text), NULL), GG_OK);
+	return a;
+}
+
+/* Parsed as written and as networks; the client check follows them. */
+START_TEST(test_cidr_parse)
+{
+	char *token = sign_raw("{" BASE ",\"cidr\":[\"10.0.0.0/8\","
+			       "\"2001:DB8::/32\",\"192.0.2.7\"]}",
+			       NULL, 0);
+	struct cidr_addr a;
+	struct token_claims *c;
+
+	ck_assert_int_eq(
+		token_verify(&c, token, strlen(token), &first, NOW, NULL, NULL),
+		GG_OK);
+	ck_assert_uint_eq(c->ncidr, 3);
+	ck_assert_str_eq(c->cidr[0], "10.0.0.0/8");
+	ck_assert_str_eq(c->cidr[1], "2001:DB8::/32"); /* as written */
+	ck_assert_str_eq(c->cidr[2], "192.0.2.7");
+	ck_assert_ptr_nonnull(c->cidr_nets);
+	a = client("10.200.0.1");
+	ck_assert(token_claims_allow_client(c, &a));
+	a = client("::ffff:10.200.0.1");
+	ck_assert(token_claims_allow_client(c, &a));
+	a = client("2001:db8:1::1");
+	ck_assert(token_claims_allow_client(c, &a));
+	a = client("192.0.2.7");
+	ck_assert(token_claims_allow_client(c, &a));
+	a = client("192.0.2.8");
+	ck_assert(!token_claims_allow_client(c, &a));
+	a = client("127.0.0.1");
+	ck_assert(!token_claims_allow_client(c, &a));
+	ck_assert(!token_claims_allow_client(c, NULL)); /* unknown: no */
+	token_claims_free(c);
+	free(token);
+	/* absent: any client, even an unknown one */
+	token = sign_raw("{" BASE "}", NULL, 0);
+	ck_assert_int_eq(
+		token_verify(&c, token, strlen(token), &first, NOW, NULL, NULL),
+		GG_OK);
+	ck_assert_uint_eq(c->ncidr, 0);
+	ck_assert_ptr_null(c->cidr);
+	ck_assert_ptr_null(c->cidr_nets);
+	a = client("203.0.113.9");
+	ck_assert(token_claims_allow_client(c, &a));
+	ck_assert(token_claims_allow_client(c, NULL));
+	token_claims_free(c);
+	free(token);
+}
+END_TEST
+
+static const struct {
+	const char *payload;
+	const char *msg;
+} bad_cidr[] = {
+	{"{" BASE ",\"cidr\":\"10.0.0.0/8\"}",
+	 "malformed: claim 'cidr' must be an array"},
+	{"{" BASE ",\"cidr\":{\"a\":\"10.0.0.0/8\"}}",
+	 "malformed: claim 'cidr' must be an array"},
+	{"{" BASE ",\"cidr\":[10]}",
+	 "malformed: claim 'cidr' must hold strings"},
+	{"{" BASE ",\"cidr\":[\"10.0.0.0/8\",null]}",
+	 "malformed: claim 'cidr' must hold strings"},
+	{"{" BASE ",\"cidr\":[]}",
+	 "malformed: claim 'cidr' is empty (leave it out instead)"},
+	{"{" BASE ",\"cidr\":[\"\"]}",
+	 "malformed: cidr: cidr '': want ADDRESS/LENGTH (e.g. 10.0.0.0/8 "
+	 "or 2001:db8::/32)"},
+	{"{" BASE ",\"cidr\":[\"10.0.0.0/8\",\"10.0.0.0/33\"]}",
+	 "malformed: cidr: cidr '10.0.0.0/33': prefix length must be a "
+	 "number 0-32"},
+	{"{" BASE ",\"cidr\":[\"any\"]}",
+	 "malformed: cidr: cidr 'any': not an IPv4 or IPv6 address (want "
+	 "ADDRESS/LENGTH, e.g. 10.0.0.0/8)"},
+	{"{" BASE ",\"cidr\":[\"10.1.2.3/8\"]}",
+	 "malformed: cidr: cidr '10.1.2.3/8': address has bits set after the "
+	 "prefix (did you mean 10.0.0.0/8?)"},
+	{"{" BASE ",\"cidr\":[\"2001:db8::1/32\"]}",
+	 "malformed: cidr: cidr '2001:db8::1/32': address has bits set after "
+	 "the prefix (did you mean 2001:db8::/32?)"},
+	{"{" BASE ",\"cidr\":[\"10.0.0.1\\n/32\"]}",
+	 "malformed: cidr: cidr '10.0.0.1?/32': not an IPv4 or IPv6 address "
+	 "(want ADDRESS/LENGTH, e.g. 10.0.0.0/8)"},
+};
+
+/* Invalid, with the reason, whether verified or only decoded. */
+START_TEST(test_malformed_cidr)
+{
+	char *token = sign_raw(bad_cidr[_i].payload, NULL, 0);
+	struct token_claims *c = (struct token_claims *)1;
+	struct gg_err err = GG_ERR_INIT;
+
+	ck_assert_int_eq(verify_with(token, &first, NOW, &err), GG_EINVAL);
+	ck_assert_str_eq(err.msg, bad_cidr[_i].msg);
+	gg_err_init(&err);
+	ck_assert_int_eq(
+		token_decode_unverified(&c, token, strlen(token), &err),
+		GG_EINVAL);
+	ck_assert_ptr_null(c);
+	ck_assert_str_eq(err.msg, bad_cidr[_i].msg);
+	free(token);
+}
+END_TEST
+
+/* Signed after emails; inspect's JSON shows it last. */
+START_TEST(test_cidr_roundtrip)
+{
+	char *repos[] = {"a/b"};
+	char *cidr[] = {"10.0.0.5/32", "2001:db8::/48"};
+	struct token_claims in = {
+		.sub = "s",
+		.jti = "fixed",
+		.exp = NOW + 60,
+		.repos = repos,
+		.nrepos = 1,
+		.ops = TOKEN_OP_FETCH,
+		.cidr = cidr,
+		.ncidr = 2,
+	};
+	static const char want[] =
+		"{\"sub\":\"s\",\"jti\":\"fixed\",\"exp\":\"2023-11-14T22:"
+		"14:20Z\",\"repos\":[\"a/b\"],\"ops\":[\"fetch\"],"
+		"\"branches\":[],\"allow_force\":false,"
+		"\"allow_delete\":false,\"cidr\":[\"10.0.0.5/32\","
+		"\"2001:db8::/48\"]}";
+	struct token_claims *c;
+	struct paseto_msg msg;
+	struct gg_err err = GG_ERR_INIT;
+	char *token, *json;
+
+	ck_assert_int_eq(token_sign(&token, &in, sk[0], &err), GG_OK);
+	ck_assert_int_eq(
+		paseto_v4_public_split(&msg, token, strlen(token), NULL),
+		GG_OK);
+	ck_assert_uint_eq(msg.mlen, strlen(want));
+	ck_assert(!memcmp(msg.m, want, msg.mlen));
+	paseto_msg_release(&msg);
+	ck_assert_int_eq(
+		token_verify(&c, token, strlen(token), &first, NOW, NULL, &err),
+		GG_OK);
+	ck_assert_uint_eq(c->ncidr, 2);
+	json = token_claims_to_json(c);
+	ck_assert_ptr_nonnull(strstr(json, "  \"allow_delete\": false,\n"
+					   "  \"cidr\": [\n"
+					   "    \"10.0.0.5/32\",\n"
+					   "    \"2001:db8::/48\"\n"
+					   "  ]\n"
+					   "}"));
+	free(json);
+	token_claims_free(c);
+	free(token);
+	/* a bad entry is never signed */
+	cidr[1] = "10.0.0.0/40";
+	gg_err_init(&err);
+	token = (char *)1;
+	ck_assert_int_eq(token_sign(&token, &in, sk[0], &err), GG_EINVAL);
+	ck_assert_ptr_null(token);
+	ck_assert_str_eq(err.msg, "malformed: cidr: cidr '10.0.0.0/40': "
+				  "prefix length must be a number 0-32");
+}
+END_TEST
+
+START_TEST(test_check_cidr)
+{
+	struct gg_err err = GG_ERR_INIT;
+
+	ck_assert_int_eq(token_check_cidr("10.0.0.0/8", &err), GG_OK);
+	ck_assert_int_eq(token_check_cidr("::1", &err), GG_OK);
+	ck_assert_int_eq(token_check_cidr("10.0.0.0/8 ", &err), GG_EINVAL);
+	ck_assert_str_eq(err.msg, "cidr '10.0.0.0/8 ': prefix length must be "
+				  "a number 0-32");
+}
+END_TEST
+
 /* ---- malformed framing and footers ------------------------------------ */
 
 static const struct {
@@ -1214,6 +1395,11 @@ static Suite *token_suite(void)
 	tcase_add_loop_test(tc, test_lists_too_many, 0, 2);
 	tcase_add_test(tc, test_lists_roundtrip);
 	tcase_add_test(tc, test_sign_refuses_bad_lists);
+	tcase_add_test(tc, test_cidr_parse);
+	tcase_add_loop_test(tc, test_malformed_cidr, 0,
+			    (int)(sizeof(bad_cidr) / sizeof(bad_cidr[0])));
+	tcase_add_test(tc, test_cidr_roundtrip);
+	tcase_add_test(tc, test_check_cidr);
 	tcase_add_loop_test(tc, test_malformed_footer, 0,
 			    sizeof(bad_footer) / sizeof(bad_footer[0]));
 	tcase_add_test(tc, test_oversize_token);
