@@ -33,9 +33,10 @@
 
 struct repo_state {
 	char repo[256];
+	/* Held for a decision and for the whole of a fetch: requests for
+	 * the repository wait on it while one fetches, then judge with that
+	 * fetch's refs (single-flight without a flag). */
 	pthread_mutex_t lock;
-	pthread_cond_t fetched;
-	bool fetching;	      /* lock */
 	int64_t fresh_at;     /* lock: monotonic ms its tips were read; 0 */
 	git_oid *tips;	      /* lock: what upstream advertised, sorted */
 	size_t ntips;
@@ -95,7 +96,6 @@ static struct repo_state *state_get(struct fetch_cache *c, const char *repo)
 		return NULL;
 	snprintf(st->repo, sizeof(st->repo), "%s", repo);
 	pthread_mutex_init(&st->lock, NULL);
-	pthread_cond_init(&st->fetched, NULL);
 	c->v[c->n++] = st;
 	return st;
 }
@@ -105,7 +105,6 @@ static void state_free(struct repo_state *st)
 	free(st->tips);
 	free(st->commits);
 	pthread_mutex_destroy(&st->lock);
-	pthread_cond_destroy(&st->fetched);
 	free(st);
 }
 
@@ -422,7 +421,7 @@ static int fetch_with(struct fetch_cache *c, struct repo_state *st,
 	return ret;
 }
 
-/* Bring st's mirror up to date (st->lock held, st->fetching set). A mirror
+/* Bring st's mirror up to date (st->lock held). A mirror
  * that cannot be opened or read is removed and made again, once. */
 static int fetch(struct fetch_cache *c, struct repo_state *st,
 		 uint64_t *bytes, int64_t *retry_after, struct gg_err *err)
@@ -546,8 +545,6 @@ static int decide_locked(struct fetch_cache *c, struct repo_state *st,
 	int ret;
 
 	for (;;) {
-		while (st->fetching)
-			pthread_cond_wait(&st->fetched, &st->lock);
 		if (fresh(st)) {
 			ret = judge(c, st, r, &v, err);
 			if (ret)
@@ -561,12 +558,9 @@ static int decide_locked(struct fetch_cache *c, struct repo_state *st,
 				return GG_OK;
 			}
 		}
-		/* The first request in does the fetch; the others wait for
-		 * it above and then judge with its answer. */
-		st->fetching = true;
+		/* The first request in does the fetch; the others wait on
+		 * st->lock meanwhile and then judge with its answer. */
 		ret = fetch(c, st, &bytes, retry_after, err);
-		st->fetching = false;
-		pthread_cond_broadcast(&st->fetched);
 		if (ret)
 			return ret;
 		*upstream_bytes += bytes;
