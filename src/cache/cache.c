@@ -545,7 +545,11 @@ static int decide_locked(struct fetch_cache *c, struct repo_state *st,
 	int ret;
 
 	for (;;) {
-		if (fresh(st)) {
+		/* After its own fetch a request judges with those refs even
+		 * when the fetch took longer than the freshness window: they
+		 * are the newest there are, and fetching again would not end
+		 * on a slow upstream. */
+		if (fresh(st) || tried) {
 			ret = judge(c, st, r, &v, err);
 			if (ret)
 				return ret;
