@@ -7,10 +7,45 @@
 #include <time.h>
 
 static enum log_level log_level = LOG_LEVEL_INFO;
+static enum log_format log_format = LOG_FORMAT_TEXT;
 
 void log_set_level(enum log_level level)
 {
 	log_level = level;
+}
+
+void log_set_format(enum log_format format)
+{
+	log_format = format;
+}
+
+/* msg as a JSON string body: it holds printable ASCII only (log_vemit
+ * replaced the rest), so only the quote and the backslash need escaping. */
+static void json_escape(char *dst, size_t dstsz, const char *msg)
+{
+	size_t o = 0;
+
+	for (; *msg && o + 3 < dstsz; msg++) {
+		if (*msg == '"' || *msg == '\\')
+			dst[o++] = '\\';
+		dst[o++] = *msg;
+	}
+	dst[o] = '\0';
+}
+
+static void emit_json(const char *stamp, const char *tag, const char *msg,
+		      const char *why)
+{
+	char text[2 * 1024 + 512];
+	char line[sizeof(text) + 64];
+
+	if (why)
+		snprintf(line, sizeof(line), "%s: %s", msg, why);
+	else
+		snprintf(line, sizeof(line), "%s", msg);
+	json_escape(text, sizeof(text), line);
+	fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n",
+		stamp, tag, text);
 }
 
 /* One fprintf per line so lines from different threads do not interleave
@@ -35,7 +70,9 @@ static void log_vemit(const char *tag, int with_errno, const char *fmt,
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (with_errno)
+	if (log_format == LOG_FORMAT_JSON)
+		emit_json(stamp, tag, msg, with_errno ? strerror(saved) : NULL);
+	else if (with_errno)
 		fprintf(stderr, "%s gitgate[%s]: %s: %s\n", stamp, tag, msg,
 			strerror(saved));
 	else

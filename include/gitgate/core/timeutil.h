@@ -45,4 +45,7 @@ int64_t timeutil_now_ms(void);
  * immune to the wall clock being set. */
 int64_t timeutil_mono_ms(void);
 
+/* The same in microseconds, for short durations (metrics). */
+int64_t timeutil_mono_us(void);
+
 #endif
