@@ -202,6 +202,8 @@ int cmd_serve(int argc, char **argv)
 	tune_malloc();
 	if (config_load(&cfg, config_path, &err) != 0)
 		return cli_fail("config", err.msg);
+	if (cfg->log_json)
+		log_set_format(LOG_FORMAT_JSON);
 	/* Read (and cleared from the environment) before any thread or
 	 * child exists. A malformed one is systemd's or the operator's
 	 * mistake: refuse to start rather than never report readiness. */

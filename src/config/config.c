@@ -81,7 +81,8 @@ static char *resolve(const char *dir, const char *rel)
 
 /* Port digits after HOST: (text), 1..65535, digits only: strtol alone
  * would accept " 80", "+80" and "0x50". */
-static int parse_port(unsigned short *out, const char *text, struct problems *p)
+static int parse_port(unsigned short *out, const char *text,
+		      const char *label, struct problems *p)
 {
 	char safe[24];
 	long port = 0;
@@ -89,20 +90,20 @@ static int parse_port(unsigned short *out, const char *text, struct problems *p)
 
 	gg_err_sanitize(safe, sizeof(safe), text, n);
 	if (n == 0) {
-		problem(p, "listen: missing port (want HOST:PORT, e.g. "
-			   "127.0.0.1:8080)");
+		problem(p, "%s: missing port (want HOST:PORT, e.g. "
+			   "127.0.0.1:8080)", label);
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
 		if (text[i] < '0' || text[i] > '9') {
-			problem(p, "listen: port '%s' is not a number", safe);
+			problem(p, "%s: port '%s' is not a number", label, safe);
 			return -1;
 		}
 		if (port <= 65535)
 			port = port * 10 + (text[i] - '0');
 	}
 	if (port < 1 || port > 65535) {
-		problem(p, "listen: port %s out of range 1-65535", safe);
+		problem(p, "%s: port %s out of range 1-65535", label, safe);
 		return -1;
 	}
 	*out = (unsigned short)port;
@@ -129,29 +130,29 @@ static bool is_ipv6(const char *text, size_t len)
  * text after "]:". */
 static int split_bracketed(const char **host, size_t *hostlen,
 			   const char **rest, const char *text,
-			   struct problems *p)
+			   const char *label, struct problems *p)
 {
 	const char *close = strchr(text, ']');
 	char safe[64];
 
 	if (!close) {
-		problem(p, "listen: missing ']' after the IPv6 address");
+		problem(p, "%s: missing ']' after the IPv6 address", label);
 		return -1;
 	}
 	*host = text + 1;
 	*hostlen = (size_t)(close - *host);
 	if (*hostlen == 0) {
-		problem(p, "listen: empty IPv6 address in '[]'");
+		problem(p, "%s: empty IPv6 address in '[]'", label);
 		return -1;
 	}
 	if (!is_ipv6(*host, *hostlen)) {
 		gg_err_sanitize(safe, sizeof(safe), *host, *hostlen);
-		problem(p, "listen: '%s' in brackets is not an IPv6 address",
+		problem(p, "%s: '%s' in brackets is not an IPv6 address", label,
 			safe);
 		return -1;
 	}
 	if (close[1] != ':' && close[1] != '\0') {
-		problem(p, "listen: expected ':PORT' after ']'");
+		problem(p, "%s: expected ':PORT' after ']'", label);
 		return -1;
 	}
 	*rest = close[1] ? close + 2 : close + 1;
@@ -159,24 +160,24 @@ static int split_bracketed(const char **host, size_t *hostlen,
 }
 
 static int split_plain(size_t *hostlen, const char **rest, const char *text,
-		       struct problems *p)
+		       const char *label, struct problems *p)
 {
 	const char *colon = strchr(text, ':');
 
 	if (strpbrk(text, "[]")) {
-		problem(p, "listen: '[' and ']' go only around an IPv6 "
-			   "address (e.g. [::1]:8080)");
+		problem(p, "%s: '[' and ']' go only around an IPv6 "
+			   "address (e.g. [::1]:8080)", label);
 		return -1;
 	}
 	if (colon && strchr(colon + 1, ':')) {
-		problem(p, "listen: an IPv6 address needs brackets (e.g. "
-			   "[::1]:8080)");
+		problem(p, "%s: an IPv6 address needs brackets (e.g. "
+			   "[::1]:8080)", label);
 		return -1;
 	}
 	/* "8080" alone: the port is there, the host is not. */
 	if (!colon && text[strspn(text, "0123456789")] == '\0') {
-		problem(p, "listen: missing host (want HOST:PORT, e.g. "
-			   "127.0.0.1:8080)");
+		problem(p, "%s: missing host (want HOST:PORT, e.g. "
+			   "127.0.0.1:8080)", label);
 		return -1;
 	}
 	*hostlen = colon ? (size_t)(colon - text) : strlen(text);
@@ -184,33 +185,35 @@ static int split_plain(size_t *hostlen, const char **rest, const char *text,
 	return 0;
 }
 
-/* Parse "host:port" or "[v6]:port"; each way to get it wrong has its own
- * message, collected in p like every other config problem. */
-static int parse_listen(struct config *cfg, const char *text,
-			struct problems *p)
+/* Parse "host:port" or "[v6]:port" (the key label: "listen",
+ * "admin_listen"); each way to get it wrong has its own message, collected
+ * in p like every other config problem. */
+static int parse_hostport(char **host_out, unsigned short *port_out,
+			  const char *text, const char *label,
+			  struct problems *p)
 {
 	const char *host = text, *rest;
 	size_t hostlen;
 	int rc;
 
 	if (text[0] == '[')
-		rc = split_bracketed(&host, &hostlen, &rest, text, p);
+		rc = split_bracketed(&host, &hostlen, &rest, text, label, p);
 	else
-		rc = split_plain(&hostlen, &rest, text, p);
+		rc = split_plain(&hostlen, &rest, text, label, p);
 	if (rc != 0)
 		return -1;
 	if (hostlen == 0) {
-		problem(p, "listen: missing host (want HOST:PORT, e.g. "
-			   "127.0.0.1:8080)");
+		problem(p, "%s: missing host (want HOST:PORT, e.g. "
+			   "127.0.0.1:8080)", label);
 		return -1;
 	}
 	if (hostlen > 255) {
-		problem(p, "listen: host longer than 255 bytes");
+		problem(p, "%s: host longer than 255 bytes", label);
 		return -1;
 	}
-	if (parse_port(&cfg->listen_port, rest, p) != 0)
+	if (parse_port(port_out, rest, label, p) != 0)
 		return -1;
-	cfg->listen_host = strndup(host, hostlen);
+	*host_out = strndup(host, hostlen);
 	return 0; /* NULL host: config_parse reports out of memory */
 }
 
@@ -554,6 +557,39 @@ static void parse_trusted_proxies(struct config *cfg, json_t *root,
 	cfg->ntrusted_proxies = json_array_size(v);
 }
 
+/* The admin listener serves metrics and probes, never git: on the
+ * sandbox-facing address it would hand repository traffic figures to every
+ * sandbox (and a port cannot be bound twice anyway). */
+static void parse_admin_listen(struct config *cfg, json_t *root,
+			       struct problems *p)
+{
+	const char *text = get_string(root, "admin_listen", "admin_listen", 0,
+				      p);
+
+	if (!text ||
+	    parse_hostport(&cfg->admin_host, &cfg->admin_port, text,
+			   "admin_listen", p) != 0 ||
+	    !cfg->admin_host || !cfg->listen_host)
+		return;
+	if (cfg->admin_port == cfg->listen_port &&
+	    !strcmp(cfg->admin_host, cfg->listen_host))
+		problem(p, "admin_listen: must differ from listen (the admin "
+			   "listener is never the sandbox-facing one)");
+}
+
+static void parse_log_format(struct config *cfg, json_t *root,
+			     struct problems *p)
+{
+	const char *text = get_string(root, "log_format", "log_format", 0, p);
+
+	if (!text)
+		return;
+	if (!strcmp(text, "json"))
+		cfg->log_json = true;
+	else if (strcmp(text, "text") != 0)
+		problem(p, "log_format: must be \"text\" or \"json\"");
+}
+
 static void parse_root(struct config *cfg, json_t *root, const char *dir,
 		       struct problems *p)
 {
@@ -561,14 +597,15 @@ static void parse_root(struct config *cfg, json_t *root, const char *dir,
 					    "upstream", "audit_log",
 					    "revocations", "cache_dir",
 					    "policy", "fetch_cache", "tls",
-					    "trusted_proxies",
-					    NULL };
+					    "trusted_proxies", "admin_listen",
+					    "log_format", NULL };
 	const char *listen;
 
 	check_keys(root, keys, "", p);
 	listen = get_string(root, "listen", "listen", 1, p);
 	if (listen)
-		parse_listen(cfg, listen, p);
+		parse_hostport(&cfg->listen_host, &cfg->listen_port, listen,
+			       "listen", p);
 	parse_verify_keys(cfg, root, dir, p);
 	parse_upstream(cfg, root, dir, p);
 	cfg->audit_log = path_key(root, "audit_log", "audit.jsonl", dir, p);
@@ -578,6 +615,8 @@ static void parse_root(struct config *cfg, json_t *root, const char *dir,
 	parse_fetch_cache(cfg, root, p);
 	parse_tls(cfg, root, dir, p);
 	parse_trusted_proxies(cfg, root, p);
+	parse_admin_listen(cfg, root, p);
+	parse_log_format(cfg, root, p);
 }
 
 int config_parse(struct config **out, const char *path, const char *text,
@@ -613,6 +652,7 @@ int config_parse(struct config **out, const char *path, const char *text,
 	}
 	if (!cfg->audit_log || !cfg->revocations || !cfg->cache_dir ||
 	    !cfg->listen_host || !cfg->upstream_url ||
+	    (json_object_get(root, "admin_listen") && !cfg->admin_host) ||
 	    (cfg->github_app && (!cfg->app_id || !cfg->app_key_file ||
 				 !cfg->app_api_url)) ||
 	    cfg->nverify_keys == 0)
@@ -729,6 +769,7 @@ void config_free(struct config *cfg)
 	free(cfg->verify_keys);
 	free(cfg->path);
 	free(cfg->listen_host);
+	free(cfg->admin_host);
 	free(cfg->upstream_url);
 	free(cfg->upstream_token_file);
 	free(cfg->app_id);

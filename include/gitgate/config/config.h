@@ -44,6 +44,10 @@ struct config {
 	 * GG_MAX_TRUSTED_PROXIES. */
 	struct cidr *trusted_proxies;
 	size_t ntrusted_proxies;
+	/* "admin_listen": /metrics, /healthz, /readyz; NULL host: off */
+	char *admin_host;
+	unsigned short admin_port;
+	bool log_json;        /* "log_format": "json" (default "text") */
 };
 
 /* Parse text (the file's contents) as if read from path; pure except for

@@ -181,6 +181,33 @@ START_TEST(test_fetch_cache)
 }
 END_TEST
 
+/* admin_listen: off unless set, and may share listen's port on another
+ * host; log_format: text unless "json". */
+START_TEST(test_admin_listen_and_log_format)
+{
+	struct config *cfg = parse_ok(
+		"{'listen':'h:1','verify_key':'k','upstream':{'url':'http://u'}}");
+
+	ck_assert_ptr_null(cfg->admin_host);
+	ck_assert(!cfg->log_json);
+	config_free(cfg);
+	cfg = parse_ok("{'listen':'0.0.0.0:8080','verify_key':'k',"
+		       "'upstream':{'url':'http://u'},"
+		       "'admin_listen':'[::1]:9090','log_format':'json'}");
+	ck_assert_str_eq(cfg->admin_host, "::1");
+	ck_assert_uint_eq(cfg->admin_port, 9090);
+	ck_assert(cfg->log_json);
+	config_free(cfg);
+	cfg = parse_ok("{'listen':'10.0.0.1:8080','verify_key':'k',"
+		       "'upstream':{'url':'http://u'},"
+		       "'admin_listen':'127.0.0.1:8080','log_format':'text'}");
+	ck_assert_str_eq(cfg->admin_host, "127.0.0.1");
+	ck_assert_uint_eq(cfg->admin_port, 8080);
+	ck_assert(!cfg->log_json);
+	config_free(cfg);
+}
+END_TEST
+
 /* "tls": both files, resolved like every path; half of it is refused. */
 START_TEST(test_tls_paths)
 {
@@ -623,6 +650,21 @@ static const struct {
 	  "upstream: upstream.token_file and upstream.github_app are both "
 	  "set: keep exactly one" },
 #undef APP
+	/* admin_listen, log_format */
+	{ "{" LI "," VK "," UP ",'admin_listen':'h:1'}",
+	  "admin_listen: must differ from listen (the admin listener is never "
+	  "the sandbox-facing one)" },
+	{ "{" LI "," VK "," UP ",'admin_listen':'127.0.0.1'}",
+	  "admin_listen: missing port (want HOST:PORT, e.g. "
+	  "127.0.0.1:8080)" },
+	{ "{" LI "," VK "," UP ",'admin_listen':'h:0'}",
+	  "admin_listen: port 0 out of range 1-65535" },
+	{ "{" LI "," VK "," UP ",'admin_listen':9090}",
+	  "admin_listen: must be a non-empty string" },
+	{ "{" LI "," VK "," UP ",'log_format':'yaml'}",
+	  "log_format: must be \"text\" or \"json\"" },
+	{ "{" LI "," VK "," UP ",'log_format':true}",
+	  "log_format: must be a non-empty string" },
 	/* fetch_cache */
 	{ "{" LI "," VK "," UP ",'fetch_cache':true}",
 	  "fetch_cache: must be an object" },
@@ -1296,6 +1338,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_full);
 	tcase_add_test(tc, test_policy_path);
 	tcase_add_test(tc, test_fetch_cache);
+	tcase_add_test(tc, test_admin_listen_and_log_format);
 	tcase_add_test(tc, test_tls_paths);
 	tcase_add_test(tc, test_trusted_proxies);
 	tcase_add_test(tc, test_trusted_proxies_limits);
