@@ -11,29 +11,32 @@
  */
 #include "gitgate/http/server.h"
 
+#include <curl/curl.h>
 #include <errno.h>
+#include <git2.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "gitgate/audit/audit.h"
 #include "gitgate/core/limits.h"
 #include "gitgate/core/log.h"
+#include "gitgate/core/metrics.h"
 #include "gitgate/core/timeutil.h"
 #include "gitgate/cache/cache.h"
+#include "gitgate/http/admin.h"
 #include "gitgate/http/cachefetch.h"
 #include "gitgate/http/connwatch.h"
 #include "gitgate/http/forward.h"
 #include "gitgate/http/gate.h"
+#include "gitgate/http/listener.h"
 #include "gitgate/http/quota.h"
 #include "gitgate/http/receive.h"
 #include "gitgate/http/relay.h"
@@ -57,6 +60,8 @@ struct server {
 	int listen_fd;
 	unsigned in_flight; /* requests between first callback and completion */
 	pthread_mutex_t lock;
+	struct admin *admin; /* "admin_listen"; NULL: off */
+	atomic_bool stopping; /* server_shutdown began: /readyz says 503 */
 };
 
 /* ---- request phases ------------------------------------------------ */
@@ -190,6 +195,7 @@ static void count_in_flight(struct server *srv, int delta)
 	pthread_mutex_lock(&srv->lock);
 	srv->in_flight += (unsigned)delta;
 	pthread_mutex_unlock(&srv->lock);
+	metrics_in_flight_add(delta);
 }
 
 static enum MHD_Result first_call(struct server *srv,
@@ -282,42 +288,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	while (n > 0 && msg[n - 1] == '\n')
 		msg[--n] = '\0';
 	log_info("http: %s", msg);
-}
-
-/* Bind the listen address ourselves: getaddrinfo handles IPv4 and IPv6
- * literals and names alike, and errors can name the address. */
-static int open_listener(const char *host, unsigned short port,
-			 struct gg_err *err)
-{
-	struct addrinfo hints, *res = NULL, *ai;
-	char portstr[8];
-	int fd = -1, one = 1, rc;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	snprintf(portstr, sizeof(portstr), "%u", port);
-	rc = getaddrinfo(host, portstr, &hints, &res);
-	if (rc != 0)
-		return gg_err_set(err, GG_EINVAL, "listen: %s: %s", host,
-				  gai_strerror(rc));
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-		    listen(fd, 128) == 0)
-			break;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0)
-		return gg_err_errno(err, GG_EIO, "listen: cannot bind %s:%u",
-				    host, port);
-	return fd;
 }
 
 /* Lines of the revocation file that were skipped: the others apply, but
@@ -539,31 +509,11 @@ static int start_daemon(struct server *srv, struct gg_err *err)
 	return GG_OK;
 }
 
-/* Is the bound address loopback (127/8, ::1, or 127/8 mapped into v6)? */
-static bool listens_on_loopback(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&ss;
-	const struct sockaddr_in *a4 = (const struct sockaddr_in *)&ss;
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-		return false;
-	if (ss.ss_family == AF_INET)
-		return (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
-	if (ss.ss_family != AF_INET6)
-		return false;
-	if (IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr))
-		return true;
-	return IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr) &&
-	       a6->sin6_addr.s6_addr[12] == 127;
-}
-
 /* Tokens are bearer secrets: in clear text past this machine, anyone on
  * the path can replay them until they expire. */
 static void warn_plain_http(const struct server *srv, const struct config *cfg)
 {
-	if (srv->tls || listens_on_loopback(srv->listen_fd))
+	if (srv->tls || listener_is_loopback(srv->listen_fd))
 		return;
 	log_warnx("listen: %s:%u is not a loopback address and \"tls\" is "
 		  "not configured: tokens (bearer secrets) would cross the "
@@ -591,6 +541,66 @@ static int load_tls(struct server *srv, const struct config *cfg,
 	return GG_OK;
 }
 
+/* ---- admin listener ------------------------------------------------ */
+
+static size_t not_ready(char *buf, size_t size, size_t n, const char *line)
+{
+	size_t used = strlen(buf);
+
+	if (used < size)
+		snprintf(buf + used, size - used, "%s\n", line);
+	return n + 1;
+}
+
+/* /readyz: can this instance serve git now? Each failing part is a line,
+ * so a probe's log says what to fix. */
+static size_t server_ready(void *cls, char *buf, size_t size)
+{
+	struct server *srv = cls;
+	char why[GG_ERR_MSG_MAX], line[GG_ERR_MSG_MAX + 32];
+	size_t n = 0;
+
+	if (atomic_load(&srv->stopping))
+		n = not_ready(buf, size, n, "shutting down");
+	if (authstate_nkeys(srv->px.auth) == 0)
+		n = not_ready(buf, size, n, "keys: no verify key loaded");
+	if (!audit_healthy(srv->px.audit))
+		n = not_ready(buf, size, n, "audit log: not writable");
+	if (!cred_ready(srv->px.cred, why, sizeof(why))) {
+		snprintf(line, sizeof(line), "upstream credential: %s", why);
+		n = not_ready(buf, size, n, line);
+	}
+	return n;
+}
+
+static void set_build_info(void)
+{
+	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+	char git2[32];
+	int major = 0, minor = 0, rev = 0;
+
+	git_libgit2_version(&major, &minor, &rev);
+	snprintf(git2, sizeof(git2), "%d.%d.%d", major, minor, rev);
+	metrics_set_build_info(GG_VERSION, git2, cv ? cv->version : "",
+			       MHD_get_version());
+}
+
+static int start_admin(struct server *srv, const struct config *cfg,
+		       struct gg_err *err)
+{
+	int ret;
+
+	if (!cfg->admin_host)
+		return GG_OK;
+	ret = admin_new(&srv->admin, cfg->admin_host, cfg->admin_port,
+			server_ready, srv, err);
+	if (ret == GG_OK)
+		log_info("admin_listen: %s:%u serves /metrics, /healthz and "
+			 "/readyz",
+			 cfg->admin_host, cfg->admin_port);
+	return ret;
+}
+
 int server_new(struct server **out, const struct config *cfg,
 	       struct gg_err *err)
 {
@@ -602,6 +612,7 @@ int server_new(struct server **out, const struct config *cfg,
 		return gg_err_set(err, GG_ENOMEM, "out of memory");
 	pthread_mutex_init(&srv->lock, NULL);
 	srv->listen_fd = -1;
+	set_build_info();
 	ret = load_tls(srv, cfg, err); /* first: a bad certificate is the
 					* likeliest mistake in a new setup */
 	if (ret)
@@ -615,13 +626,16 @@ int server_new(struct server **out, const struct config *cfg,
 	ret = connwatch_new(&srv->watch, &watch_limits, err);
 	if (ret)
 		goto fail;
-	srv->listen_fd = open_listener(cfg->listen_host, cfg->listen_port, err);
+	srv->listen_fd = listener_open("listen", cfg->listen_host,
+				       cfg->listen_port, err);
 	if (srv->listen_fd < 0) {
 		ret = srv->listen_fd;
 		goto fail;
 	}
 	warn_plain_http(srv, cfg);
 	ret = start_daemon(srv, err);
+	if (ret == 0)
+		ret = start_admin(srv, cfg, err);
 	if (ret)
 		goto fail;
 	*out = srv;
@@ -747,6 +761,7 @@ unsigned server_shutdown(struct server *srv, unsigned grace_s)
 	unsigned waited = 0, left;
 	int fd;
 
+	atomic_store(&srv->stopping, true);
 	if (!srv->daemon)
 		return 0;
 	fd = MHD_quiesce_daemon(srv->daemon);
@@ -767,6 +782,7 @@ void server_free(struct server *srv)
 {
 	if (!srv)
 		return;
+	admin_free(srv->admin); /* first: it reads the state below */
 	if (srv->daemon)
 		MHD_stop_daemon(srv->daemon);
 	if (srv->listen_fd >= 0)

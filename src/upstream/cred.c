@@ -75,6 +75,10 @@ struct cred {
 	struct flight *flights;
 	int64_t clock_offset; /* GitHub's clock minus ours, seconds */
 	struct cred_stats stats;
+	/* Why the last API call could not authenticate the App at all
+	 * (unreachable, JWT refused), "" after any call GitHub answered
+	 * with success: what /readyz reports. Under lock. */
+	char fault[GG_ERR_MSG_MAX];
 };
 
 /* ---- tokens -------------------------------------------------------- */
@@ -274,6 +278,22 @@ static int call_once(struct cred *c, struct ghapi_reply *reply,
 	return ret;
 }
 
+/* Remember whether the App can authenticate at all: a repository it is
+ * not installed on is that repository's problem, not the instance's. */
+static void note_fault(struct cred *c, int ret, const struct ghapi_reply *r,
+		       const struct gg_err *err)
+{
+	pthread_mutex_lock(&c->lock);
+	if (ret)
+		snprintf(c->fault, sizeof(c->fault), "%s", err->msg);
+	else if (r->status == 401)
+		snprintf(c->fault, sizeof(c->fault),
+			 "GitHub refused the App JWT (HTTP 401)");
+	else if (r->status >= 200 && r->status < 300)
+		c->fault[0] = '\0';
+	pthread_mutex_unlock(&c->lock);
+}
+
 /* The call with a fresh JWT. A 401 may be our clock: GitHub's Date says
  * by how much, and the call is made once more with that offset (kept for
  * every later JWT). Any answer is GG_OK; judge reply->status. */
@@ -287,8 +307,10 @@ static int api_call(struct cred *c, struct ghapi_reply *reply,
 
 	snprintf(url, sizeof(url), "%s%s", c->api_url, path);
 	ret = call_once(c, reply, method, url, body, err);
-	if (ret || reply->status != 401 || reply->date == 0)
+	if (ret || reply->status != 401 || reply->date == 0) {
+		note_fault(c, ret, reply, err);
 		return ret;
+	}
 	off = reply->date - timeutil_now();
 	pthread_mutex_lock(&c->lock);
 	c->clock_offset = off;
@@ -297,7 +319,9 @@ static int api_call(struct cred *c, struct ghapi_reply *reply,
 		  " s from ours: retrying with that offset",
 		  off);
 	ghapi_reply_release(reply);
-	return call_once(c, reply, method, url, body, err);
+	ret = call_once(c, reply, method, url, body, err);
+	note_fault(c, ret, reply, err);
+	return ret;
 }
 
 /* A rate-limit answer (403/429 with X-RateLimit-Remaining: 0 or
@@ -737,6 +761,20 @@ void cred_get_stats(struct cred *c, struct cred_stats *out)
 	pthread_mutex_lock(&c->lock);
 	*out = c->stats;
 	pthread_mutex_unlock(&c->lock);
+}
+
+bool cred_ready(struct cred *c, char *why, size_t size)
+{
+	bool ok;
+
+	if (c->fixed)
+		return true; /* loaded at start, held in locked memory */
+	pthread_mutex_lock(&c->lock);
+	ok = c->fault[0] == '\0';
+	if (!ok)
+		snprintf(why, size, "%s", c->fault);
+	pthread_mutex_unlock(&c->lock);
+	return ok;
 }
 
 const char *cred_static_secret(const struct cred *c)

@@ -92,4 +92,10 @@ void cred_lease_free(struct cred_lease *l);
 
 void cred_get_stats(struct cred *c, struct cred_stats *out);
 
+/* Can the credential be used now (/readyz)? A static secret always can;
+ * an App cannot after an API call that could not authenticate it at all
+ * (GitHub unreachable, JWT refused) until a later call succeeds. false
+ * with the reason in why (no secret in it). */
+bool cred_ready(struct cred *c, char *why, size_t size);
+
 #endif

@@ -711,6 +711,7 @@ START_TEST(static_secret)
 	ck_assert(!cred_lease_fresh(m));
 	cred_describe(c, line, sizeof(line));
 	ck_assert_str_eq(line, "static secret");
+	ck_assert(cred_ready(c, line, sizeof(line))); /* always, once loaded */
 	cred_lease_free(l);
 	cred_lease_free(m);
 	cred_lease_free(NULL);
@@ -1379,6 +1380,9 @@ START_TEST(jwt_refused_twice)
 {
 	struct cred *c = app_cred();
 
+	char why[256] = "";
+
+	ck_assert(cred_ready(c, why, sizeof(why))); /* nothing known yet */
 	api.b.unauth = true;
 	get_fails(c, "acme/widgets", CRED_READ, GG_EUPSTREAM, JWT_REFUSED,
 		  NULL);
@@ -1386,6 +1390,12 @@ START_TEST(jwt_refused_twice)
 	ck_assert_uint_eq(seen().inst_calls, 2);
 	ck_assert_uint_eq(seen().token_calls, 0);
 	ck_assert_uint_eq(stats(c).installation_calls, 1);
+	/* /readyz says so until GitHub takes a JWT again */
+	ck_assert(!cred_ready(c, why, sizeof(why)));
+	ck_assert_str_eq(why, "GitHub refused the App JWT (HTTP 401)");
+	api.b.unauth = false;
+	cred_lease_free(get_ok(c, "acme/widgets", CRED_READ, false));
+	ck_assert(cred_ready(c, why, sizeof(why)));
 	cred_free(c);
 }
 END_TEST
@@ -1578,6 +1588,12 @@ START_TEST(api_unreachable)
 	ck_assert_ptr_null(l);
 	snprintf(path, sizeof(path), "%s/repos/acme/widgets/installation", url);
 	check_unreachable(err.msg, path);
+	{
+		char why[512];
+
+		ck_assert(!cred_ready(c, why, sizeof(why)));
+		ck_assert_str_eq(why, err.msg);
+	}
 	cred_free(c);
 }
 END_TEST
