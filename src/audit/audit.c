@@ -15,6 +15,8 @@
 #include "gitgate/audit/audit.h"
 #include "gitgate/core/limits.h"
 #include "gitgate/core/log.h"
+#include "gitgate/core/metrics.h"
+#include "gitgate/core/timeutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1262,6 +1264,7 @@ int audit_append_reserved(struct audit_log *log,
 	struct gg_err why = GG_ERR_INIT;
 	char hash[AUDIT_HASH_HEX + 1];
 	struct audit_record named = *rec;
+	int64_t began = timeutil_mono_us();
 	char *line = NULL;
 	size_t len = 0;
 	int ret;
@@ -1299,6 +1302,8 @@ int audit_append_reserved(struct audit_log *log,
 out:
 	pthread_mutex_unlock(&log->lock);
 	free(line);
+	/* lock wait included: it is what a request waits for */
+	metrics_audit_append(timeutil_mono_us() - began, ret == 0);
 	return ret;
 }
 

@@ -13,6 +13,7 @@
 #include "gitgate/core/glob.h"
 #include "gitgate/core/limits.h"
 #include "gitgate/core/log.h"
+#include "gitgate/core/metrics.h"
 #include "gitgate/http/relay.h"
 #include "gitgate/proto/pktline.h"
 #include "gitgate/proto/receivepack.h"
@@ -98,10 +99,13 @@ static ssize_t read_relay(void *cls, uint64_t pos, char *buf, size_t max)
 			/* A client that left while upstream stalled is seen
 			 * here (the relay watches it); one that left while
 			 * data flowed, in on_completed. */
+			bool left = relay_client_left(req->relay);
+
 			snprintf(req->reason, sizeof(req->reason), "%s",
-				 relay_client_left(req->relay)
-					 ? "client disconnected mid-transfer"
-					 : "upstream failed mid-transfer");
+				 left ? "client disconnected mid-transfer"
+				      : "upstream failed mid-transfer");
+			if (!left)
+				metrics_upstream_error("transfer");
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		}
 		if (n > 0)
@@ -215,10 +219,16 @@ static int take_credential(struct request *req, struct gg_err *err)
 		.workflows = is_push(req) && may_change_workflows(req->claims),
 	};
 
+	int ret;
+
 	if (req->lease)
 		return GG_OK;
-	return cred_get(req->px->cred, &want, &req->lease, &req->retry_after,
-			err);
+	ret = cred_get(req->px->cred, &want, &req->lease, &req->retry_after,
+		       err);
+	if (ret == GG_EUPSTREAM || ret == GG_ERATELIMIT)
+		metrics_upstream_error(ret == GG_ERATELIMIT ? "rate_limit"
+							    : "credential");
+	return ret;
 }
 
 int forward_start(struct request *req, int64_t content_length,
@@ -467,6 +477,11 @@ bool forward_wait(struct request *req, struct relay_response *meta,
 	refusal = upstream_refusal(meta->status, &status);
 	if (!refusal)
 		return false;
+	if (meta->status != 404) /* the repository's answer, not a fault */
+		metrics_upstream_error(
+			meta->status == 401 || meta->status == 403 ? "auth"
+			: meta->status >= 300 && meta->status < 400 ? "redirect"
+								    : "status");
 	snprintf(why, sizeof(why), "%s (HTTP %ld)", refusal, meta->status);
 	log_warnx("request %s: %s: %s", req->id, req->route.repo, why);
 	relay_abort(req->relay);

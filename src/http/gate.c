@@ -10,6 +10,7 @@
 
 #include "gitgate/core/limits.h"
 #include "gitgate/core/log.h"
+#include "gitgate/core/metrics.h"
 #include "gitgate/core/timeutil.h"
 #include "gitgate/http/quota.h"
 #include "gitgate/token/authstate.h"
@@ -214,12 +215,23 @@ static enum MHD_Result take_quota(struct request *req)
 	return MHD_YES;
 }
 
+/* The metrics label of a 401: no credential at all, or why the token
+ * failed (metrics.h). */
+static const char *token_refusal_label(const struct request *req, int code)
+{
+	if (!MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+					 "Authorization"))
+		return "missing";
+	return metrics_token_reason(code);
+}
+
 enum MHD_Result gate_admit(struct request *req)
 {
 	char reason[GG_ERR_MSG_MAX + 8];
 	const char *refusal;
 	enum MHD_Result ret;
 	unsigned status;
+	int code;
 
 	refusal = header_refusal(req, &status);
 	if (refusal)
@@ -227,12 +239,22 @@ enum MHD_Result gate_admit(struct request *req)
 	if (req->client_refusal[0]) /* whose request is it? fail closed */
 		return request_deny(req, MHD_HTTP_BAD_REQUEST,
 				    req->client_refusal);
-	if (check_token(req, &req->claims, reason, sizeof(reason)) != 0)
+	code = check_token(req, &req->claims, reason, sizeof(reason));
+	if (code != 0) {
+		metrics_token_refused(token_refusal_label(req, code));
 		return request_deny(req, MHD_HTTP_UNAUTHORIZED, reason);
-	if (address_refusal(req, reason, sizeof(reason)) != 0)
+	}
+	if (address_refusal(req, reason, sizeof(reason)) != 0) {
+		metrics_token_refused("address");
 		return request_deny(req, MHD_HTTP_FORBIDDEN, reason);
-	if (grant_refusal(req, reason, sizeof(reason)) != 0)
+	}
+	if (grant_refusal(req, reason, sizeof(reason)) != 0) {
+		metrics_token_refused(
+			token_claims_has_repo(req->claims, req->route.repo)
+				? "operation"
+				: "repo");
 		return request_deny(req, MHD_HTTP_FORBIDDEN, reason);
+	}
 	ret = take_quota(req);
 	if (ret != MHD_YES || req->state == REQ_ANSWERED)
 		return ret;

@@ -29,6 +29,7 @@
 #include "gitgate/http/relay.h"
 #include "gitgate/http/bpipe.h"
 #include "gitgate/core/limits.h"
+#include "gitgate/core/metrics.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -713,6 +714,10 @@ int relay_wait_headers(struct relay *r, struct relay_response *out,
 		ret = gg_err_set(err, GG_EUPSTREAM,
 				 "client disconnected before upstream answered");
 	} else {
+		metrics_upstream_error(r->done && r->result ==
+							 CURLE_OPERATION_TIMEDOUT
+					       ? "timeout"
+					       : "connect");
 		ret = gg_err_set(err, GG_EUPSTREAM, "upstream %s: %s",
 				 r->done && r->result == CURLE_OPERATION_TIMEDOUT
 					 ? "timed out"

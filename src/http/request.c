@@ -14,6 +14,7 @@
 #include "gitgate/audit/audit.h"
 #include "gitgate/core/limits.h"
 #include "gitgate/core/log.h"
+#include "gitgate/core/metrics.h"
 #include "gitgate/core/timeutil.h"
 #include "gitgate/http/cachefetch.h"
 #include "gitgate/http/quota.h"
@@ -212,6 +213,16 @@ static void fill_record(struct audit_record *rec, const struct request *req,
 			      (req->cache && req->relay ? req->bytes_out : 0);
 }
 
+/* Every decision is audited once: the metrics count it there too, from
+ * the same fields, so /metrics and the audit log never disagree. */
+static void count_request(const struct audit_record *rec)
+{
+	metrics_request(rec->service, rec->decision, rec->status,
+			rec->duration_ms, rec->bytes_in, rec->bytes_out);
+	if (rec->cache)
+		metrics_cache_result(rec->cache);
+}
+
 static void warn_audit(const struct gg_err *err)
 {
 	log_warnx("audit log: %s (refusing requests until it can be "
@@ -230,6 +241,7 @@ void request_audit(struct request *req, const struct audit_ref *refs,
 	req->audited = true;
 	req->reserved = 0; /* used up by the append, whatever it gives */
 	fill_record(&rec, req, refs, nrefs);
+	count_request(&rec);
 	if (audit_append_reserved(req->px->audit, &rec, reserved, &err) !=
 	    0) {
 		req->audit_failed = true;

@@ -3,7 +3,9 @@
  */
 #include "gitgate/push/mirror.h"
 #include "gitgate/core/limits.h"
+#include "gitgate/core/metrics.h"
 #include "gitgate/core/strvec.h"
+#include "gitgate/core/timeutil.h"
 
 #include <dirent.h>
 #include <ftw.h>
@@ -585,6 +587,7 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 	git_repository *clean = NULL;
 	git_remote *remote = NULL;
 	struct name_list before = { 0 };
+	int64_t began = timeutil_mono_ms();
 	int ret = GG_OK;
 
 	int lock = lock_writers(m, err);
@@ -637,6 +640,8 @@ int mirror_fetch(struct mirror *m, const char *url, const char *secret,
 	/* Let this handle see the packs the fetch just wrote. */
 	if (ret == GG_OK)
 		git_odb_refresh(m->odb);
+	metrics_mirror_fetch(timeutil_mono_ms() - began,
+			     ret == GG_OK ? m->fetched : 0, ret == GG_OK);
 	return ret;
 }
 

@@ -6,6 +6,7 @@
  */
 #include "gitgate/push/push.h"
 #include "gitgate/core/limits.h"
+#include "gitgate/core/metrics.h"
 #include "gitgate/core/log.h"
 #include "gitgate/push/content.h"
 #include "gitgate/push/mirror.h"
@@ -1127,6 +1128,12 @@ static int fill_audit(struct push *p, const struct report_result *res)
 			p->arefs[i].line = w->line;
 			p->arefs[i].hash = w->hash[0] ? w->hash : NULL;
 		}
+		/* refused by gitgate itself (not upstream, not an atomic
+		 * push's collateral): by a site rule, else by the token */
+		if (p->refusals[i])
+			metrics_policy_refused(p->site_why
+						       ? p->site_why[i].rule
+						       : NULL);
 	}
 	return GG_OK;
 }
