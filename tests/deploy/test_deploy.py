@@ -348,6 +348,33 @@ class TestKubernetes(unittest.TestCase):
         self.assertEqual(volume_of(cfg["audit_log"])["subPathExpr"],
                          "audit/$(POD_NAME)")
 
+    def test_configmap_starts_a_real_gitgate(self):
+        """The ConfigMap's config and policy, with only addresses and
+        paths moved here, start gitgate and its admin listener: a key the
+        build does not know would refuse to start."""
+        cm = self.one("ConfigMap", "gitgate-config")
+        cfg = json.loads(cm["data"]["config.json"])
+        with h.Upstream() as up:
+            gg = h.Gitgate(up.url, up.secret)
+            os.makedirs(gg.root, exist_ok=True)
+            policy = os.path.join(gg.root, "policy.json")
+            with open(policy, "w") as f:
+                f.write(cm["data"]["policy.json"])
+            admin = h.free_port()
+            moved = {"listen", "verify_key", "upstream", "audit_log",
+                     "revocations", "cache_dir"}
+            gg.extra_config = {k: v for k, v in cfg.items()
+                               if k not in moved}
+            gg.extra_config.update(policy=policy,
+                                   admin_listen="127.0.0.1:%d" % admin)
+            self.assertEqual(set(cfg) - moved - set(gg.extra_config), set())
+            try:
+                gg.start()
+                r = h.http_request(admin, "GET", "/readyz")
+                self.assertEqual((r.status, r.text), (200, "ready\n"))
+            finally:
+                gg.stop()
+
     def test_service_and_pdb(self):
         sel = self.one("Deployment")["spec"]["selector"]["matchLabels"]
         svc = self.one("Service")

@@ -38,7 +38,8 @@ REPOS = ["fleet/r%d" % i for i in range(12)]
 
 def haproxy_config(front_port, backends):
     """deploy/haproxy/haproxy.cfg with the addresses replaced: the bind
-    by 127.0.0.1:front_port, server N by backends[N]; run in the
+    by 127.0.0.1:front_port, server N by backends[N] (name, port,
+    admin port: the health check's); run in the
     foreground as the test's user (no user/group/daemon, log to stdout).
     Every routing and health rule stays as it is in the file."""
     with open(HAPROXY_CFG) as f:
@@ -53,12 +54,16 @@ def haproxy_config(front_port, backends):
         elif s.startswith("bind "):
             line = "    bind 127.0.0.1:%d" % front_port
         elif s.startswith("server "):
-            name, port = next(servers)
-            line = "    server %s 127.0.0.1:%d" % (name, port)
+            name, port, admin = next(servers)
+            line = "    server %s 127.0.0.1:%d port %d" % (name, port, admin)
         out.append(line)
     if next(servers, None) is not None:
         raise h.HarnessError("haproxy.cfg has fewer servers than the test")
     return "\n".join(out) + "\n"
+
+
+def admin_port(gg):
+    return int(gg.extra_config["admin_listen"].rsplit(":", 1)[1])
 
 
 def audit_records(gg):
@@ -82,7 +87,9 @@ class TestFleet(unittest.TestCase):
         for name in NAMES:
             gg = h.Gitgate(cls.up.url, cls.up.secret,
                            root=os.path.join(cls.tmp, name),
-                           extra_config={"revocations": cls.revoked},
+                           extra_config={
+                               "revocations": cls.revoked,
+                               "admin_listen": "127.0.0.1:%d" % h.free_port()},
                            env={"GITGATE_INSTANCE": name})
             if cls.ggs:  # one key pair, shared by every instance
                 gg.keys_dir = cls.ggs[0].keys_dir
@@ -93,7 +100,7 @@ class TestFleet(unittest.TestCase):
         cfg = os.path.join(cls.tmp, "haproxy.cfg")
         with open(cfg, "w") as f:
             f.write(haproxy_config(cls.port,
-                                   [(n, g.port) for n, g in
+                                   [(n, g.port, admin_port(g)) for n, g in
                                     zip(NAMES, cls.ggs)]))
         check = subprocess.run([HAPROXY, "-c", "-f", cfg],
                                capture_output=True, text=True)
