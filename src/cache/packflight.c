@@ -267,7 +267,7 @@ static int start(struct packflight *f, const struct packflight_run *run,
 	char *argv[] = { (char *)run->git,
 			 "-c", "uploadpack.allowFilter=true",
 			 /* wants were checked against upstream's refs
-			  * (cache.c); the mirror's own are refs/gg/<id> */
+			  * (cache.c); the mirror's own are refs/gg/<age>-<id> */
 			 "-c", "uploadpack.allowReachableSHA1InWant=true",
 			 "-c", "uploadpack.allowAnySHA1InWant=false",
 			 "upload-pack", "--stateless-rpc", "--strict",

@@ -411,8 +411,20 @@ static int on_credentials(git_credential **out, const char *url,
  * one's path; libgit2 prunes only after updating) or had a ref longer than
  * libgit2's 1024 bytes.
  * Hex names can do neither.
+ *
+ * The name is refs/gg/<age>-<hex>, <age> ten digits that grow as the tip's
+ * commit gets older, so the newest tip sorts first. libgit2 1.5 offers
+ * haves depth-first from the refs in name order and stops at the first
+ * batch upstream acknowledges: with plain hex names a catch-up fetch of
+ * one new commit started from whichever tip sorted first (an old tag,
+ * say) and downloaded every commit since it (35 MB instead of 1 KB on the
+ * 200 MiB bench repository).
  */
 #define MIRROR_TIP_PREFIX "refs/gg/"
+#define MIRROR_AGE_DIGITS 10
+#define MIRROR_AGE_MAX 9999999999LL
+#define MIRROR_TIP_NAME_MAX                                                    \
+	(sizeof(MIRROR_TIP_PREFIX) + MIRROR_AGE_DIGITS + 1 + GIT_OID_HEXSZ)
 
 struct name_list {
 	char **v;
@@ -446,12 +458,39 @@ static void names_free(struct name_list *l)
 	free(l->v);
 }
 
-/* refs/gg/<hex> for every branch and tag upstream advertised whose object
- * the fetch brought (or the mirror had). */
+/* Seconds before the last representable time at which the commit obj
+ * leads to was made (MIRROR_AGE_MAX for a tag of a tree or blob). */
+static long long tip_age(git_repository *repo, const git_oid *oid)
+{
+	git_object *obj = NULL, *commit = NULL;
+	long long t = 0;
+
+	if (git_object_lookup(&obj, repo, oid, GIT_OBJECT_ANY) == 0 &&
+	    git_object_peel(&commit, obj, GIT_OBJECT_COMMIT) == 0)
+		t = (long long)git_commit_time((git_commit *)commit);
+	git_object_free(commit);
+	git_object_free(obj);
+	if (t < 0)
+		t = 0;
+	return t > MIRROR_AGE_MAX ? 0 : MIRROR_AGE_MAX - t;
+}
+
+/* The hex object id at the end of a refs/gg/ name. */
+static int tip_oid(git_oid *out, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len < GIT_OID_HEXSZ)
+		return -1;
+	return git_oid_fromstr(out, name + len - GIT_OID_HEXSZ);
+}
+
+/* refs/gg/<age>-<hex> for every branch and tag upstream advertised whose
+ * object the fetch brought (or the mirror had). */
 static int wanted_tips(struct name_list *out, git_repository *repo,
 		       git_remote *remote)
 {
-	char name[sizeof(MIRROR_TIP_PREFIX) + GIT_OID_HEXSZ];
+	char name[MIRROR_TIP_NAME_MAX], hex[GIT_OID_HEXSZ + 1];
 	const git_remote_head **heads;
 	git_odb *odb = NULL;
 	size_t i, n;
@@ -471,9 +510,9 @@ static int wanted_tips(struct name_list *out, git_repository *repo,
 			continue; /* a peeled tag: the tag object reaches it */
 		if (!git_odb_exists(odb, &heads[i]->oid))
 			continue;
-		memcpy(name, MIRROR_TIP_PREFIX, strlen(MIRROR_TIP_PREFIX));
-		git_oid_tostr(name + strlen(MIRROR_TIP_PREFIX),
-			      GIT_OID_HEXSZ + 1, &heads[i]->oid);
+		git_oid_tostr(hex, sizeof(hex), &heads[i]->oid);
+		snprintf(name, sizeof(name), "%s%0*lld-%s", MIRROR_TIP_PREFIX,
+			 MIRROR_AGE_DIGITS, tip_age(repo, &heads[i]->oid), hex);
 		ret = names_add(out, name);
 	}
 	git_odb_free(odb);
@@ -507,8 +546,8 @@ static int sync_tips(git_repository *repo, git_remote *remote,
 	for (i = 0; ret == GG_OK && i < want.n; i++) {
 		if (strvec_contains(have.v, have.n, want.v[i]))
 			continue;
-		git_oid_fromstr(&oid, want.v[i] + strlen(MIRROR_TIP_PREFIX));
-		if (git_reference_create(&ref, repo, want.v[i], &oid, 1,
+		if (tip_oid(&oid, want.v[i]) < 0 ||
+		    git_reference_create(&ref, repo, want.v[i], &oid, 1,
 					 NULL) < 0)
 			ret = gg_err_set(err, GG_ERR, "mirror refs: %s",
 					 git_why());

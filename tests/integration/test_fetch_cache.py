@@ -352,6 +352,40 @@ class FetchCacheTest(CacheTestBase):
         self.assertEqual(h.git_out("rev-parse", "origin/main",
                                    cwd=warm.dest), newer)
 
+    def test_catch_up_after_old_tags_is_incremental(self):
+        """libgit2 offers its haves depth-first from the mirror's refs in
+        name order and stops at the first batch upstream acknowledges; with
+        tips named by object id alone, one new commit on a repository with
+        old tags re-downloaded everything since whichever tag's id sorted
+        first. The newest tip must be offered first. (The content is
+        fixed so that an old tag's id sorts first: with plain id names
+        this test fails, 68 KB instead of about 1 KB.)"""
+        s = self.s
+        repo, _ = s.new_repo("oldtags", commits=1, blob=0)
+        work = s.dest("oldtags-work")
+        h.git("clone", "-q", s.up.repo_url(repo), work, check=True)
+        chunk = 16 * 1024
+        for i in range(64):
+            with open(os.path.join(work, "f%02d.bin" % i), "wb") as f:
+                f.write(h.pseudo_random_bytes(chunk, b"oldtags-b-%d" % i))
+            h.git("add", "-A", cwd=work, check=True)
+            date = "%d +0000" % (1700000000 + 60 * i)
+            h.git("commit", "-q", "-m", "c%d" % i, cwd=work, check=True,
+                  env={"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date})
+            if i < 60:
+                h.git("tag", "v%d" % i, cwd=work, check=True)
+        h.git("push", "-q", "--tags", "origin", "HEAD:refs/heads/main",
+              cwd=work, check=True)
+        self.assertCorrectClone(s, s.clone(repo), repo, "cold clone")
+        s.up.add_commit(repo, message="one small commit")
+        r = s.clone(repo)
+        self.assertCorrectClone(s, r, repo, "clone after the new commit")
+        rec = self.assertServed(s, r, "miss", "clone after the new commit")
+        # the new commit, its tree and a tiny file; the bug fetched the
+        # newest 16 KiB files again
+        self.assertGreater(rec["upstream_bytes"], 0, rec)
+        self.assertLess(rec["upstream_bytes"], chunk, rec)
+
     # -- what the cache must not serve
 
     def make_doomed(self, repo):

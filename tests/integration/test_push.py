@@ -606,7 +606,7 @@ class PushTest(unittest.TestCase):
     # 8. stale mirror: fetch before classifying; thin pack bases
 
     def test_08_mirror_survives_upstream_ref_churn(self):
-        """The mirror keeps upstream's objects under hex names (refs/gg/).
+        """The mirror keeps upstream's objects under id names (refs/gg/).
         When it kept upstream's branch names, upstream replacing agent/df by
         agent/df/sub broke every later mirror fetch (the stale ref blocked
         the new one's path), and with it every history check on the

@@ -181,14 +181,20 @@ static struct mirror *open_fetched_mirror(void)
 	return m;
 }
 
-/* What the mirror should hold for upstream: one refs/gg/<oid> per
- * distinct branch or tag object, sorted. */
+/* What the mirror should hold for upstream: one refs/gg/<age>-<oid> per
+ * distinct branch or tag object (age: 9999999999 minus the commit time it
+ * leads to), sorted. */
 static void tips_wanted(char *out, size_t size, const char *gitdir)
 {
 	capture(out, size,
-		"git --git-dir='%s' for-each-ref"
-		" --format='refs/gg/%%(objectname)' refs/heads refs/tags"
-		" | sort -u",
+		"g='%s'; git --git-dir=\"$g\" for-each-ref"
+		" --format='%%(objectname)' refs/heads refs/tags | sort -u |"
+		" while read o; do"
+		"  t=$(git --git-dir=\"$g\" log -1 --format=%%ct"
+		"      \"$o^{commit}\" -- 2>/dev/null); a=9999999999;"
+		"  [ -n \"$t\" ] && a=$((9999999999 - t));"
+		"  printf 'refs/gg/%%010d-%%s\\n' \"$a\" \"$o\";"
+		" done | sort",
 		gitdir);
 }
 
