@@ -1257,11 +1257,24 @@ static int sync_log(struct audit_log *log, struct gg_err *err)
 	return gg_err_errno(err, GG_EIO, "audit_log %s: fsync", log->path);
 }
 
+/* No line goes to a file that lost its name. A refused follow keeps the
+ * old file (audit_follow reports it) while that is still named somewhere
+ * (renamed away); a deleted one takes no more lines. Lock held. */
+static int still_named(struct audit_log *log, struct gg_err *err)
+{
+	struct gg_err why = GG_ERR_INIT;
+
+	if (follow_locked(log, &why) < 0 && unlinked(log))
+		return gg_err_set(err, GG_EIO, "audit_log %s was deleted and "
+				  "cannot be opened anew (%s)",
+				  log->path, why.msg);
+	return 0;
+}
+
 int audit_append_reserved(struct audit_log *log,
 			  const struct audit_record *rec, size_t reserved,
 			  struct gg_err *err)
 {
-	struct gg_err why = GG_ERR_INIT;
 	char hash[AUDIT_HASH_HEX + 1];
 	struct audit_record named = *rec;
 	int64_t began = timeutil_mono_us();
@@ -1276,13 +1289,7 @@ int audit_append_reserved(struct audit_log *log,
 	ret = audit_line_format(&line, &len, hash, &named, log->last, err);
 	if (ret)
 		goto out;
-	/* No line goes to a file that lost its name. A refused follow keeps
-	 * the old file (audit_follow reports it) while that is still named
-	 * somewhere (renamed away); a deleted one takes no more lines. */
-	if (follow_locked(log, &why) < 0 && unlinked(log))
-		ret = gg_err_set(err, GG_EIO, "audit_log %s was deleted and "
-				 "cannot be opened anew (%s)",
-				 log->path, why.msg);
+	ret = still_named(log, err);
 	if (!ret)
 		ret = cut_partial(log, err);
 	if (!ret)
@@ -1361,7 +1368,11 @@ int audit_probe(struct audit_log *log, struct gg_err *err)
 	pthread_mutex_lock(&log->lock);
 	if (log->healthy)
 		goto out;
-	ret = cut_partial(log, err);
+	/* the same conditions as an append: a deleted log whose path cannot
+	 * be opened stays unhealthy (and /readyz says so) */
+	ret = still_named(log, err);
+	if (!ret)
+		ret = cut_partial(log, err);
 	if (!ret)
 		ret = probe_room(log, err);
 	if (!ret) {

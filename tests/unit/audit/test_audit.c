@@ -1192,8 +1192,17 @@ START_TEST(test_follow_deleted_dir_fails_closed)
 	ck_assert_msg(strstr(err.msg, "was deleted and cannot be opened anew"),
 		      "%s", err.msg);
 	ck_assert(!audit_healthy(log));
-	/* the directory is back: the next line makes the new file */
+	/* the server's periodic probe (what /readyz reports) agrees */
+	gg_err_init(&err);
+	ck_assert_int_eq(audit_probe(log, &err), GG_EIO);
+	ck_assert_msg(strstr(err.msg, "was deleted and cannot be opened anew"),
+		      "%s", err.msg);
+	ck_assert(!audit_healthy(log));
+	/* the directory is back: the probe makes the new file */
 	ck_assert_int_eq(mkdir(tpath("sub"), 0700), 0);
+	gg_err_init(&err);
+	ck_assert_msg(audit_probe(log, &err) == 0, "%s", err.msg);
+	ck_assert(audit_healthy(log));
 	ck_assert_int_eq(append_n(log, 1), 0);
 	ck_assert(audit_healthy(log));
 	audit_close(log);
