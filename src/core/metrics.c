@@ -295,6 +295,14 @@ static void head(struct text *t, const char *name, const char *type,
 	put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A family of one unlabelled sample. */
+static void put_scalar(struct text *t, const char *name, const char *type,
+		       const char *help, long long v)
+{
+	head(t, name, type, help);
+	put(t, "%s %lld\n", name, v);
+}
+
 /* A histogram's series for one label set (labels: "" or `k="v"`). */
 static void put_hist(struct text *t, const char *name, const char *labels,
 		     struct hist *h, const struct hist_shape *shape)
@@ -375,10 +383,9 @@ static void render_requests(struct text *t)
 	put_counters(t, "gitgate_request_bytes_sent_total",
 		     "Response bytes sent to clients.", "service", services,
 		     reg.bytes_out, NSERVICES);
-	head(t, "gitgate_requests_in_flight", "gauge",
-	     "Requests received and not yet completed.");
-	put(t, "gitgate_requests_in_flight %lld\n",
-	    (long long)GET(reg.in_flight));
+	put_scalar(t, "gitgate_requests_in_flight", "gauge",
+		   "Requests received and not yet completed.",
+		   (long long)GET(reg.in_flight));
 }
 
 static void render_subsystems(struct text *t)
@@ -391,22 +398,19 @@ static void render_subsystems(struct text *t)
 	     "Time to append and flush one audit line.");
 	put_hist(t, "gitgate_audit_append_seconds", "", &reg.audit_append,
 		 &audit_shape);
-	head(t, "gitgate_audit_append_failures_total", "counter",
-	     "Audit lines that could not be written.");
-	put(t, "gitgate_audit_append_failures_total %llu\n",
-	    (unsigned long long)GET(reg.audit_failures));
+	put_scalar(t, "gitgate_audit_append_failures_total", "counter",
+		   "Audit lines that could not be written.",
+		   (long long)GET(reg.audit_failures));
 	head(t, "gitgate_mirror_fetch_seconds", "histogram",
 	     "Mirror fetches from upstream and their duration.");
 	put_hist(t, "gitgate_mirror_fetch_seconds", "", &reg.mirror_fetch,
 		 &fetch_shape);
-	head(t, "gitgate_mirror_fetch_bytes_total", "counter",
-	     "Pack bytes mirror fetches brought in.");
-	put(t, "gitgate_mirror_fetch_bytes_total %llu\n",
-	    (unsigned long long)GET(reg.mirror_fetch_bytes));
-	head(t, "gitgate_mirror_fetch_failures_total", "counter",
-	     "Mirror fetches that failed.");
-	put(t, "gitgate_mirror_fetch_failures_total %llu\n",
-	    (unsigned long long)GET(reg.mirror_fetch_failures));
+	put_scalar(t, "gitgate_mirror_fetch_bytes_total", "counter",
+		   "Pack bytes mirror fetches brought in.",
+		   (long long)GET(reg.mirror_fetch_bytes));
+	put_scalar(t, "gitgate_mirror_fetch_failures_total", "counter",
+		   "Mirror fetches that failed.",
+		   (long long)GET(reg.mirror_fetch_failures));
 	put_counters(t, "gitgate_upstream_errors_total",
 		     "Upstream failures, by kind.", "kind", upstream_kinds,
 		     reg.upstream_errors, NUPSTREAM_KINDS);
@@ -462,19 +466,16 @@ static void render_process(struct text *t)
 			    (double)(ru.ru_utime.tv_usec +
 				     ru.ru_stime.tv_usec) / 1e6);
 	}
-	if (rss >= 0) {
-		head(t, "process_resident_memory_bytes", "gauge",
-		     "Resident memory size in bytes.");
-		put(t, "process_resident_memory_bytes %ld\n", rss);
-	}
-	if (fds >= 0) {
-		head(t, "process_open_fds", "gauge",
-		     "Number of open file descriptors.");
-		put(t, "process_open_fds %ld\n", fds);
-	}
-	head(t, "process_start_time_seconds", "gauge",
-	     "Start time of the process since the Unix epoch, in seconds.");
-	put(t, "process_start_time_seconds %lld\n", (long long)start_time_s);
+	if (rss >= 0)
+		put_scalar(t, "process_resident_memory_bytes", "gauge",
+			   "Resident memory size in bytes.", rss);
+	if (fds >= 0)
+		put_scalar(t, "process_open_fds", "gauge",
+			   "Number of open file descriptors.", fds);
+	put_scalar(t, "process_start_time_seconds", "gauge",
+		   "Start time of the process since the Unix epoch, in "
+		   "seconds.",
+		   (long long)start_time_s);
 }
 
 int metrics_render(char **out, size_t *len, struct gg_err *err)

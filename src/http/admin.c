@@ -110,22 +110,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	return text(conn, MHD_HTTP_OK, "ok\n");
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	char msg[512];
-	size_t n;
-
-	(void)cls;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	n = strlen(msg);
-	while (n > 0 && msg[n - 1] == '\n')
-		msg[--n] = '\0';
-	log_info("admin http: %s", msg);
-}
-
 int admin_new(struct admin **out, const char *host, unsigned short port,
 	      admin_ready_fn ready, void *cls, struct gg_err *err)
 {
@@ -147,7 +131,7 @@ int admin_new(struct admin **out, const char *host, unsigned short port,
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
 			MHD_USE_ERROR_LOG,
 		0, NULL, NULL, on_request, a,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_EXTERNAL_LOGGER, listener_mhd_log, "admin http",
 		MHD_OPTION_LISTEN_SOCKET, a->fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNECTIONS,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_CONN_TIMEOUT_S,

@@ -1,4 +1,5 @@
 #include "gitgate/http/listener.h"
+#include "gitgate/core/log.h"
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -58,4 +59,16 @@ bool listener_is_loopback(int fd)
 		return true;
 	return IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr) &&
 	       a6->sin6_addr.s6_addr[12] == 127;
+}
+
+void listener_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	log_info("%s: %s", (const char *)cls, msg);
 }

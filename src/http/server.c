@@ -274,22 +274,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 
 /* ---- lifecycle ----------------------------------------------------- */
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	char msg[512];
-	size_t n;
-
-	(void)cls;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	n = strlen(msg);
-	while (n > 0 && msg[n - 1] == '\n')
-		msg[--n] = '\0';
-	log_info("http: %s", msg);
-}
-
 /* Lines of the revocation file that were skipped: the others apply, but
  * the operator must hear of it (a revocation may be among them). */
 static void warn_revocation_problems(struct server *srv)
@@ -491,7 +475,7 @@ static int start_daemon(struct server *srv, struct gg_err *err)
 			(srv->tls ? MHD_USE_TLS : 0),
 		0, NULL, NULL, on_request, srv,
 		/* First, so that no message goes to MHD's own logger. */
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_EXTERNAL_LOGGER, listener_mhd_log, "http",
 		MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
