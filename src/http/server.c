@@ -550,7 +550,8 @@ static size_t server_ready(void *cls, char *buf, size_t size)
 		n = not_ready(buf, size, n, "keys: no verify key loaded");
 	if (!audit_healthy(srv->px.audit))
 		n = not_ready(buf, size, n, "audit log: not writable");
-	if (!cred_ready(srv->px.cred, why, sizeof(why))) {
+	if (!cred_ready(srv->px.cred, timeutil_mono_ms(), why,
+			 sizeof(why))) {
 		snprintf(line, sizeof(line), "upstream credential: %s", why);
 		n = not_ready(buf, size, n, line);
 	}
@@ -700,6 +701,7 @@ static void refresh_tls(struct server *srv, int force)
 void server_tick(struct server *srv, int force)
 {
 	struct gg_err err = GG_ERR_INIT;
+	bool was_healthy;
 	int ret;
 
 	sweep_connections(srv);
@@ -722,11 +724,10 @@ void server_tick(struct server *srv, int force)
 			log_info("audit log reopened");
 	}
 	follow_audit_log(srv);
-	if (!audit_healthy(srv->px.audit)) {
-		gg_err_init(&err);
-		if (audit_probe(srv->px.audit, &err) == 0)
-			log_info("audit log writable again");
-	}
+	was_healthy = audit_healthy(srv->px.audit);
+	gg_err_init(&err);
+	if (audit_probe(srv->px.audit, &err) == 0 && !was_healthy)
+		log_info("audit log writable again");
 }
 
 static unsigned in_flight(struct server *srv)

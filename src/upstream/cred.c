@@ -79,6 +79,7 @@ struct cred {
 	 * (unreachable, JWT refused), "" after any call GitHub answered
 	 * with success: what /readyz reports. Under lock. */
 	char fault[GG_ERR_MSG_MAX];
+	int64_t fault_ms; /* when fault was set (timeutil_mono_ms) */
 };
 
 /* ---- tokens -------------------------------------------------------- */
@@ -283,14 +284,19 @@ static int call_once(struct cred *c, struct ghapi_reply *reply,
 static void note_fault(struct cred *c, int ret, const struct ghapi_reply *r,
 		       const struct gg_err *err)
 {
+	(void)err; /* it names the repository: not for /readyz */
 	pthread_mutex_lock(&c->lock);
 	if (ret)
-		snprintf(c->fault, sizeof(c->fault), "%s", err->msg);
+		snprintf(c->fault, sizeof(c->fault),
+			 "GitHub API %s unreachable or its answer unreadable",
+			 c->api_url);
 	else if (r->status == 401)
 		snprintf(c->fault, sizeof(c->fault),
 			 "GitHub refused the App JWT (HTTP 401)");
 	else if (r->status >= 200 && r->status < 300)
 		c->fault[0] = '\0';
+	if (ret || r->status == 401)
+		c->fault_ms = timeutil_mono_ms();
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -763,14 +769,14 @@ void cred_get_stats(struct cred *c, struct cred_stats *out)
 	pthread_mutex_unlock(&c->lock);
 }
 
-bool cred_ready(struct cred *c, char *why, size_t size)
+bool cred_ready(struct cred *c, int64_t now_ms, char *why, size_t size)
 {
 	bool ok;
 
 	if (c->fixed)
 		return true; /* loaded at start, held in locked memory */
 	pthread_mutex_lock(&c->lock);
-	ok = c->fault[0] == '\0';
+	ok = c->fault[0] == '\0' || now_ms - c->fault_ms >= CRED_FAULT_HOLD_MS;
 	if (!ok)
 		snprintf(why, size, "%s", c->fault);
 	pthread_mutex_unlock(&c->lock);

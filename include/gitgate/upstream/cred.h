@@ -92,10 +92,17 @@ void cred_lease_free(struct cred_lease *l);
 
 void cred_get_stats(struct cred *c, struct cred_stats *out);
 
-/* Can the credential be used now (/readyz)? A static secret always can;
- * an App cannot after an API call that could not authenticate it at all
- * (GitHub unreachable, JWT refused) until a later call succeeds. false
- * with the reason in why (no secret in it). */
-bool cred_ready(struct cred *c, char *why, size_t size);
+/* How long an App's failed API call keeps cred_ready false. Readiness
+ * must come back on its own: an instance out of its balancer's pool gets
+ * no request that could make the call that clears it. */
+#define CRED_FAULT_HOLD_MS 30000
+
+/* Can the credential be used now (/readyz; now_ms: timeutil_mono_ms())?
+ * A static secret always can; an App cannot for CRED_FAULT_HOLD_MS after
+ * an API call that could not authenticate it at all (GitHub unreachable,
+ * JWT refused), or until a later call succeeds. false with the reason in
+ * why: fixed text and the configured api_url, never a repository or
+ * secret (the admin port is not where repository names are read). */
+bool cred_ready(struct cred *c, int64_t now_ms, char *why, size_t size);
 
 #endif

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "gitgate/core/limits.h"
+#include "gitgate/core/timeutil.h"
 #include "gitgate/token/b64.h"
 #include "gitgate/upstream/cred.h"
 
@@ -711,7 +712,7 @@ START_TEST(static_secret)
 	ck_assert(!cred_lease_fresh(m));
 	cred_describe(c, line, sizeof(line));
 	ck_assert_str_eq(line, "static secret");
-	ck_assert(cred_ready(c, line, sizeof(line))); /* always, once loaded */
+	ck_assert(cred_ready(c, timeutil_mono_ms(), line, sizeof(line)));
 	cred_lease_free(l);
 	cred_lease_free(m);
 	cred_lease_free(NULL);
@@ -1382,7 +1383,7 @@ START_TEST(jwt_refused_twice)
 
 	char why[256] = "";
 
-	ck_assert(cred_ready(c, why, sizeof(why))); /* nothing known yet */
+	ck_assert(cred_ready(c, timeutil_mono_ms(), why, sizeof(why)));
 	api.b.unauth = true;
 	get_fails(c, "acme/widgets", CRED_READ, GG_EUPSTREAM, JWT_REFUSED,
 		  NULL);
@@ -1391,11 +1392,15 @@ START_TEST(jwt_refused_twice)
 	ck_assert_uint_eq(seen().token_calls, 0);
 	ck_assert_uint_eq(stats(c).installation_calls, 1);
 	/* /readyz says so until GitHub takes a JWT again */
-	ck_assert(!cred_ready(c, why, sizeof(why)));
+	ck_assert(!cred_ready(c, timeutil_mono_ms(), why, sizeof(why)));
 	ck_assert_str_eq(why, "GitHub refused the App JWT (HTTP 401)");
+	/* ... for CRED_FAULT_HOLD_MS at most: an instance out of the pool
+	 * gets no request that could clear it */
+	ck_assert(cred_ready(c, timeutil_mono_ms() + CRED_FAULT_HOLD_MS, why,
+			     sizeof(why)));
 	api.b.unauth = false;
 	cred_lease_free(get_ok(c, "acme/widgets", CRED_READ, false));
-	ck_assert(cred_ready(c, why, sizeof(why)));
+	ck_assert(cred_ready(c, timeutil_mono_ms(), why, sizeof(why)));
 	cred_free(c);
 }
 END_TEST
@@ -1591,8 +1596,14 @@ START_TEST(api_unreachable)
 	{
 		char why[512];
 
-		ck_assert(!cred_ready(c, why, sizeof(why)));
-		ck_assert_str_eq(why, err.msg);
+		char want[256];
+
+		ck_assert(!cred_ready(c, timeutil_mono_ms(), why,
+				      sizeof(why)));
+		snprintf(want, sizeof(want), "GitHub API %s unreachable or "
+			 "its answer unreadable", url);
+		ck_assert_str_eq(why, want);
+		ck_assert_ptr_null(strstr(why, "acme")); /* no repository */
 	}
 	cred_free(c);
 }
