@@ -1366,20 +1366,21 @@ int audit_probe(struct audit_log *log, struct gg_err *err)
 	int ret = 0;
 
 	pthread_mutex_lock(&log->lock);
-	if (log->healthy)
-		goto out;
-	/* the same conditions as an append: a deleted log whose path cannot
-	 * be opened stays unhealthy (and /readyz says so) */
+	/* The same condition as an append, checked even while healthy: a
+	 * deleted log whose path cannot be opened is unhealthy (and /readyz
+	 * says so) before the first request is refused for it. */
 	ret = still_named(log, err);
-	if (!ret)
+	if (ret)
+		log->healthy = false;
+	else if (!log->healthy) {
 		ret = cut_partial(log, err);
-	if (!ret)
-		ret = probe_room(log, err);
-	if (!ret) {
-		log->starved = false;
-		log->healthy = true;
+		if (!ret)
+			ret = probe_room(log, err);
+		if (!ret) {
+			log->starved = false;
+			log->healthy = true;
+		}
 	}
-out:
 	pthread_mutex_unlock(&log->lock);
 	return ret;
 }

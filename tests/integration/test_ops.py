@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -216,13 +217,17 @@ class AdminTest(unittest.TestCase):
         os.unlink(log)
         os.mkdir(log)
         try:
-            rc, _o, err = self.clone(tok)
-            self.assertNotEqual(rc, 0)
+            # not ready before any request was refused for it: the
+            # periodic check notices (a balancer moves clients away first)
             ok = h.wait_until(lambda: self.admin("/readyz").status == 503,
-                              10)
+                              5)
             self.assertTrue(ok, self.gg.stderr_text()[-2000:])
             r = self.admin("/readyz")
             self.assertIn("audit log: not writable\n", r.text)
+            rc, _o, err = self.clone(tok)
+            self.assertNotEqual(rc, 0)
+            time.sleep(0.5)  # several probes: it stays not ready
+            self.assertEqual(self.admin("/readyz").status, 503)
             # the process still answers
             self.assertEqual(self.admin("/healthz").status, 200)
         finally:

@@ -149,12 +149,13 @@ void audit_unreserve(struct audit_log *log, size_t reserved);
  * 503 while the log is unhealthy (fail closed). */
 bool audit_healthy(struct audit_log *log);
 
-/* While unhealthy, check whether the log can take writes again without
- * adding a record: cut any partial line, reserve 8 KiB past the end,
- * give it back, sync. Success restores health. Meant to be called
- * periodically (the proxy does every 200 ms), so a proxy taken out of
- * rotation for failing health checks recovers without traffic. Returns 0
- * when healthy afterwards. */
+/* Meant to be called periodically (the proxy does every 200 ms). Always:
+ * a log that was deleted and whose path cannot be opened anew is marked
+ * unhealthy, so /readyz fails before a request is refused for it. While
+ * unhealthy: check whether the log can take writes again without adding
+ * a record (cut any partial line, reserve 8 KiB past the end, give it
+ * back, sync); success restores health, so a proxy taken out of rotation
+ * recovers without traffic. Returns 0 when healthy afterwards. */
 int audit_probe(struct audit_log *log, struct gg_err *err);
 
 /* Reopen the path (after the operator renamed the file for rotation); the
