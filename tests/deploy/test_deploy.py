@@ -395,6 +395,14 @@ class TestKubernetes(unittest.TestCase):
         self.assertEqual(proxy["from"][0]["namespaceSelector"],
                          {"matchLabels": {"gitgate.io/sandboxes": "true"}})
         self.assertEqual(admin["ports"], [{"protocol": "TCP", "port": 9090}])
+        # the balancer health-checks /readyz on the admin port; sandboxes
+        # never reach it
+        balancer = {"podSelector": {"matchLabels": {
+            "app.kubernetes.io/name": "gitgate-balancer"}}}
+        self.assertIn(balancer, proxy["from"])
+        self.assertIn(balancer, admin["from"])
+        self.assertFalse(any("gitgate.io/sandboxes" in str(f)
+                             for f in admin["from"]))
         dns, upstream = spec["egress"]
         self.assertEqual(sorted(p["protocol"] for p in dns["ports"]),
                          ["TCP", "UDP"])
