@@ -461,6 +461,20 @@ static void copy_headers(struct MHD_Response *resp,
 	}
 }
 
+/* gitgate_upstream_errors_total's kind for an upstream refusal: 429 is
+ * GitHub's rate limit (as is a 403 with Retry-After, counted as auth
+ * here: the headers are not at hand). */
+static const char *upstream_error_kind(long status)
+{
+	if (status == 429)
+		return "rate_limit";
+	if (status == 401 || status == 403)
+		return "auth";
+	if (status >= 300 && status < 400)
+		return "redirect";
+	return "status";
+}
+
 bool forward_wait(struct request *req, struct relay_response *meta,
 		  bool status_in_reason, enum MHD_Result *ret)
 {
@@ -478,10 +492,7 @@ bool forward_wait(struct request *req, struct relay_response *meta,
 	if (!refusal)
 		return false;
 	if (meta->status != 404) /* the repository's answer, not a fault */
-		metrics_upstream_error(
-			meta->status == 401 || meta->status == 403 ? "auth"
-			: meta->status >= 300 && meta->status < 400 ? "redirect"
-								    : "status");
+		metrics_upstream_error(upstream_error_kind(meta->status));
 	snprintf(why, sizeof(why), "%s (HTTP %ld)", refusal, meta->status);
 	log_warnx("request %s: %s: %s", req->id, req->route.repo, why);
 	relay_abort(req->relay);
