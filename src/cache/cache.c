@@ -258,11 +258,10 @@ static void scan_existing(struct fetch_cache *c)
 					     r->d_name) >= sizeof(repo))
 				continue;
 			st = state_get(c, repo);
-			if (st) {
-				snprintf(path, sizeof(path), "%s/%s/%s", dir,
-					 o->d_name, r->d_name);
+			if (st && (size_t)snprintf(path, sizeof(path),
+						   "%s/%s/%s", dir, o->d_name,
+						   r->d_name) < sizeof(path))
 				st->size = dir_size(path);
-			}
 		}
 		closedir(rd);
 	}
