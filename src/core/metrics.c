@@ -328,6 +328,14 @@ static void put_hist(struct text *t, const char *name, const char *labels,
 	    labels[0] ? "}" : "", (unsigned long long)cum);
 }
 
+/* A histogram family of one unlabelled series. */
+static void put_histogram(struct text *t, const char *name, const char *help,
+			  struct hist *h, const struct hist_shape *shape)
+{
+	head(t, name, "histogram", help);
+	put_hist(t, name, "", h, shape);
+}
+
 /* A counter family over one label (every value, zero included, so rates
  * exist from the first scrape). */
 static void put_counters(struct text *t, const char *name, const char *help,
@@ -394,17 +402,15 @@ static void render_subsystems(struct text *t)
 		     "Requests refused for their credential, by reason.",
 		     "reason", token_reasons, reg.token_refusals,
 		     NTOKEN_REASONS);
-	head(t, "gitgate_audit_append_seconds", "histogram",
-	     "Time to append and flush one audit line.");
-	put_hist(t, "gitgate_audit_append_seconds", "", &reg.audit_append,
-		 &audit_shape);
+	put_histogram(t, "gitgate_audit_append_seconds",
+		      "Time to append and flush one audit line.",
+		      &reg.audit_append, &audit_shape);
 	put_scalar(t, "gitgate_audit_append_failures_total", "counter",
 		   "Audit lines that could not be written.",
 		   (long long)GET(reg.audit_failures));
-	head(t, "gitgate_mirror_fetch_seconds", "histogram",
-	     "Mirror fetches from upstream and their duration.");
-	put_hist(t, "gitgate_mirror_fetch_seconds", "", &reg.mirror_fetch,
-		 &fetch_shape);
+	put_histogram(t, "gitgate_mirror_fetch_seconds",
+		      "Mirror fetches from upstream and their duration.",
+		      &reg.mirror_fetch, &fetch_shape);
 	put_scalar(t, "gitgate_mirror_fetch_bytes_total", "counter",
 		   "Pack bytes mirror fetches brought in.",
 		   (long long)GET(reg.mirror_fetch_bytes));
